@@ -1,0 +1,34 @@
+"""refrl: the PPO/TRPO family in NumPy with a small, proven C++ core.
+
+Public API (Stable-Baselines3 habits)::
+
+    import refrl
+    agent = refrl.PPO("CartPole-v1", seed=0)
+    agent.learn(total_timesteps=100_000)
+
+``refrl.kernels`` is the checked Python face of the compiled core;
+``refrl.oracle`` holds the same computations as literal loops.
+"""
+
+from importlib import import_module as _import_module
+
+__version__ = "0.1.0"
+
+# Algorithms are imported lazily so that `import refrl` stays cheap and
+# `refrl.kernels` can be used on its own by tools that embed it.
+_LAZY = {
+    "PPO": "refrl.algos.ppo",
+    "TRPO": "refrl.algos.trpo",
+    "NPG": "refrl.algos.trpo",
+    "VPG": "refrl.algos.vpg",
+}
+
+__all__ = ["PPO", "TRPO", "NPG", "VPG", "kernels", "oracle", "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(_import_module(_LAZY[name]), name)
+    if name in ("kernels", "oracle"):
+        return _import_module(f"refrl.{name}")
+    raise AttributeError(f"module 'refrl' has no attribute {name!r}")

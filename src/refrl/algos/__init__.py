@@ -1,0 +1,1 @@
+"""The algorithms: VPG, PPO, TRPO and NPG (TRPO without the line search)."""
