@@ -1,0 +1,408 @@
+"""Actor-critic: a policy MLP with an action-distribution head and a separate value MLP.
+
+One flat parameter vector (and one flat gradient vector) with layout::
+
+    [ policy MLP (obs_dim, *net_arch, head) | log_std (Box actions only, [d]) | value MLP (obs_dim, *net_arch, 1) ]
+
+so that ``params[:n_policy_params]`` is the policy θ that TRPO/NPG and the Fisher-vector
+product work on, and ``params[n_policy_params:]`` the value function's parameters. Policy head
+gain 0.01, value head gain 1, hidden gain √2, tanh, separate networks, state-independent
+log σ initialised to ``log_std_init`` ("37 implementation details": core 2, 13; continuous 1–4).
+
+Gradient chain used by ``backward`` (per sample i, loss ℓ = Σ_i [g^logp_i log π(a_i|s_i)
++ g^ent_i H(π(·|s_i)) + g^v_i V(s_i)], the g's being the caller's per-sample loss gradients)::
+
+    ∂ℓ/∂(dist params)_i = g^logp_i ∂log π/∂params_i + g^ent_i ∂H/∂params_i
+    ∂ℓ/∂θ_π   = MLP backward of the net-output part (logits or mean)
+    ∂ℓ/∂log σ = Σ_i (log σ part)_i                         (log σ is shared by all states)
+    ∂ℓ/∂θ_V   = MLP backward of g^v
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from refrl.distributions import DiagGaussian, make_distribution
+from refrl.nn import MLP
+
+__all__ = ["ActorCritic", "space_from_dict", "space_to_dict"]
+
+
+class ActorCritic:
+    """Separate policy and value MLPs over one flat parameter vector.
+
+    Parameters
+    ----------
+    observation_space : gymnasium Box (flattened) or Discrete (one-hot)
+    action_space : gymnasium Discrete, Box or 1-D MultiDiscrete
+    net_arch : hidden sizes, used for both networks (default (64, 64))
+    activation : "tanh" or "relu"
+    ortho_init : orthogonal init (gains √2 / 0.01 / 1) if True, else PyTorch's Linear default
+    log_std_init : initial log σ (Box actions)
+    dtype : np.float32 or np.float64
+    rng : np.random.Generator for the initialisation
+    """
+
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        *,
+        net_arch: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+        dtype: type | np.dtype = np.float32,
+        rng: np.random.Generator,
+    ) -> None:
+        from gymnasium import spaces
+
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"ActorCritic: 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
+        if isinstance(observation_space, spaces.Box):
+            self._obs_kind = "box"
+            self.obs_dim = int(np.prod(observation_space.shape))
+            if self.obs_dim < 1:
+                raise ValueError(f"ActorCritic: 'observation_space' has no dimensions: {observation_space}")
+        elif isinstance(observation_space, spaces.Discrete):
+            self._obs_kind = "discrete"
+            self.obs_dim = int(observation_space.n)
+        else:
+            raise ValueError(
+                f"ActorCritic: unsupported 'observation_space' {observation_space!r} "
+                "(supported: gymnasium.spaces.Box, Discrete)"
+            )
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.dist = make_distribution(action_space)  # ValueError naming the space if unsupported
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"ActorCritic: 'dtype' must be float32 or float64, got {dt}")
+        self.dtype = dt
+        net_arch = tuple(int(h) for h in net_arch)
+        if any(h < 1 for h in net_arch):
+            raise ValueError(f"ActorCritic: 'net_arch' entries must be >= 1, got {net_arch}")
+        self.net_arch = net_arch
+        self.activation = activation
+        self.ortho_init = bool(ortho_init)
+        self.log_std_init = float(log_std_init)
+        if not math.isfinite(self.log_std_init):
+            raise ValueError(f"ActorCritic: 'log_std_init' must be finite, got {log_std_init}")
+
+        self._gaussian = isinstance(self.dist, DiagGaussian)
+        head = self.dist.d if self._gaussian else self.dist.param_dim
+        pi_sizes = (self.obs_dim, *net_arch, head)
+        vf_sizes = (self.obs_dim, *net_arch, 1)
+        n_pi = MLP.num_params(pi_sizes)
+        n_std = self.dist.d if self._gaussian else 0
+        n_vf = MLP.num_params(vf_sizes)
+        self.n_policy_params = n_pi + n_std
+        self.params = np.zeros(n_pi + n_std + n_vf, dtype=dt)
+        self.grads = np.zeros_like(self.params)
+        self.policy_params = self.params[: self.n_policy_params]
+        self.policy_grads = self.grads[: self.n_policy_params]
+        self.value_params = self.params[self.n_policy_params :]
+        self.value_grads = self.grads[self.n_policy_params :]
+        kw = dict(activation=activation, ortho_init=ortho_init, dtype=dt, rng=rng)
+        self.pi = MLP(pi_sizes, output_gain=0.01, params=self.params[:n_pi], grads=self.grads[:n_pi], **kw)
+        self.log_std = self.params[n_pi : n_pi + n_std] if self._gaussian else None
+        self.log_std_grad = self.grads[n_pi : n_pi + n_std] if self._gaussian else None
+        if self.log_std is not None:
+            self.log_std.fill(self.log_std_init)
+        self.vf = MLP(vf_sizes, output_gain=1.0, params=self.value_params, grads=self.value_grads, **kw)
+        if isinstance(action_space, spaces.Box):
+            self._low = action_space.low.astype(dt).reshape(-1)
+            self._high = action_space.high.astype(dt).reshape(-1)
+            self._act_shape = tuple(action_space.shape)
+        else:
+            self._low = self._high = None
+            self._act_shape = self.dist.action_shape
+
+    # ------------------------------------------------------------------------------- inputs
+    def preprocess_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Observations [B, *obs_shape] -> network input [B, obs_dim] in ``dtype`` (Box: flatten;
+        Discrete: one-hot). Raises ValueError naming 'obs' on a wrong shape or non-finite values."""
+        if self._obs_kind == "discrete":
+            o = np.asarray(obs)
+            if o.ndim != 1:
+                raise ValueError(f"ActorCritic: 'obs' must have shape (B,) for a Discrete observation space, got {o.shape}")
+            if o.dtype.kind not in "iu":
+                raise TypeError(f"ActorCritic: 'obs' must be integers for a Discrete observation space, got {o.dtype}")
+            idx = o.astype(np.int64) - int(self.observation_space.start)
+            if o.size and (idx.min() < 0 or idx.max() >= self.obs_dim):
+                raise ValueError(f"ActorCritic: 'obs' out of range for {self.observation_space}")
+            x = np.zeros((o.shape[0], self.obs_dim), dtype=self.dtype)
+            x[np.arange(o.shape[0]), idx] = 1
+            return x
+        x = np.asarray(obs, dtype=self.dtype)
+        shape = self.observation_space.shape
+        if x.shape[1:] == shape and x.ndim == len(shape) + 1:
+            x = x.reshape(x.shape[0], self.obs_dim)
+        elif x.ndim != 2 or x.shape[1] != self.obs_dim:
+            raise ValueError(
+                f"ActorCritic: 'obs' must have shape (B, {', '.join(map(str, shape))}) "
+                f"for observation space {self.observation_space}, got {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError("ActorCritic: 'obs' contains NaN or inf")
+        return x
+
+    def _check_out(self, y: np.ndarray, what: str) -> None:
+        """Cheap guard on the network output; names the culprit when it is not finite."""
+        if not np.isfinite(y).all():
+            if not np.isfinite(self.params).all():
+                raise ValueError(f"ActorCritic: 'params' contain NaN or inf ({what} is not finite)")
+            raise ValueError(f"ActorCritic: {what} overflowed to NaN/inf (parameters or observations too large)")
+
+    def _dist_params(self, out: np.ndarray) -> np.ndarray:
+        """Network head output -> distribution parameters [B, param_dim]."""
+        if not self._gaussian:
+            return out
+        B, d = out.shape
+        dp = np.empty((B, 2 * d), dtype=out.dtype)
+        dp[:, :d] = out
+        dp[:, d:] = self.log_std
+        return dp
+
+    def _check_batch(self, name: str, g, B: int) -> np.ndarray | None:
+        if g is None:
+            return None
+        g = np.asarray(g, dtype=self.dtype)
+        if g.shape != (B,):
+            raise ValueError(f"ActorCritic.backward: '{name}' must have shape ({B},), got {g.shape}")
+        return g
+
+    # -------------------------------------------------------------------------------- public
+    def act(
+        self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample a ~ π(·|s) (or the mode), with log π(a|s) and V(s), for a batch of observations.
+
+        Returns actions ([B] int64 for Discrete, [B, K] for MultiDiscrete, [B, *box_shape] UNclipped
+        for Box — pass them through ``clip_actions`` for ``env.step`` but keep them for the update),
+        logp [B] and values [B].
+        """
+        x = self.preprocess_obs(obs)
+        out = self.pi(x)
+        self._check_out(out, "the policy output")
+        dp = self._dist_params(out)
+        a = self.dist.mode(dp) if deterministic else self.dist.sample(dp, rng)
+        logp = self.dist.log_prob(dp, a)
+        values = self.vf(x)[:, 0]
+        if self._gaussian:
+            a = a.reshape((a.shape[0], *self._act_shape))
+        return a, logp, values
+
+    def clip_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Clip Box actions to [low, high] for the environment (a copy); identity for other spaces."""
+        if self._low is None:
+            return actions
+        a = np.asarray(actions)
+        flat = a.reshape(a.shape[0], -1)
+        return np.clip(flat, self._low, self._high).reshape(a.shape)
+
+    def predict_values(self, obs: np.ndarray) -> np.ndarray:
+        """V(s) for a batch, shape [B]."""
+        v = self.vf(self.preprocess_obs(obs))
+        self._check_out(v, "the value output")
+        return v[:, 0]
+
+    def dist_params(self, obs: np.ndarray) -> np.ndarray:
+        """Distribution parameters at the current θ: logits [B, n] (Σ nvec for MultiDiscrete), or
+        [mean | log_std] [B, 2d] for Box. Pass them back as ``old_dist_params`` to ``kl``."""
+        out = self.pi(self.preprocess_obs(obs))
+        self._check_out(out, "the policy output")
+        return self._dist_params(out)
+
+    def kl(self, obs: np.ndarray, old_dist_params: np.ndarray) -> float:
+        """Mean over the batch of KL(π_old(·|s) ‖ π_θ(·|s))."""
+        new = self.dist_params(obs)
+        old = np.asarray(old_dist_params)
+        if old.shape != new.shape:
+            raise ValueError(f"ActorCritic.kl: 'old_dist_params' must have shape {new.shape}, got {old.shape}")
+        return float(self.dist.kl(old, new).mean())
+
+    def evaluate(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """log π(a|s), H(π(·|s)) and V(s) for a minibatch, plus the cache for ``backward``.
+
+        Returns logp [B], entropy [B], values [B], cache.
+        """
+        x = self.preprocess_obs(obs)
+        B = x.shape[0]
+        out, pi_cache = self.pi.forward(x)
+        self._check_out(out, "the policy output")
+        dp = self._dist_params(out)
+        if self._gaussian:
+            actions = np.asarray(actions, dtype=self.dtype)
+            if actions.shape[0:1] != (B,) or actions.size != B * self.dist.d:
+                raise ValueError(
+                    f"ActorCritic.evaluate: 'actions' must have shape ({B}, {', '.join(map(str, self._act_shape))}), "
+                    f"got {actions.shape}"
+                )
+            actions = actions.reshape(B, self.dist.d)
+        logp = self.dist.log_prob(dp, actions)
+        ent = self.dist.entropy(dp)
+        v, vf_cache = self.vf.forward(x)
+        self._check_out(v, "the value output")
+        cache = {"B": B, "pi": pi_cache, "vf": vf_cache, "dist_params": dp, "actions": actions}
+        return logp, ent, v[:, 0], cache
+
+    def backward(self, cache: dict, dlogp=None, dentropy=None, dvalues=None) -> None:
+        """Accumulate ∂loss/∂θ into ``grads`` from per-sample loss gradients (None = 0).
+
+        ``dlogp[i] = ∂loss/∂logp[i]``, ``dentropy[i] = ∂loss/∂entropy[i]``, ``dvalues[i] = ∂loss/∂values[i]``
+        (include any 1/B of a mean in them). ``cache`` comes from ``evaluate`` at the current θ.
+        """
+        B = cache["B"]
+        dlogp = self._check_batch("dlogp", dlogp, B)
+        dentropy = self._check_batch("dentropy", dentropy, B)
+        dvalues = self._check_batch("dvalues", dvalues, B)
+        dp = cache["dist_params"]
+        ddist = None
+        if dlogp is not None:
+            ddist = self.dist.log_prob_grad(dp, cache["actions"])
+            ddist *= dlogp[:, None]
+        if dentropy is not None:
+            g = self.dist.entropy_grad(dp)
+            g *= dentropy[:, None]
+            ddist = g if ddist is None else ddist + g
+        if ddist is not None:
+            self.backward_dist_params(cache, ddist)
+        if dvalues is not None:
+            self.vf.backward(dvalues[:, None], cache["vf"], need_dx=False)
+
+    def backward_dist_params(self, cache: dict, ddist_params: np.ndarray, *, out: np.ndarray | None = None) -> None:
+        """Accumulate Jᵀ·ddist_params into the policy gradient (or into ``out``, length n_policy_params).
+
+        ``ddist_params`` [B, param_dim] = ∂loss/∂(distribution parameters) per sample (e.g. a KL
+        penalty's ``dist.kl_grad`` scaled by the caller). J is the Jacobian of the distribution
+        parameters with respect to the policy parameters (MLP, then log σ shared over the batch).
+        """
+        B = cache["B"]
+        g = np.asarray(ddist_params, dtype=self.dtype)
+        if g.shape != (B, self.dist.param_dim):
+            raise ValueError(
+                f"ActorCritic.backward_dist_params: 'ddist_params' must have shape ({B}, {self.dist.param_dim}), "
+                f"got {g.shape}"
+            )
+        target = self.policy_grads if out is None else out
+        if target.shape != (self.n_policy_params,):
+            raise ValueError(f"ActorCritic.backward_dist_params: 'out' must have shape ({self.n_policy_params},)")
+        n_pi = self.pi.params.size
+        if self._gaussian:
+            d = self.dist.d
+            self.pi.backward(g[:, :d], cache["pi"], out=target[:n_pi], need_dx=False)
+            target[n_pi:] += g[:, d:].sum(axis=0)
+        else:
+            self.pi.backward(g, cache["pi"], out=target[:n_pi], need_dx=False)
+
+    def dist_params_jvp(self, pi_cache: list, v: np.ndarray) -> np.ndarray:
+        """J·v: directional derivative of the distribution parameters [B, param_dim] along a policy-
+        parameter direction v (length n_policy_params), from the policy MLP's forward cache."""
+        v = np.asarray(v, dtype=self.dtype)
+        if v.shape != (self.n_policy_params,):
+            raise ValueError(f"ActorCritic.dist_params_jvp: 'v' must have shape ({self.n_policy_params},), got {v.shape}")
+        n_pi = self.pi.params.size
+        jv = self.pi.jvp_from_cache(pi_cache, v[:n_pi])
+        if not self._gaussian:
+            return jv
+        B, d = jv.shape
+        out = np.empty((B, 2 * d), dtype=jv.dtype)
+        out[:, :d] = jv
+        out[:, d:] = v[n_pi:]
+        return out
+
+    def zero_grad(self) -> None:
+        self.grads.fill(0)
+
+    # ---------------------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"params": self.params.copy()}
+
+    def load_state_dict(self, d: dict) -> None:
+        if "params" not in d:
+            raise ValueError("ActorCritic.load_state_dict: missing key 'params'")
+        p = np.asarray(d["params"])
+        if p.shape != self.params.shape:
+            raise ValueError(f"ActorCritic.load_state_dict: 'params' must have shape {self.params.shape}, got {p.shape}")
+        if p.dtype.kind != "f":
+            raise TypeError(f"ActorCritic.load_state_dict: 'params' must be floating point, got {p.dtype}")
+        if not np.isfinite(p).all():
+            raise ValueError("ActorCritic.load_state_dict: 'params' contain NaN or inf")
+        self.params[...] = p
+
+    def config(self) -> dict:
+        """JSON-able description from which ``ActorCritic.from_config`` rebuilds the same structure."""
+        return {
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
+            "net_arch": list(self.net_arch),
+            "activation": self.activation,
+            "ortho_init": self.ortho_init,
+            "log_std_init": self.log_std_init,
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, rng: np.random.Generator | None = None) -> ActorCritic:
+        """Build from ``config()`` (parameters are freshly initialised: follow with load_state_dict)."""
+        return cls(
+            space_from_dict(config["observation_space"]),
+            space_from_dict(config["action_space"]),
+            net_arch=tuple(config["net_arch"]),
+            activation=config["activation"],
+            ortho_init=config["ortho_init"],
+            log_std_init=config["log_std_init"],
+            dtype=np.dtype(config["dtype"]),
+            rng=rng if rng is not None else np.random.default_rng(0),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ActorCritic(obs_dim={self.obs_dim}, dist={self.dist!r}, net_arch={self.net_arch}, "
+            f"activation={self.activation!r}, dtype={self.dtype.name}, n_params={self.params.size})"
+        )
+
+
+def space_to_dict(space) -> dict:
+    """JSON-able description of a Box / Discrete / MultiDiscrete space (no pickle)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": np.dtype(space.dtype).name,
+            "low": space.low.reshape(-1).astype(np.float64).tolist(),
+            "high": space.high.reshape(-1).astype(np.float64).tolist(),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": np.asarray(space.start).tolist(),
+        }
+    raise ValueError(f"space_to_dict: unsupported 'space' {space!r}")
+
+
+def space_from_dict(d: dict):
+    from gymnasium import spaces
+
+    kind = d.get("type")
+    if kind == "Box":
+        shape = tuple(d["shape"])
+        dtype = np.dtype(d["dtype"])
+        low = np.asarray(d["low"], dtype=np.float64).reshape(shape)
+        high = np.asarray(d["high"], dtype=np.float64).reshape(shape)
+        return spaces.Box(low=low.astype(dtype), high=high.astype(dtype), shape=shape, dtype=dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(np.asarray(d["nvec"], dtype=np.int64), start=np.asarray(d["start"], dtype=np.int64))
+    raise ValueError(f"space_from_dict: unsupported space type {kind!r}")
+
