@@ -1,0 +1,521 @@
+"""The checked Python face of refrl's compiled core (``refrl._core``).
+
+Every function validates its arguments, picks the float32 or float64 kernel and calls
+the header-only C++ core (cpp/include/refrl/) with the GIL released. Bad input raises a
+``ValueError`` (shape, value, NaN/inf) or ``TypeError`` (dtype, type) whose message names
+the function and the argument; nothing a caller passes reaches C++ unchecked.
+
+Conventions shared by all kernels
+---------------------------------
+dtype
+    The first data argument decides the kernel's dtype (``rewards`` for ``gae``,
+    ``logp`` for ``clipped_surrogate``, ``b`` or the native operator for
+    ``conjugate_gradient``); it must be float32 or float64. The other float arguments
+    are converted to that dtype. Integer, bool, complex, object and float16 data arrays
+    raise ``TypeError`` (flags and masks are the exception: they are bool or 0/1).
+contiguity
+    Non-contiguous (strided, transposed, Fortran-order) and non-native-byte-order inputs
+    are *copied* to C-contiguous arrays before the call: correct, at the cost of one copy.
+    Pass C-contiguous arrays of the kernel's dtype for zero-copy calls.
+flags
+    Boolean flags cross into C++ as ``uint8`` views of the bool array (no copy); numeric
+    0/1 flags are accepted and converted.
+finiteness
+    Scalars (γ, λ, ε, tol, damping) must be finite. Data arrays are not scanned up
+    front; instead a NaN or inf that reaches an output is detected after the call and
+    reported as a ``ValueError`` naming the offending input.
+
+The reusable checks ``_as_float_array``, ``_as_flags`` and ``_check_scalar`` are used
+by every kernel in this module so that errors read the same everywhere.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from refrl._types import CGResult, GAEResult, SurrogateResult
+
+try:
+    from refrl import _core
+except ImportError as exc:  # never fall back to the oracles: they are slow on purpose
+    raise ImportError(
+        "refrl._core, the compiled core, could not be imported. Rebuild it with `pip install .` "
+        "(or, for development, `pip install --no-build-isolation -e . -Ceditable.rebuild=true`); "
+        "a C++17 compiler is needed. Original error: " + str(exc)
+    ) from exc
+
+__all__ = ["clipped_surrogate", "conjugate_gradient", "gae"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+
+# ----------------------------------------------------------------------------------------
+# Argument checks (shared by every kernel, including those added by other modules)
+# ----------------------------------------------------------------------------------------
+
+
+def _core_fn(name: str, dtype: np.dtype) -> Callable[..., Any]:
+    """The compiled function ``_core.<name>_f32`` or ``_core.<name>_f64`` for ``dtype``."""
+    return getattr(_core, f"{name}_{_SUFFIX[np.dtype(dtype)]}")
+
+
+def _fmt_shape(shape: tuple[int, ...]) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def _as_array(x: Any, name: str, fn: str) -> np.ndarray:
+    if x is None:
+        raise TypeError(f"{fn}: '{name}' must be an array, got None")
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested sequences etc.
+        raise ValueError(f"{fn}: '{name}' could not be converted to an array ({exc})") from exc
+    return arr
+
+
+def _as_float_array(
+    x: Any,
+    name: str,
+    *,
+    fn: str,
+    ndim: int | None = None,
+    shape: tuple[int, ...] | None = None,
+    dtype: np.dtype | type | None = None,
+    shape_desc: str = "",
+) -> np.ndarray:
+    """Check ``x`` and return it as a C-contiguous native float32/float64 array.
+
+    Parameters
+    ----------
+    x : array_like
+        The argument.
+    name, fn : str
+        Argument and function names used in error messages.
+    ndim : int, optional
+        Required number of dimensions.
+    shape : tuple of int, optional
+        Required exact shape (implies ``ndim``).
+    dtype : float32 or float64, optional
+        Target dtype: any floating ``x`` is converted to it. Without it, ``x`` must already
+        be float32 or float64 and keeps its dtype (it is the argument that decides).
+    shape_desc : str
+        Symbolic shape for messages, e.g. ``"(T, N)"``.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is None, or its dtype is not floating (int, bool, complex, object, str) or,
+        without ``dtype``, not float32/float64.
+    ValueError
+        Wrong number of dimensions or shape, or ``x`` cannot be made into an array.
+    """
+    arr = _as_array(x, name, fn)
+    kind = arr.dtype.kind
+    if kind != "f":
+        raise TypeError(f"{fn}: '{name}' must be a float32 or float64 array, got dtype {arr.dtype}")
+    if dtype is None:
+        if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+            raise TypeError(f"{fn}: '{name}' must be float32 or float64, got dtype {arr.dtype}")
+        target = arr.dtype.newbyteorder("=")
+    else:
+        target = np.dtype(dtype)
+    if shape is not None:
+        if arr.shape != tuple(shape):
+            desc = f"{shape_desc}=" if shape_desc else ""
+            raise ValueError(f"{fn}: '{name}' must have shape {desc}{_fmt_shape(shape)}, got {_fmt_shape(arr.shape)}")
+    elif ndim is not None and arr.ndim != ndim:
+        desc = f" {shape_desc}" if shape_desc else ""
+        raise ValueError(f"{fn}: '{name}' must be {ndim}-D{desc}, got shape {_fmt_shape(arr.shape)}")
+    # one explicit, documented copy at most: dtype / byte order / contiguity
+    return np.ascontiguousarray(arr, dtype=target)
+
+
+def _as_flags(x: Any, name: str, *, fn: str, shape: tuple[int, ...], shape_desc: str = "") -> np.ndarray:
+    """Check a boolean flag array and return it as a C-contiguous ``uint8`` array (0/1).
+
+    bool arrays are reinterpreted without a copy (when contiguous); integer or float arrays
+    are accepted when every entry is 0 or 1. Anything else raises ``TypeError``.
+    """
+    arr = _as_array(x, name, fn)
+    if arr.shape != tuple(shape):
+        desc = f"{shape_desc}=" if shape_desc else ""
+        raise ValueError(f"{fn}: '{name}' must have shape {desc}{_fmt_shape(shape)}, got {_fmt_shape(arr.shape)}")
+    kind = arr.dtype.kind
+    if kind == "b":
+        return np.ascontiguousarray(arr).view(np.uint8)
+    if kind in "iuf":
+        if not np.all((arr == 0) | (arr == 1)):
+            raise ValueError(f"{fn}: '{name}' must be boolean (or 0/1), got values other than 0 and 1")
+        return (arr != 0).view(np.uint8)
+    raise TypeError(f"{fn}: '{name}' must be a bool array (or 0/1 numbers), got dtype {arr.dtype}")
+
+
+def _check_scalar(
+    name: str,
+    value: Any,
+    *,
+    fn: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> float | int:
+    """Check a real (or, with ``integer=True``, integral) finite scalar within [lo, hi].
+
+    ``lo_open`` / ``hi_open`` exclude the bound. Returns a Python float (or int).
+    bool is rejected (``gamma=True`` is a bug, not 1.0). Raises ``TypeError`` for a
+    non-number and ``ValueError`` for NaN, inf or a value out of range.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: '{name}' must be a {'integer' if integer else 'real number'}, got bool")
+    if integer:
+        if not isinstance(value, (numbers.Integral, np.integer)):
+            raise TypeError(f"{fn}: '{name}' must be an integer, got {type(value).__name__}")
+        out: float | int = int(value)
+    else:
+        if not isinstance(value, (numbers.Real, np.floating, np.integer)):
+            raise TypeError(f"{fn}: '{name}' must be a real number, got {type(value).__name__}")
+        out = float(value)
+        if not np.isfinite(out):
+            raise ValueError(f"{fn}: '{name}' must be finite, got {out}")
+    if lo is not None and (out < lo or (lo_open and out == lo)):
+        raise ValueError(f"{fn}: '{name}' must be {'>' if lo_open else '>='} {lo}, got {out}")
+    if hi is not None and (out > hi or (hi_open and out == hi)):
+        raise ValueError(f"{fn}: '{name}' must be {'<' if hi_open else '<='} {hi}, got {out}")
+    return out
+
+
+def _first_non_finite(fn: str, named: list[tuple[str, np.ndarray]], where: np.ndarray | None = None) -> str | None:
+    """Name of the first array in ``named`` holding NaN or inf (only where ``where``), or None."""
+    for name, arr in named:
+        bad = ~np.isfinite(arr)
+        if where is not None:
+            bad &= where
+        if bad.any():
+            return f"{fn}: '{name}' contains NaN or inf (at index {np.argwhere(bad)[0].tolist()})"
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# Generalized Advantage Estimation
+# ----------------------------------------------------------------------------------------
+
+
+def gae(
+    rewards: Any,
+    values: Any,
+    next_values: Any,
+    terminated: Any,
+    truncated: Any,
+    gamma: float,
+    lam: float,
+) -> GAEResult:
+    r"""Generalized Advantage Estimation over a time-major rollout.
+
+    .. math::
+        \delta_t = r_t + \gamma (1 - \mathrm{term}_t) V(s'_t) - V(s_t)
+
+        A_t = \delta_t + \gamma\lambda (1 - (\mathrm{term}_t \lor \mathrm{trunc}_t)) A_{t+1},
+        \qquad \mathrm{returns}_t = A_t + V(s_t)
+
+    Schulman et al. (2016), "High-Dimensional Continuous Control Using Generalized
+    Advantage Estimation", eqs. (11)-(16), with gymnasium's terminated/truncated split
+    (DESIGN.md). λ = 1 gives the discounted Monte-Carlo return minus V; λ = 0 the TD
+    residual δ_t.
+
+    Parameters
+    ----------
+    rewards : ndarray, shape [T, N], float32 or float64
+        r_t. Its dtype decides the dtype of the computation and of the results.
+    values : ndarray, shape [T, N], float
+        V(s_t), converted to ``rewards.dtype``.
+    next_values : ndarray, shape [T, N], float
+        V(s'_t): the value of the observation that followed step t. Where the episode
+        ended at t this must be the value of the *real final observation* (not of the
+        reset observation that follows it): truncated steps bootstrap from it. On
+        terminated steps it is never read.
+    terminated : ndarray, shape [T, N], bool (or 0/1)
+        The episode ended in a terminal state at step t: no bootstrap, trace cut.
+    truncated : ndarray, shape [T, N], bool (or 0/1)
+        The episode was cut by a time limit at step t: bootstrap from ``next_values``,
+        trace cut. Must never be folded into ``terminated``.
+    gamma : float in [0, 1]
+        Discount γ.
+    lam : float in [0, 1]
+        GAE λ.
+
+    Returns
+    -------
+    GAEResult(advantages, returns)
+        Each ndarray [T, N] of ``rewards.dtype``, freshly allocated. A_{T} beyond the
+        rollout is 0: bootstrap the last step through ``next_values[T-1]``.
+
+    Raises
+    ------
+    TypeError
+        Non-float data, non-boolean flags, non-real γ/λ.
+    ValueError
+        ``rewards`` not 2-D, any other array not of shape [T, N], flags not 0/1, γ or λ
+        NaN/inf or outside [0, 1], or a NaN/inf in the inputs that reached the outputs.
+
+    Notes
+    -----
+    Non-contiguous inputs are copied (see the module docstring). The C++ loop runs
+    backwards over t and is vectorised over the N environments.
+    """
+    fn = "gae"
+    rewards = _as_float_array(rewards, "rewards", fn=fn, ndim=2, shape_desc="[T, N]")
+    dtype, shape = rewards.dtype, rewards.shape
+    values = _as_float_array(values, "values", fn=fn, shape=shape, dtype=dtype, shape_desc="(T, N)")
+    next_values = _as_float_array(next_values, "next_values", fn=fn, shape=shape, dtype=dtype, shape_desc="(T, N)")
+    term = _as_flags(terminated, "terminated", fn=fn, shape=shape, shape_desc="(T, N)")
+    trunc = _as_flags(truncated, "truncated", fn=fn, shape=shape, shape_desc="(T, N)")
+    gamma = _check_scalar("gamma", gamma, fn=fn, lo=0.0, hi=1.0)
+    lam = _check_scalar("lam", lam, fn=fn, lo=0.0, hi=1.0)
+    adv, ret, finite = _core_fn("gae", dtype)(rewards, values, next_values, term, trunc, gamma, lam)
+    if not finite:
+        msg = _first_non_finite(fn, [("rewards", rewards), ("values", values)])
+        if msg is None:  # next_values is read only where the step did not terminate
+            msg = _first_non_finite(fn, [("next_values", next_values)], where=term == 0)
+        raise ValueError(msg or f"{fn}: the advantages overflowed {dtype} (inputs are finite but too large)")
+    return GAEResult(adv, ret)
+
+
+# ----------------------------------------------------------------------------------------
+# PPO clipped surrogate
+# ----------------------------------------------------------------------------------------
+
+
+def clipped_surrogate(
+    logp: Any,
+    logp_old: Any,
+    advantages: Any,
+    clip_range: float,
+    weights: Any = None,
+) -> SurrogateResult:
+    r"""PPO's clipped surrogate objective, its gradient with respect to log π_θ, and statistics.
+
+    .. math::
+        r_i = \exp(\log\pi_\theta(a_i|s_i) - \log\pi_{old}(a_i|s_i))
+
+        L^{CLIP} = \frac{\sum_i w_i \min(r_i A_i,\ \mathrm{clip}(r_i, 1-\epsilon, 1+\epsilon) A_i)}{\sum_i w_i}
+
+        \frac{\partial L^{CLIP}}{\partial \log\pi_\theta(a_i|s_i)} =
+        \frac{w_i r_i A_i}{\sum_j w_j}\ \text{where } r_i A_i \le \mathrm{clip}(r_i) A_i
+        \text{ (the unclipped term is the min), else } 0
+
+    Schulman et al. (2017), "Proximal Policy Optimization Algorithms", eq. (7). The
+    objective is to be *maximised* (the PPO policy loss is its negative). At a tie
+    (inside the clip range both terms are equal) the unclipped branch's gradient is used,
+    which is the true derivative there.
+
+    Parameters
+    ----------
+    logp : ndarray, shape [B], float32 or float64
+        log π_θ(a|s) at the current parameters. Its dtype decides the computation's dtype.
+    logp_old : ndarray, shape [B], float
+        log π_old(a|s) from the rollout.
+    advantages : ndarray, shape [B], float
+        Â (normalised or not: the caller's choice).
+    clip_range : float > 0
+        ε (0.2 is standard).
+    weights : ndarray, shape [B], float >= 0 or bool, optional
+        Per-sample weights w (a mask: padding or NEXT_STEP reset steps get 0). Samples with
+        w = 0 are skipped entirely: their logp/advantages may hold anything. Default: all 1.
+        Must not all be 0.
+
+    Returns
+    -------
+    SurrogateResult
+        ``objective`` (float), ``grad_logp`` (ndarray [B], dtype of ``logp``; already
+        divided by Σw), ``clip_fraction`` = Σw·[|r−1| > ε]/Σw, ``approx_kl`` =
+        Σw·((r−1) − log r)/Σw (the k3 estimator), ``ratio_min`` / ``ratio_max`` over samples
+        with w ≠ 0, ``ratio_mean`` = Σw·r/Σw.
+
+    Raises
+    ------
+    TypeError
+        Non-float data, weights neither float nor bool, non-real ε.
+    ValueError
+        Not 1-D, mismatched lengths, empty batch, ε NaN/inf or ≤ 0, weights negative,
+        NaN/inf or all zero, a NaN/inf in an input (where w ≠ 0), or log-ratios so large
+        that exp overflows the dtype.
+    """
+    fn = "clipped_surrogate"
+    logp = _as_float_array(logp, "logp", fn=fn, ndim=1, shape_desc="[B]")
+    dtype, shape = logp.dtype, logp.shape
+    logp_old = _as_float_array(logp_old, "logp_old", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+    advantages = _as_float_array(advantages, "advantages", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+    clip_range = _check_scalar("clip_range", clip_range, fn=fn, lo=0.0, lo_open=True)
+    if shape[0] == 0:
+        raise ValueError(f"{fn}: 'logp' must not be empty (the objective is a mean over the batch)")
+    if weights is not None:
+        w_arr = _as_array(weights, "weights", fn)
+        if w_arr.dtype.kind == "b":
+            w_arr = w_arr.astype(dtype)
+        weights = _as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+        if not np.isfinite(weights).all():
+            raise ValueError(f"{fn}: 'weights' contains NaN or inf")
+        if (weights < 0).any():
+            raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
+        total = float(weights.sum(dtype=np.float64))
+        if not total > 0:
+            raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
+        if not np.isfinite(total):
+            raise ValueError(f"{fn}: 'weights' sum overflows")
+    objective, grad, clip_fraction, approx_kl, ratio_min, ratio_mean, ratio_max, _ = _core_fn(
+        "clipped_surrogate", dtype
+    )(logp, logp_old, advantages, weights, clip_range)
+    if not (np.isfinite(objective) and np.isfinite(approx_kl) and np.isfinite(ratio_mean)):
+        used = None if weights is None else weights != 0
+        msg = _first_non_finite(fn, [("logp", logp), ("logp_old", logp_old), ("advantages", advantages)], where=used)
+        if msg is None:
+            log_ratio = (logp.astype(np.float64) - logp_old)[used if used is not None else slice(None)]
+            msg = (
+                f"{fn}: exp(logp - logp_old) overflows {dtype} (log-ratios range "
+                f"[{log_ratio.min():.3g}, {log_ratio.max():.3g}]); the policy moved too far from logp_old"
+            )
+        raise ValueError(msg)
+    return SurrogateResult(
+        float(objective),
+        grad,
+        float(clip_fraction),
+        float(approx_kl),
+        float(ratio_min),
+        float(ratio_mean),
+        float(ratio_max),
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Conjugate gradient
+# ----------------------------------------------------------------------------------------
+
+_NATIVE_OPERATORS = {_core.LinearOperatorF32: np.dtype(np.float32), _core.LinearOperatorF64: np.dtype(np.float64)}
+
+
+def _native_dtype(operator: Any) -> np.dtype | None:
+    for cls, dt in _NATIVE_OPERATORS.items():
+        if isinstance(operator, cls):
+            return dt
+    return None
+
+
+def conjugate_gradient(
+    operator: Callable[[np.ndarray], np.ndarray] | Any,
+    b: Any,
+    iters: int = 10,
+    tol: float = 1e-10,
+    damping: float = 0.0,
+) -> CGResult:
+    r"""Solve (A + damping·I) x = b by conjugate gradient, for symmetric positive-definite A.
+
+    .. math::
+        r_0 = p_0 = b,\ x_0 = 0;\quad
+        \alpha_k = \frac{r_k^\top r_k}{p_k^\top (A + \mu I) p_k},\quad
+        x_{k+1} = x_k + \alpha_k p_k,\quad r_{k+1} = r_k - \alpha_k (A + \mu I) p_k,
+
+        \beta_k = \frac{r_{k+1}^\top r_{k+1}}{r_k^\top r_k},\quad p_{k+1} = r_{k+1} + \beta_k p_k
+
+    Hestenes & Stiefel (1952); Demmel, *Applied Numerical Linear Algebra*, Alg. 6.11; the
+    solver of TRPO's natural-gradient step (Schulman et al. 2015, Appendix C).
+
+    Parameters
+    ----------
+    operator : callable or refrl._core.LinearOperatorF32 / LinearOperatorF64
+        A as a Python callable ``v -> A v`` (v: ndarray [n] of ``b``'s dtype, a fresh copy
+        the callable may keep; it must return a float array of shape [n] with finite
+        values; the compiled loop reacquires the GIL for each call and an exception
+        raised by the callable propagates unchanged), or a native operator, whose whole
+        solve then runs in C++ without the GIL. A native operator fixes the dtype (``b``
+        is converted to it).
+    b : ndarray, shape [n], float32 or float64
+        Right-hand side (e.g. the policy gradient g).
+    iters : int >= 0
+        Maximum number of operator applications (``cg_iters``; 10 in TRPO).
+    tol : float >= 0
+        Stop when rᵀr < tol: the *squared* residual norm, as in OpenAI baselines and
+        sb3-contrib, whose default 1e-10 is kept.
+    damping : float >= 0
+        μ added to the diagonal (``cg_damping``).
+
+    Returns
+    -------
+    CGResult(x, iterations, residual_norm, converged, status)
+        ``x`` [n] of the kernel's dtype, ``iterations`` used, ``residual_norm`` = ‖r‖ of
+        the recursively updated residual, ``converged`` (rᵀr < tol) and ``status``:
+        "converged", "max_iterations" (the normal outcome of a fixed small ``iters``) or
+        "not_positive_definite" (pᵀ(A + μI)p ≤ 0 was met: A + μI is not positive
+        definite; ``x`` is the last iterate before that direction). Non-convergence is
+        reported in these fields, never by a warning.
+
+    Raises
+    ------
+    TypeError
+        ``operator`` neither callable nor a native operator; ``b`` not float; the callable
+        returned a non-float array.
+    ValueError
+        ``b`` not 1-D or of the wrong length, NaN/inf in ``b``, bad ``iters``/``tol``/
+        ``damping``, the callable returned the wrong shape or NaN/inf, or the iteration
+        produced NaN/inf.
+    """
+    fn = "conjugate_gradient"
+    native_dtype = _native_dtype(operator)
+    if native_dtype is None and not callable(operator):
+        raise TypeError(
+            f"{fn}: 'operator' must be a callable v -> A v or a refrl._core.LinearOperatorF32/F64, "
+            f"got {type(operator).__name__}"
+        )
+    if native_dtype is not None:
+        b = _as_float_array(b, "b", fn=fn, shape=(operator.size,), dtype=native_dtype, shape_desc="(operator.size,)")
+    else:
+        b = _as_float_array(b, "b", fn=fn, ndim=1, shape_desc="[n]")
+    if not np.isfinite(b).all():
+        raise ValueError(f"{fn}: 'b' contains NaN or inf")
+    iters = _check_scalar("iters", iters, fn=fn, lo=0, integer=True)
+    tol = _check_scalar("tol", tol, fn=fn, lo=0.0)
+    damping = _check_scalar("damping", damping, fn=fn, lo=0.0)
+    dtype, n = b.dtype, b.shape[0]
+
+    if native_dtype is not None:
+        x, k, res, status = _core_fn("conjugate_gradient", dtype)(operator, b, iters, tol, damping)
+    else:
+        calls = [0]
+
+        def checked_apply(v: np.ndarray) -> np.ndarray:
+            calls[0] += 1
+            out = operator(v)
+            arr = _as_array(out, "operator", fn)
+            if arr.dtype.kind != "f":
+                raise TypeError(f"{fn}: 'operator' must return a float array, got dtype {arr.dtype} (call {calls[0]})")
+            if arr.shape != (n,):
+                raise ValueError(
+                    f"{fn}: 'operator' must return shape {_fmt_shape((n,))} like 'b', got {_fmt_shape(arr.shape)} "
+                    f"(call {calls[0]})"
+                )
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{fn}: 'operator' returned NaN or inf (call {calls[0]})")
+            return arr
+
+        x, k, res, status = _core_fn("conjugate_gradient_callable", dtype)(checked_apply, b, iters, tol, damping)
+    status_name = _core.CG_STATUS[status]
+    if status_name == "non_finite":
+        raise ValueError(
+            f"{fn}: NaN or inf appeared in the iteration after {k} step(s) (the native 'operator' returned "
+            "non-finite values, or A + damping·I is badly scaled)"
+        )
+    if status_name == "operator_failed":  # the binding re-raises the callable's exception first
+        raise RuntimeError(f"{fn}: the operator failed without an exception")
+    return CGResult(x, int(k), float(res), status_name == "converged", status_name)
+
+
+# --- Fisher-vector product (learning-core issue) ---

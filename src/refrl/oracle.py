@@ -1,0 +1,148 @@
+"""The kernels of refrl.kernels as literal Python loops, transcribed from the papers.
+
+Slow on purpose: one line per term of each formula, in float64, over Python floats, with
+the equation cited. They are the ground truth for the hypothesis tests and for
+``refrl selfcheck``, and are never used by the library as a fallback for a missing build.
+Each oracle returns the same NamedTuple as its kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from refrl._types import CGResult, GAEResult, SurrogateResult
+
+__all__ = ["clipped_surrogate", "conjugate_gradient", "gae"]
+
+
+def gae(rewards, values, next_values, terminated, truncated, gamma, lam) -> GAEResult:
+    """Generalized Advantage Estimation, literally (Schulman et al. 2016, eqs. 11-16).
+
+    δ_t = r_t + γ (1 − term_t) V(s'_t) − V(s_t)
+    A_t = δ_t + γ λ (1 − (term_t ∨ trunc_t)) A_{t+1},   A_T = 0
+    returns_t = A_t + V(s_t)
+
+    Trusted because it is the formula transcribed term by term, one env and one step at a
+    time, with no vectorisation. All arrays [T, N]; results are float64 [T, N].
+    """
+    T, N = np.shape(rewards)
+    adv = np.zeros((T, N), dtype=np.float64)
+    for n in range(N):
+        next_adv = 0.0  # A_{t+1}; zero beyond the end of the rollout
+        for t in reversed(range(T)):
+            r_t = float(rewards[t][n])
+            v_t = float(values[t][n])
+            term_t = 1.0 if terminated[t][n] else 0.0
+            trunc_t = 1.0 if truncated[t][n] else 0.0
+            v_next = float(next_values[t][n]) if term_t == 0.0 else 0.0  # never read on a terminal step
+            delta = r_t + gamma * (1.0 - term_t) * v_next - v_t  # TD residual, eq. (11)
+            done = max(term_t, trunc_t)  # either kind of episode end cuts the λ-trace
+            next_adv = delta + gamma * lam * (1.0 - done) * next_adv  # eq. (16), recursive form
+            adv[t, n] = next_adv
+    ret = np.zeros((T, N), dtype=np.float64)
+    for t in range(T):
+        for n in range(N):
+            ret[t, n] = adv[t, n] + float(values[t][n])  # λ-return target for V
+    return GAEResult(adv, ret)
+
+
+def clipped_surrogate(logp, logp_old, advantages, clip_range, weights=None) -> SurrogateResult:
+    """PPO clipped surrogate, gradient and statistics, literally (Schulman et al. 2017, eq. 7).
+
+    r_i = exp(logp_i − logp_old_i)
+    L = Σ_i w_i min(r_i A_i, clip(r_i, 1−ε, 1+ε) A_i) / Σ_i w_i
+    ∂L/∂logp_i = w_i r_i A_i / Σ w  if r_i A_i ≤ clip(r_i, 1−ε, 1+ε) A_i  else 0
+        (∂r_i/∂logp_i = r_i; the clipped branch is constant in logp_i)
+    clip_fraction = Σ w [|r − 1| > ε] / Σ w;   approx_kl = Σ w ((r − 1) − log r) / Σ w
+    ratio_min/max over samples with w ≠ 0;     ratio_mean = Σ w r / Σ w
+
+    Trusted because each quantity is its definition evaluated sample by sample in float64
+    (the clip is spelled max(1 − ε, min(r, 1 + ε)) exactly as in the source text).
+    """
+    B = len(logp)
+    eps = float(clip_range)
+    w = [1.0] * B if weights is None else [float(x) for x in weights]
+    w_sum = sum(w)
+    objective = 0.0
+    grad = np.zeros(B, dtype=np.float64)
+    clipped = 0.0
+    kl = 0.0
+    ratio_sum = 0.0
+    ratios_used = []
+    for i in range(B):
+        if w[i] == 0.0:
+            continue  # masked sample: not part of the batch
+        log_ratio = float(logp[i]) - float(logp_old[i])
+        r = math.exp(log_ratio)  # r_t(θ) = π_θ / π_old
+        a = float(advantages[i])
+        r_clip = max(1.0 - eps, min(r, 1.0 + eps))  # clip(r, 1−ε, 1+ε)
+        surr1 = r * a
+        surr2 = r_clip * a
+        objective += w[i] * min(surr1, surr2)
+        grad[i] = w[i] * r * a / w_sum if surr1 <= surr2 else 0.0
+        clipped += w[i] * (1.0 if abs(r - 1.0) > eps else 0.0)
+        kl += w[i] * ((r - 1.0) - log_ratio)  # k3 = (r − 1) − log r
+        ratio_sum += w[i] * r
+        ratios_used.append(r)
+    return SurrogateResult(
+        objective / w_sum,
+        grad,
+        clipped / w_sum,
+        kl / w_sum,
+        min(ratios_used),
+        ratio_sum / w_sum,
+        max(ratios_used),
+    )
+
+
+def conjugate_gradient(operator: Callable | np.ndarray, b, iters=10, tol=1e-10, damping=0.0) -> CGResult:
+    """Conjugate gradient, literally (Hestenes & Stiefel 1952; Demmel Alg. 6.11), x_0 = 0.
+
+    r_0 = p_0 = b
+    α_k = r_kᵀ r_k / p_kᵀ (A + μI) p_k
+    x_{k+1} = x_k + α_k p_k;   r_{k+1} = r_k − α_k (A + μI) p_k
+    β_k = r_{k+1}ᵀ r_{k+1} / r_kᵀ r_k;   p_{k+1} = r_{k+1} + β_k p_k
+    stop when rᵀr < tol, after ``iters`` steps, or when p_kᵀ(A + μI)p_k ≤ 0.
+
+    ``operator`` is a callable v -> A v or a square matrix. Trusted because every dot
+    product and update is an explicit loop over the entries, in float64; on SPD systems
+    the tests also hold it (and the kernel) to numpy.linalg.solve.
+    """
+    n = len(b)
+
+    def apply(v):
+        if callable(operator):
+            return [float(y) for y in operator(np.asarray(v, dtype=np.float64))]
+        return [sum(float(operator[i][j]) * v[j] for j in range(n)) for i in range(n)]
+
+    def dot(u, v):
+        return sum(u[i] * v[i] for i in range(n))
+
+    x = [0.0] * n
+    r = [float(bi) for bi in b]
+    p = list(r)
+    rr = dot(r, r)
+    if rr < tol:
+        return CGResult(np.array(x), 0, math.sqrt(rr), True, "converged")
+    for k in range(iters):
+        Ap = apply(p)
+        Ap = [Ap[i] + damping * p[i] for i in range(n)]  # (A + μI) p
+        pAp = dot(p, Ap)
+        if not pAp > 0.0:  # A + μI is not positive definite along p
+            return CGResult(np.array(x), k, math.sqrt(rr), False, "not_positive_definite")
+        alpha = rr / pAp
+        x = [x[i] + alpha * p[i] for i in range(n)]
+        r = [r[i] - alpha * Ap[i] for i in range(n)]
+        rr_new = dot(r, r)
+        if rr_new < tol:
+            return CGResult(np.array(x), k + 1, math.sqrt(rr_new), True, "converged")
+        beta = rr_new / rr
+        p = [r[i] + beta * p[i] for i in range(n)]
+        rr = rr_new
+    return CGResult(np.array(x), iters, math.sqrt(rr), False, "max_iterations")
+
+
+# --- Fisher-vector product (learning-core issue) ---
