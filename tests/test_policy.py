@@ -1,0 +1,269 @@
+"""ActorCritic: the whole loss chain vs finite differences (float64), layout, act/evaluate, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from gradcheck import assert_grad_close, numerical_grad
+from gymnasium import spaces
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from refrl.distributions import Categorical, DiagGaussian, MultiCategorical
+from refrl.policy import ActorCritic, space_from_dict, space_to_dict
+
+ACTION_SPACES = {
+    "discrete": spaces.Discrete(3),
+    "box": spaces.Box(-1.0, 1.0, (2,)),
+    "box2d": spaces.Box(-1.0, 1.0, (2, 1)),
+    "multidiscrete": spaces.MultiDiscrete([2, 3]),
+}
+
+
+def _small_policy(kind: str, obs_dim: int, net_arch, activation="tanh", seed=0) -> ActorCritic:
+    obs_space = spaces.Box(-np.inf, np.inf, (obs_dim,))
+    return ActorCritic(
+        obs_space,
+        ACTION_SPACES[kind],
+        net_arch=net_arch,
+        activation=activation,
+        log_std_init=-0.3,
+        dtype=np.float64,
+        rng=np.random.default_rng(seed),
+    )
+
+
+@st.composite
+def policy_case(draw):
+    kind = draw(st.sampled_from(sorted(ACTION_SPACES)))
+    obs_dim = draw(st.integers(1, 3))
+    net_arch = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=2)))
+    B = draw(st.integers(1, 4))
+    ac = _small_policy(kind, obs_dim, net_arch, seed=draw(st.integers(0, 3)))
+    # larger-than-init weights so that every path carries signal (the policy head starts at gain 0.01)
+    ac.params[...] = draw(arrays(np.float64, ac.params.size, elements=st.floats(-1.0, 1.0, width=64)))
+    if ac.log_std is not None:
+        ac.log_std[...] = draw(arrays(np.float64, ac.log_std.size, elements=st.floats(-1.0, 0.5, width=64)))
+    obs = draw(arrays(np.float64, (B, obs_dim), elements=st.floats(-2, 2, width=64)))
+    actions = ac.act(obs, np.random.default_rng(draw(st.integers(0, 2**16))))[0]
+    coef = draw(arrays(np.float64, (3, B), elements=st.floats(-1, 1, width=64)))
+    return ac, obs, actions, coef
+
+
+@given(policy_case())
+def test_actor_critic_backward_grad_matches_finite_differences(case):
+    """loss = Σ_i c1_i log π(a_i|s_i) + c2_i H(π(·|s_i)) + c3_i V(s_i); backward(dlogp=c1, ...) = ∇_θ loss."""
+    ac, obs, actions, (c1, c2, c3) = case
+
+    def loss() -> float:
+        logp, ent, v, _ = ac.evaluate(obs, actions)
+        return float(c1 @ logp + c2 @ ent + c3 @ v)
+
+    ac.zero_grad()
+    _, _, _, cache = ac.evaluate(obs, actions)
+    ac.backward(cache, dlogp=c1, dentropy=c2, dvalues=c3)
+    assert_grad_close(ac.grads, numerical_grad(loss, ac.params))
+
+
+@given(policy_case())
+def test_actor_critic_kl_gradient_through_backward_dist_params(case):
+    """∇_θ mean_i KL(π_old ‖ π_θ) via dist.kl_grad + backward_dist_params, against FD of ac.kl."""
+    ac, obs, actions, _ = case
+    old = ac.dist_params(obs).copy()
+    ac.params[: ac.n_policy_params] += 0.1 * np.sin(np.arange(ac.n_policy_params))  # move away from θ_old
+    B = obs.shape[0]
+    _, _, _, cache = ac.evaluate(obs, actions)
+    out = np.zeros(ac.n_policy_params)
+    ac.backward_dist_params(cache, ac.dist.kl_grad(old, cache["dist_params"]) / B, out=out)
+    numeric = numerical_grad(lambda: ac.kl(obs, old), ac.policy_params)
+    assert_grad_close(out, numeric)
+    assert not ac.grads.any()  # `out` was used, not grads
+
+
+@given(policy_case(), st.data())
+def test_actor_critic_dist_params_jvp_matches_finite_differences(case, data):
+    ac, obs, _, _ = case
+    v = data.draw(arrays(np.float64, ac.n_policy_params, elements=st.floats(-1, 1, width=64)))
+    _, pi_cache = ac.pi.forward(ac.preprocess_obs(obs))
+    jv = ac.dist_params_jvp(pi_cache, v)
+    theta = ac.policy_params.copy()
+    eps = 1e-6
+    ac.policy_params[...] = theta + eps * v
+    plus = ac.dist_params(obs).copy()
+    ac.policy_params[...] = theta - eps * v
+    minus = ac.dist_params(obs).copy()
+    ac.policy_params[...] = theta
+    assert_grad_close(jv, (plus - minus) / (2 * eps))
+
+
+def test_actor_critic_flat_layout_policy_then_log_std_then_value():
+    ac = ActorCritic(spaces.Box(-1, 1, (5,)), spaces.Box(-2, 2, (3,)), rng=np.random.default_rng(0))
+    n_pi = (5 * 64 + 64) + (64 * 64 + 64) + (64 * 3 + 3)
+    n_vf = (5 * 64 + 64) + (64 * 64 + 64) + (64 * 1 + 1)
+    assert ac.n_policy_params == n_pi + 3 and ac.params.size == n_pi + 3 + n_vf
+    assert ac.params.dtype == np.float32 and ac.grads.shape == ac.params.shape
+    for view, base in [
+        (ac.pi.params, ac.params),
+        (ac.log_std, ac.params),
+        (ac.vf.params, ac.params),
+        (ac.policy_params, ac.params),
+        (ac.value_params, ac.params),
+        (ac.pi.grads, ac.grads),
+        (ac.log_std_grad, ac.grads),
+        (ac.vf.grads, ac.grads),
+    ]:
+        assert np.shares_memory(view, base)
+    ac.params[n_pi : n_pi + 3] = [0.1, 0.2, 0.3]
+    np.testing.assert_array_equal(ac.log_std, np.float32([0.1, 0.2, 0.3]))
+    ac.params[n_pi + 3] = 7.0
+    assert ac.vf.W[0][0, 0] == 7.0
+    assert ac.policy_params.size + ac.value_params.size == ac.params.size
+
+
+def test_actor_critic_init_gains_and_log_std():
+    ac = ActorCritic(spaces.Box(-1, 1, (4,)), spaces.Box(-1, 1, (2,)), log_std_init=-0.5, dtype=np.float64,
+                     rng=np.random.default_rng(0))
+    W_pi, W_vf = ac.pi.W[-1], ac.vf.W[-1]
+    np.testing.assert_allclose(W_pi.T @ W_pi, 0.01**2 * np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(W_vf.T @ W_vf, np.eye(1), atol=1e-12)
+    np.testing.assert_allclose(ac.pi.W[0] @ ac.pi.W[0].T, 2.0 * np.eye(4), atol=1e-12)
+    np.testing.assert_array_equal(ac.log_std, [-0.5, -0.5])
+
+
+@pytest.mark.parametrize("kind", sorted(ACTION_SPACES))
+def test_actor_critic_act_shapes_and_consistency_with_evaluate(kind):
+    ac = _small_policy(kind, 3, (8,))
+    obs = np.random.default_rng(0).standard_normal((5, 3))
+    a, logp, v = ac.act(obs, np.random.default_rng(1))
+    space = ACTION_SPACES[kind]
+    assert a.shape == (5, *space.shape) and logp.shape == (5,) and v.shape == (5,)
+    logp2, ent, v2, _ = ac.evaluate(obs, a)
+    np.testing.assert_allclose(logp, logp2, rtol=1e-12)
+    np.testing.assert_allclose(v, v2, rtol=1e-12)
+    np.testing.assert_allclose(v, ac.predict_values(obs), rtol=1e-12)
+    assert ent.shape == (5,)
+    a_det, _, _ = ac.act(obs, np.random.default_rng(2), deterministic=True)
+    a_det2, _, _ = ac.act(obs, np.random.default_rng(3), deterministic=True)
+    np.testing.assert_array_equal(a_det, a_det2)
+    if kind != "box" and kind != "box2d":
+        assert a.dtype == np.int64 and space.contains(a[0])
+
+
+def test_actor_critic_box_actions_unclipped_log_prob_and_clip_for_env():
+    space = spaces.Box(np.float32([-0.1, 0.0]), np.float32([0.1, 5.0]))
+    ac = ActorCritic(spaces.Box(-1, 1, (2,)), space, log_std_init=1.0, dtype=np.float64, rng=np.random.default_rng(0))
+    obs = np.zeros((200, 2))
+    a, logp, _ = ac.act(obs, np.random.default_rng(0))
+    assert (a[:, 0] > 0.1).any() and (a[:, 1] < 0.0).any()  # samples are not clipped
+    clipped = ac.clip_actions(a)
+    assert (clipped >= space.low).all() and (clipped <= space.high).all()
+    assert all(space.contains(c.astype(np.float32)) for c in clipped[:10])
+    np.testing.assert_allclose(ac.evaluate(obs, a)[0], logp)  # logp is of the unclipped sample
+    assert not np.allclose(ac.evaluate(obs, clipped)[0], logp)
+    d_ac = _small_policy("discrete", 2, (4,))
+    acts = np.array([0, 2, 1])
+    assert d_ac.clip_actions(acts) is acts
+
+
+def test_actor_critic_discrete_observations_are_one_hot():
+    ac = ActorCritic(spaces.Discrete(4), spaces.Discrete(2), net_arch=(8,), dtype=np.float64,
+                     rng=np.random.default_rng(0))
+    x = ac.preprocess_obs(np.array([0, 3, 1]))
+    np.testing.assert_array_equal(x, np.eye(4)[[0, 3, 1]])
+    a, logp, v = ac.act(np.array([0, 3]), np.random.default_rng(0))
+    assert a.shape == (2,) and logp.shape == (2,)
+    with pytest.raises(ValueError, match="'obs' out of range"):
+        ac.act(np.array([4]), np.random.default_rng(0))
+
+
+def test_actor_critic_kl_zero_at_own_params_and_positive_after_change():
+    ac = _small_policy("box", 3, (8,))
+    obs = np.random.default_rng(0).standard_normal((6, 3))
+    old = ac.dist_params(obs).copy()
+    assert ac.kl(obs, old) == pytest.approx(0.0, abs=1e-12)
+    ac.log_std += 0.2
+    assert ac.kl(obs, old) > 0.0
+    with pytest.raises(ValueError, match="'old_dist_params'"):
+        ac.kl(obs, old[:, :2])
+
+
+def test_actor_critic_state_dict_and_config_round_trip():
+    ac = ActorCritic(spaces.Box(-1, 1, (3,)), spaces.Box(-2, 2, (2,)), net_arch=(16, 8), activation="relu",
+                     log_std_init=-1.0, rng=np.random.default_rng(0))
+    ac.params += 0.01
+    cfg = json.loads(json.dumps(ac.config()))
+    clone = ActorCritic.from_config(cfg)
+    clone.load_state_dict(ac.state_dict())
+    obs = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(clone.dist_params(obs), ac.dist_params(obs))
+    np.testing.assert_array_equal(clone.predict_values(obs), ac.predict_values(obs))
+    assert clone.config() == ac.config()
+    sd = ac.state_dict()
+    sd["params"][0] = 99.0
+    assert ac.params[0] != 99.0  # state_dict is a copy
+    for space in [spaces.Discrete(5, start=2), spaces.MultiDiscrete([2, 4]), spaces.Box(-np.inf, 1.0, (2, 2))]:
+        assert space_from_dict(json.loads(json.dumps(space_to_dict(space)))) == space
+
+
+def test_actor_critic_same_seed_same_parameters():
+    make = lambda s: ActorCritic(spaces.Box(-1, 1, (4,)), spaces.Discrete(2), rng=np.random.default_rng(s))  # noqa: E731
+    np.testing.assert_array_equal(make(3).params, make(3).params)
+    assert not np.array_equal(make(3).params, make(4).params)
+
+
+def test_actor_critic_distribution_types():
+    assert isinstance(_small_policy("discrete", 2, ()).dist, Categorical)
+    assert isinstance(_small_policy("box", 2, ()).dist, DiagGaussian)
+    assert isinstance(_small_policy("multidiscrete", 2, ()).dist, MultiCategorical)
+    assert _small_policy("discrete", 2, ()).log_std is None
+
+
+def test_actor_critic_rejects_wrong_observation_shape():
+    ac = _small_policy("discrete", 3, (4,))
+    with pytest.raises(ValueError, match=r"'obs' must have shape \(B, 3\)"):
+        ac.act(np.zeros(3), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="'obs' must have shape"):
+        ac.evaluate(np.zeros((2, 4)), np.array([0, 1]))
+    with pytest.raises(ValueError, match="'obs' contains NaN"):
+        ac.predict_values(np.array([[0.0, np.nan, 1.0]]))
+
+
+def test_actor_critic_rejects_nan_parameters():
+    ac = _small_policy("box", 3, (4,))
+    ac.params[0] = np.nan
+    with pytest.raises(ValueError, match="'params' contain NaN"):
+        ac.act(np.ones((2, 3)), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="'params' contain NaN"):
+        ac.evaluate(np.ones((2, 3)), np.zeros((2, 2)))
+    good = _small_policy("box", 3, (4,))
+    with pytest.raises(ValueError, match="'params' contain NaN"):
+        good.load_state_dict({"params": ac.params.copy()})
+    with pytest.raises(ValueError, match="'params' must have shape"):
+        good.load_state_dict({"params": np.zeros(3)})
+
+
+@pytest.mark.parametrize(
+    "obs_space, act_space, name",
+    [
+        (spaces.Box(-1, 1, (2,)), spaces.MultiBinary(2), "MultiBinary"),
+        (spaces.Dict({"x": spaces.Box(-1, 1, (2,))}), spaces.Discrete(2), "Dict"),
+        (spaces.MultiBinary(3), spaces.Discrete(2), "MultiBinary"),
+    ],
+)
+def test_actor_critic_rejects_unsupported_space(obs_space, act_space, name):
+    with pytest.raises(ValueError, match=name):
+        ActorCritic(obs_space, act_space, rng=np.random.default_rng(0))
+
+
+def test_actor_critic_backward_rejects_bad_gradient_shapes():
+    ac = _small_policy("discrete", 2, (4,))
+    _, _, _, cache = ac.evaluate(np.zeros((3, 2)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="'dlogp' must have shape"):
+        ac.backward(cache, dlogp=np.ones(2))
+    with pytest.raises(ValueError, match="'dvalues' must have shape"):
+        ac.backward(cache, dvalues=np.ones((3, 1)))
+    with pytest.raises(ValueError, match="'actions'"):
+        ac.evaluate(np.zeros((3, 2)), np.array([0, 1, 3]))
