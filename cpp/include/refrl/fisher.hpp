@@ -1,0 +1,181 @@
+#pragma once
+// Fisher-vector product of an MLP policy, as a native linear operator (so that the conjugate-
+// gradient solver of cg.hpp runs every iteration without leaving C++).
+//
+//   F v = (1/B) sum_b J_b^T M_b J_b v   (+ damping v)
+//
+// J_b: Jacobian of the distribution parameters of state s_b with respect to the policy
+// parameters theta = [MLP | log_std (Gaussian only)], M_b: Fisher information of the action
+// distribution in its own parameters = the Hessian of KL(pi_old(.|s_b) || pi(.|s_b)) at
+// pi = pi_old. Hence F is the Hessian of the mean KL at theta_old (Schulman et al. 2015, TRPO,
+// App. C; Martens 2014, "New insights and perspectives on the natural gradient", Sec. 9):
+//   Categorical (logits z, p = softmax z):      M u = p * u - p (p . u)          (diag(p) - p p^T)
+//   MultiCategorical: the same per component block of logits.
+//   DiagGaussian (mean mu from the net, state-independent s = log sigma):
+//       M = diag(1/sigma^2) on mu, diag(2) on s, no cross terms; log sigma is bounded to
+//       [kLogStdMin, kLogStdMax] as in refrl.distributions (outside the bounds the KL does not
+//       depend on s, so that row/column of F is 0 there).
+// Because log sigma is shared by all states, its block of F is 2 I (mean over the batch of 2),
+// and the mean/log-sigma cross blocks vanish.
+//
+// The activations at theta_old are computed once at construction (mlp.hpp) and reused by every
+// apply(). `subsample = k` uses only rows 0, k, 2k, ... of the batch (the OpenAI Baselines TRPO
+// trick: a cheaper, noisier curvature estimate).
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+#include "refrl/common.hpp"
+#include "refrl/mlp.hpp"
+
+namespace refrl {
+
+enum class PolicyHead : int { categorical = 0, gaussian = 1, multicategorical = 2 };
+
+inline constexpr double kLogStdMin = -20.0;  // = refrl.distributions.LOG_STD_MIN
+inline constexpr double kLogStdMax = 2.0;    // = refrl.distributions.LOG_STD_MAX
+
+// Number of policy parameters: the MLP's, plus d_L log-std entries for the Gaussian head.
+inline Index fisher_num_params(const MlpLayout& layout, PolicyHead head) {
+  return layout.num_params + (head == PolicyHead::gaussian ? layout.out_dim() : 0);
+}
+
+// Validate the head against the layout. nvec (component sizes) only for multicategorical.
+// Returns nullptr if valid, else a message.
+inline const char* fisher_head_error(const MlpLayout& layout, PolicyHead head, const Index* nvec, Index n_nvec) {
+  if (head == PolicyHead::multicategorical) {
+    if (n_nvec < 1) return "nvec must be non-empty for the multicategorical head";
+    Index total = 0;
+    for (Index i = 0; i < n_nvec; ++i) {
+      if (nvec[i] < 1) return "every entry of nvec must be >= 1";
+      total += nvec[i];
+      if (total > layout.out_dim()) break;
+    }
+    if (total != layout.out_dim()) return "sum(nvec) must equal the output width sizes[-1]";
+  } else if (n_nvec != 0) {
+    return "nvec is only accepted for the multicategorical head";
+  }
+  return nullptr;
+}
+
+template <class T>
+class FisherOperator final : public LinearOperator<T> {
+ public:
+  // theta: fisher_num_params(layout, head) values ([MLP | log_std]); obs: the rows
+  // obs + b * obs_stride for b = 0..n_obs-1, each with layout.in_dim() values; only every
+  // subsample-th row is used. Preconditions (the binding checks them): layout valid,
+  // fisher_head_error(...) == nullptr, n_obs >= 1, subsample >= 1, isa_supported(isa).
+  FisherOperator(const MlpLayout& layout, Activation activation, PolicyHead head, const Index* nvec,
+                 Index n_nvec, const T* theta, Index n_obs, const T* obs, Index obs_stride, Index subsample,
+                 T damping, Isa isa)
+      : head_(head), damping_(damping), subsample_(subsample), n_obs_(n_obs), nvec_(nvec, nvec + n_nvec) {
+    size_ = fisher_num_params(layout, head);
+    const Index used = (n_obs + subsample - 1) / subsample;
+    mlp_batch_init<T>(net_, layout, activation, isa, theta, used, obs, obs_stride * subsample);
+    const Index B = used, dL = layout.out_dim();
+    if (head == PolicyHead::gaussian) {
+      const T* log_std = theta + layout.num_params;
+      inv_var_.resize(std::size_t(dL));
+      std_inside_.resize(std::size_t(dL));
+      for (Index j = 0; j < dL; ++j) {
+        const double s = double(log_std[j]);
+        const double sc = std::min(std::max(s, kLogStdMin), kLogStdMax);
+        inv_var_[std::size_t(j)] = T(std::exp(-2.0 * sc));
+        std_inside_[std::size_t(j)] = (s < kLogStdMin || s > kLogStdMax) ? T(0) : T(1);
+      }
+    } else {
+      if (head == PolicyHead::categorical) nvec_.assign(1, dL);
+      // p = softmax(z) per component, cached at theta_old
+      probs_.assign(std::size_t(B * dL), T(0));
+      for (Index b = 0; b < B; ++b) {
+        Index o = 0;
+        for (Index n : nvec_) {
+          T zmax = mlp_output(net_, b, o);
+          for (Index j = 1; j < n; ++j) zmax = std::max(zmax, mlp_output(net_, b, o + j));
+          T sum = T(0);
+          T* p = probs_.data() + b * dL + o;
+          for (Index j = 0; j < n; ++j) {
+            p[j] = std::exp(mlp_output(net_, b, o + j) - zmax);
+            sum += p[j];
+          }
+          for (Index j = 0; j < n; ++j) p[j] /= sum;
+          o += n;
+        }
+      }
+    }
+  }
+
+  Index size() const override { return size_; }
+
+  void apply(const T* v, T* out) const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    MlpBatch<T>& m = net_;
+    const MlpLayout& lay = m.layout;
+    const Index L = lay.n_layers(), B = m.batch, dL = lay.out_dim();
+    detail::mlp_jvp<T>(m, v);  // m.R[L] = J v (network outputs)
+    detail::Mat<T>& R = m.R[L];
+    detail::Mat<T>& U = m.G[L];
+    const T scale = T(1) / T(B);
+    if (head_ == PolicyHead::gaussian) {
+      // u = (1/B) diag(1/sigma^2) J v on the mean
+      for (Index b = 0; b < B; ++b) {
+        const T* r = R.row(b);
+        T* u = U.row(b);
+        for (Index j = 0; j < dL; ++j) u[j] = scale * inv_var_[std::size_t(j)] * r[j];
+      }
+    } else {
+      // u = (1/B) (diag(p) - p p^T) J v per categorical component
+      for (Index b = 0; b < B; ++b) {
+        const T* r = R.row(b);
+        T* u = U.row(b);
+        const T* p = probs_.data() + b * dL;
+        Index o = 0;
+        for (Index n : nvec_) {
+          T pr = T(0);
+          for (Index j = 0; j < n; ++j) pr += p[o + j] * r[o + j];
+          for (Index j = 0; j < n; ++j) u[o + j] = scale * p[o + j] * (r[o + j] - pr);
+          o += n;
+        }
+      }
+    }
+    detail::mlp_vjp<T>(m, out);  // out[:num_params] = J^T u
+    if (head_ == PolicyHead::gaussian) {
+      const Index n0 = lay.num_params;
+      for (Index j = 0; j < dL; ++j) out[n0 + j] = T(2) * std_inside_[std::size_t(j)] * v[n0 + j];
+    }
+    const T lam = damping_;
+    if (lam != T(0))
+      for (Index i = 0; i < size_; ++i) out[i] += lam * v[i];
+  }
+
+  T damping() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return damping_;
+  }
+  void set_damping(T damping) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    damping_ = damping;
+  }
+  PolicyHead head() const { return head_; }
+  Index batch_size() const { return net_.batch; }  // rows used (after subsampling)
+  Index n_obs() const { return n_obs_; }           // rows given
+  Index subsample() const { return subsample_; }
+  Isa isa() const { return net_.isa; }
+  const MlpLayout& layout() const { return net_.layout; }
+  Activation activation() const { return net_.activation; }
+  const std::vector<Index>& nvec() const { return nvec_; }
+
+ private:
+  PolicyHead head_;
+  T damping_;
+  Index subsample_, n_obs_, size_ = 0;
+  std::vector<Index> nvec_;  // categorical component sizes (one entry for Categorical)
+  std::vector<T> probs_;     // [B, d_L] softmax per component at theta_old
+  std::vector<T> inv_var_;   // [d_L] 1/sigma^2 (Gaussian)
+  std::vector<T> std_inside_;  // [d_L] 1 where log sigma is inside its bounds, else 0
+  mutable MlpBatch<T> net_;    // cached activations + workspace (guarded by mutex_)
+  mutable std::mutex mutex_;
+};
+
+}  // namespace refrl

@@ -1,0 +1,481 @@
+#pragma once
+// Native MLP on the flat parameter layout of refrl.nn.MLP: forward (with cached activations),
+// the forward-mode R-operator J v (Pearlmutter 1994) and the reverse-mode product J^T u, for a
+// fixed batch of inputs. This is the engine of the Fisher-vector product (fisher.hpp), where
+// the activations at theta_old are computed once and reused by every conjugate-gradient step.
+//
+// Layout (binding; identical to refrl.nn): sizes (d_0, ..., d_L); for each layer l = 1..L,
+// W_l row-major [d_{l-1}, d_l] (z_l = h_{l-1} W_l + b_l), then b_l [d_l]. Hidden layers apply
+// phi (tanh or relu); the output layer is linear.
+//
+//   forward:  h_0 = x,  z_l = h_{l-1} W_l + b_l,  h_l = phi(z_l) (l < L),  y = z_L
+//   J v:      R{h_0} = 0,  R{z_l} = R{h_{l-1}} W_l + h_{l-1} V_l + c_l,  R{h_l} = phi'(z_l) R{z_l}
+//   J^T u:    delta_L = u,  dW_l = h_{l-1}^T delta_l,  db_l = sum_b delta_l,
+//             delta_{l-1} = (delta_l W_l^T) * phi'(z_{l-1})
+//   phi = tanh: phi' = 1 - h^2;  phi = relu: phi' = 1[h > 0]
+//
+// Speed. All products are row-major GEMMs C[M,N] (+)= A[M,K] B[K,N] whose inner loop runs over
+// the contiguous output dimension N, register-blocked 6 rows x 2 SIMD vectors (GCC/Clang vector
+// extensions, which compile to SSE2/AVX2/AVX-512/NEON as the target allows). W^T and h^T are
+// cached so that the backward products are GEMMs of the same form. Internal matrices have their
+// row length padded to a multiple of 64 bytes (padding kept at zero), so every column block is a
+// whole number of vectors. Dispatch is portable: the kernels are compiled three times, for the
+// baseline target, for AVX2+FMA and for AVX-512F (GCC/Clang `target` attributes), and the best
+// one the running CPU supports is chosen at run time (__builtin_cpu_supports). The build never
+// uses -march=native. Other compilers get the baseline code only.
+//
+// No Python, no exceptions thrown by this code (std::bad_alloc aside), no globals.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "refrl/common.hpp"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define REFRL_VECTOR_EXT 1
+#define REFRL_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define REFRL_VECTOR_EXT 0
+#define REFRL_ALWAYS_INLINE inline
+#endif
+
+#if REFRL_VECTOR_EXT && (defined(__x86_64__) || defined(__i386__))
+#define REFRL_X86_DISPATCH 1
+#define REFRL_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define REFRL_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else
+#define REFRL_X86_DISPATCH 0
+#endif
+
+namespace refrl {
+
+enum class Activation : int { tanh = 0, relu = 1 };
+
+// Instruction-set level of the compiled kernels; `generic` is the baseline of the build target.
+enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+
+inline const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+inline bool isa_supported(Isa isa) {
+  if (isa == Isa::generic) return true;
+#if REFRL_X86_DISPATCH
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == Isa::avx2) return avx2;
+  if (isa == Isa::avx512) return avx2 && __builtin_cpu_supports("avx512f");
+#endif
+  return false;
+}
+
+inline Isa best_isa() {
+  if (isa_supported(Isa::avx512)) return Isa::avx512;
+  if (isa_supported(Isa::avx2)) return Isa::avx2;
+  return Isa::generic;
+}
+
+// ------------------------------------------------------------------------------------ layout
+struct MlpLayout {
+  std::vector<Index> sizes;     // d_0 .. d_L
+  std::vector<Index> w_offset;  // start of W_l in theta, l = 1..L stored at [l-1]
+  std::vector<Index> b_offset;  // start of b_l
+  Index num_params = 0;
+  Index n_layers() const { return static_cast<Index>(sizes.size()) - 1; }
+  Index in_dim() const { return sizes.front(); }
+  Index out_dim() const { return sizes.back(); }
+};
+
+// Largest accepted layer width and parameter count: keeps every index computation far from
+// overflow. Returns nullptr when `sizes` describe a valid MLP, else a message.
+inline constexpr Index kMaxWidth = Index(1) << 20;
+inline constexpr Index kMaxParams = Index(1) << 34;
+
+inline const char* mlp_layout_error(const Index* sizes, Index n_sizes) {
+  if (n_sizes < 2) return "sizes must hold at least two entries (input and output widths)";
+  Index total = 0;
+  for (Index i = 0; i < n_sizes; ++i) {
+    if (sizes[i] < 1) return "every entry of sizes must be >= 1";
+    if (sizes[i] > kMaxWidth) return "an entry of sizes exceeds the supported width 2^20";
+    if (i > 0) {
+      total += sizes[i - 1] * sizes[i] + sizes[i];
+      if (total > kMaxParams) return "the MLP has more than 2^34 parameters";
+    }
+  }
+  return nullptr;
+}
+
+// Precondition: mlp_layout_error(sizes, n_sizes) == nullptr.
+inline MlpLayout mlp_layout(const Index* sizes, Index n_sizes) {
+  MlpLayout lay;
+  lay.sizes.assign(sizes, sizes + n_sizes);
+  Index o = 0;
+  for (Index l = 1; l < n_sizes; ++l) {
+    lay.w_offset.push_back(o);
+    o += sizes[l - 1] * sizes[l];
+    lay.b_offset.push_back(o);
+    o += sizes[l];
+  }
+  lay.num_params = o;
+  return lay;
+}
+
+namespace detail {
+
+// Row length of internal matrices: a multiple of 64 bytes, so of every SIMD width used.
+template <class T>
+constexpr Index padded(Index n) {
+  constexpr Index q = Index(64 / sizeof(T));
+  return (n + q - 1) / q * q;
+}
+
+// A row-major matrix with padded rows, zero-initialised (the padding stays zero).
+template <class T>
+struct Mat {
+  Index rows = 0, cols = 0, ld = 0;
+  std::vector<T> data;
+  void resize(Index r, Index c) {
+    rows = r;
+    cols = c;
+    ld = padded<T>(c);
+    data.assign(static_cast<std::size_t>(r * ld), T(0));
+  }
+  T* row(Index i) { return data.data() + i * ld; }
+  const T* row(Index i) const { return data.data() + i * ld; }
+};
+
+#if REFRL_VECTOR_EXT
+template <class T, int VB>
+struct SimdVec {
+  typedef T type __attribute__((vector_size(VB)));
+};
+
+// C[MR, NV*VL] (+)= A[MR, K] B[K, NV*VL]: MR x NV accumulators held in registers.
+template <class T, int VB, int MR, int NV>
+REFRL_ALWAYS_INLINE void gemm_micro(bool accumulate, Index K, const T* A, Index lda, const T* B,
+                                    Index ldb, T* C, Index ldc) {
+  using V = typename SimdVec<T, VB>::type;
+  constexpr int VL = VB / int(sizeof(T));
+  V acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = V{};
+  for (Index k = 0; k < K; ++k) {
+    const T* b = B + k * ldb;
+    V bv[NV];
+    for (int j = 0; j < NV; ++j) std::memcpy(&bv[j], b + j * VL, sizeof(V));
+    for (int r = 0; r < MR; ++r) {
+      const T a = A[r * lda + k];
+      for (int j = 0; j < NV; ++j) acc[r][j] += a * bv[j];
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int j = 0; j < NV; ++j) {
+      T* c = C + r * ldc + j * VL;
+      if (accumulate) {
+        V cv;
+        std::memcpy(&cv, c, sizeof(V));
+        cv += acc[r][j];
+        std::memcpy(c, &cv, sizeof(V));
+      } else {
+        std::memcpy(c, &acc[r][j], sizeof(V));
+      }
+    }
+  }
+}
+
+template <class T, int VB, int MR>
+REFRL_ALWAYS_INLINE void gemm_row_block(bool accumulate, Index N, Index K, const T* A, Index lda,
+                                        const T* B, Index ldb, T* C, Index ldc) {
+  constexpr Index VL = VB / Index(sizeof(T));
+  Index j = 0;
+  for (; j + 2 * VL <= N; j += 2 * VL) gemm_micro<T, VB, MR, 2>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
+  for (; j + VL <= N; j += VL) gemm_micro<T, VB, MR, 1>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
+}
+#endif
+
+// C[M, N] = A[M, K] B[K, N] (accumulate == false) or C += A B (accumulate == true).
+// Row-major with leading dimensions; N must be a multiple of VB / sizeof(T) (padded rows).
+// K is processed in chunks so that the slices of A and B being reused stay in L1/L2.
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void gemm(bool accumulate, Index M, Index N, Index K, const T* A, Index lda,
+                              const T* B, Index ldb, T* C, Index ldc) {
+  if (K == 0) {
+    if (!accumulate)
+      for (Index i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+    return;
+  }
+#if REFRL_VECTOR_EXT
+  constexpr Index KC = 256;
+  for (Index k0 = 0; k0 < K; k0 += KC) {
+    const Index kc = std::min(KC, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    const T* Ak = A + k0;
+    const T* Bk = B + k0 * ldb;
+    Index i = 0;
+    for (; i + 6 <= M; i += 6) gemm_row_block<T, VB, 6>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc);
+    switch (M - i) {
+      case 5: gemm_row_block<T, VB, 5>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
+      case 4: gemm_row_block<T, VB, 4>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
+      case 3: gemm_row_block<T, VB, 3>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
+      case 2: gemm_row_block<T, VB, 2>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
+      case 1: gemm_row_block<T, VB, 1>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
+      default: break;
+    }
+  }
+#else
+  for (Index i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    if (!accumulate) std::fill(c, c + N, T(0));
+    for (Index k = 0; k < K; ++k) {
+      const T a = A[i * lda + k];
+      const T* b = B + k * ldb;
+      for (Index j = 0; j < N; ++j) c[j] += a * b[j];
+    }
+  }
+#endif
+}
+
+}  // namespace detail
+
+// --------------------------------------------------------------------------- MlpBatch
+// The network at a fixed theta on a fixed batch of inputs, with every activation cached.
+// Build with mlp_batch_init (runs the forward pass); then mlp_jvp / mlp_vjp any number of times.
+// Not safe for concurrent jvp/vjp calls on one object (they share the workspace).
+template <class T>
+struct MlpBatch {
+  static_assert(is_real_v<T>, "refrl::MlpBatch is defined for float and double");
+  MlpLayout layout;
+  Activation activation = Activation::tanh;
+  Isa isa = Isa::generic;
+  Index batch = 0;
+  // cached at theta (index l = 0..L unless said otherwise)
+  std::vector<detail::Mat<T>> W;   // [l-1]: W_l  [d_{l-1}, d_l]
+  std::vector<detail::Mat<T>> WT;  // [l-1]: W_l^T [d_l, d_{l-1}]
+  std::vector<detail::Mat<T>> H;   // [l]: h_l [B, d_l], l = 0..L-1 (h_0 = x)
+  std::vector<detail::Mat<T>> HT;  // [l]: h_l^T [d_l, B]
+  std::vector<detail::Mat<T>> D;   // [l]: phi'(z_l) [B, d_l], l = 1..L-1 ([0] unused)
+  detail::Mat<T> Y;                // y = z_L [B, d_L]
+  // workspace
+  std::vector<detail::Mat<T>> V;   // [l-1]: direction V_l [d_{l-1}, d_l]
+  std::vector<detail::Mat<T>> R;   // [l]: R{z_l} then R{h_l}, l = 1..L ([0] unused)
+  std::vector<detail::Mat<T>> G;   // [l]: delta_l, l = 1..L ([0] unused)
+  std::vector<detail::Mat<T>> GW;  // [l-1]: dW_l [d_{l-1}, d_l]
+};
+
+namespace detail {
+
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void mlp_forward_kernel(MlpBatch<T>& m, const T* theta) {
+  const MlpLayout& lay = m.layout;
+  const Index L = lay.n_layers(), B = m.batch;
+  for (Index l = 1; l <= L; ++l) {
+    const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
+    const T* bias = theta + lay.b_offset[l - 1];
+    Mat<T>& Z = (l == L) ? m.Y : m.H[l];
+    gemm<T, VB>(false, B, Z.ld, din, m.H[l - 1].row(0), m.H[l - 1].ld, m.W[l - 1].row(0), m.W[l - 1].ld,
+                Z.row(0), Z.ld);
+    for (Index b = 0; b < B; ++b) {
+      T* z = Z.row(b);
+      for (Index j = 0; j < dout; ++j) z[j] += bias[j];
+    }
+    if (l == L) break;
+    Mat<T>& Dl = m.D[l];
+    for (Index b = 0; b < B; ++b) {
+      T* h = Z.row(b);
+      T* d = Dl.row(b);
+      if (m.activation == Activation::tanh) {
+        for (Index j = 0; j < dout; ++j) {
+          h[j] = std::tanh(h[j]);
+          d[j] = T(1) - h[j] * h[j];
+        }
+      } else {
+        for (Index j = 0; j < dout; ++j) {
+          h[j] = h[j] > T(0) ? h[j] : T(0);
+          d[j] = h[j] > T(0) ? T(1) : T(0);
+        }
+      }
+    }
+  }
+}
+
+// R{z_L} along v (a flat direction with the layout of theta) into m.R[L].
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v) {
+  const MlpLayout& lay = m.layout;
+  const Index L = lay.n_layers(), B = m.batch;
+  for (Index l = 1; l <= L; ++l) {
+    const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
+    Mat<T>& Vl = m.V[l - 1];
+    const T* vw = v + lay.w_offset[l - 1];
+    for (Index i = 0; i < din; ++i) std::memcpy(Vl.row(i), vw + i * dout, sizeof(T) * std::size_t(dout));
+    Mat<T>& Rl = m.R[l];
+    // R{z_l} = h_{l-1} V_l (+ R{h_{l-1}} W_l for l > 1) + c_l
+    gemm<T, VB>(false, B, Rl.ld, din, m.H[l - 1].row(0), m.H[l - 1].ld, Vl.row(0), Vl.ld, Rl.row(0), Rl.ld);
+    if (l > 1)
+      gemm<T, VB>(true, B, Rl.ld, din, m.R[l - 1].row(0), m.R[l - 1].ld, m.W[l - 1].row(0), m.W[l - 1].ld,
+                  Rl.row(0), Rl.ld);
+    const T* c = v + lay.b_offset[l - 1];
+    if (l < L) {
+      const Mat<T>& Dl = m.D[l];
+      for (Index b = 0; b < B; ++b) {
+        T* r = Rl.row(b);
+        const T* d = Dl.row(b);
+        for (Index j = 0; j < dout; ++j) r[j] = (r[j] + c[j]) * d[j];
+      }
+    } else {
+      for (Index b = 0; b < B; ++b) {
+        T* r = Rl.row(b);
+        for (Index j = 0; j < dout; ++j) r[j] += c[j];
+      }
+    }
+  }
+}
+
+// out = J^T delta_L (overwrites all num_params entries); delta_L is read from m.G[L]
+// (columns >= d_L must be zero).
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, T* out) {
+  const MlpLayout& lay = m.layout;
+  const Index L = lay.n_layers(), B = m.batch;
+  for (Index l = L; l >= 1; --l) {
+    const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
+    Mat<T>& Gl = m.G[l];
+    Mat<T>& GWl = m.GW[l - 1];
+    // dW_l = h_{l-1}^T delta_l  ([d_{l-1}, B] x [B, d_l])
+    gemm<T, VB>(false, din, GWl.ld, B, m.HT[l - 1].row(0), m.HT[l - 1].ld, Gl.row(0), Gl.ld, GWl.row(0), GWl.ld);
+    T* ow = out + lay.w_offset[l - 1];
+    for (Index i = 0; i < din; ++i) std::memcpy(ow + i * dout, GWl.row(i), sizeof(T) * std::size_t(dout));
+    // db_l = sum over the batch of delta_l
+    T* ob = out + lay.b_offset[l - 1];
+    std::fill(ob, ob + dout, T(0));
+    for (Index b = 0; b < B; ++b) {
+      const T* g = Gl.row(b);
+      for (Index j = 0; j < dout; ++j) ob[j] += g[j];
+    }
+    if (l == 1) break;
+    // delta_{l-1} = (delta_l W_l^T) * phi'(z_{l-1})
+    Mat<T>& Gp = m.G[l - 1];
+    gemm<T, VB>(false, B, Gp.ld, dout, Gl.row(0), Gl.ld, m.WT[l - 1].row(0), m.WT[l - 1].ld, Gp.row(0), Gp.ld);
+    const Mat<T>& Dp = m.D[l - 1];
+    for (Index b = 0; b < B; ++b) {
+      T* g = Gp.row(b);
+      const T* d = Dp.row(b);
+      for (Index j = 0; j < din; ++j) g[j] *= d[j];
+    }
+  }
+}
+
+#define REFRL_MLP_DISPATCHED(NAME, SIG, ARGS)                                        \
+  template <class T>                                                                 \
+  void NAME##_generic SIG { NAME##_kernel<T, 16> ARGS; }                             \
+  REFRL_MLP_DISPATCHED_X86(NAME, SIG, ARGS)                                          \
+  template <class T>                                                                 \
+  void NAME SIG {                                                                    \
+    REFRL_MLP_DISPATCH_X86(NAME, ARGS)                                               \
+    NAME##_generic<T> ARGS;                                                          \
+  }
+
+#if REFRL_X86_DISPATCH
+#define REFRL_MLP_DISPATCHED_X86(NAME, SIG, ARGS)                                    \
+  template <class T>                                                                 \
+  REFRL_TARGET_AVX2 void NAME##_avx2 SIG { NAME##_kernel<T, 32> ARGS; }              \
+  template <class T>                                                                 \
+  REFRL_TARGET_AVX512 void NAME##_avx512 SIG { NAME##_kernel<T, 64> ARGS; }
+#define REFRL_MLP_DISPATCH_X86(NAME, ARGS)                                           \
+  if (m.isa == Isa::avx512) return NAME##_avx512<T> ARGS;                            \
+  if (m.isa == Isa::avx2) return NAME##_avx2<T> ARGS;
+#else
+#define REFRL_MLP_DISPATCHED_X86(NAME, SIG, ARGS)
+#define REFRL_MLP_DISPATCH_X86(NAME, ARGS)
+#endif
+
+REFRL_MLP_DISPATCHED(mlp_forward, (MlpBatch<T> & m, const T* theta), (m, theta))
+REFRL_MLP_DISPATCHED(mlp_jvp, (MlpBatch<T> & m, const T* v), (m, v))
+REFRL_MLP_DISPATCHED(mlp_vjp, (MlpBatch<T> & m, T* out), (m, out))
+
+}  // namespace detail
+
+// Cache the network at theta on the batch x: rows x + b * x_stride, b = 0..batch-1, each with
+// d_0 entries. Preconditions (checked by the caller, e.g. the Python binding): theta holds
+// layout.num_params values, x holds the rows described, batch >= 1, isa_supported(isa).
+template <class T>
+void mlp_batch_init(MlpBatch<T>& m, const MlpLayout& layout, Activation activation, Isa isa, const T* theta,
+                    Index batch, const T* x, Index x_stride) {
+  using detail::Mat;
+  m.layout = layout;
+  m.activation = activation;
+  m.isa = isa;
+  m.batch = batch;
+  const Index L = layout.n_layers();
+  const auto& s = layout.sizes;
+  m.W.assign(std::size_t(L), Mat<T>());
+  m.WT.assign(std::size_t(L), Mat<T>());
+  m.V.assign(std::size_t(L), Mat<T>());
+  m.GW.assign(std::size_t(L), Mat<T>());
+  m.H.assign(std::size_t(L), Mat<T>());
+  m.HT.assign(std::size_t(L), Mat<T>());
+  m.D.assign(std::size_t(L), Mat<T>());
+  m.R.assign(std::size_t(L + 1), Mat<T>());
+  m.G.assign(std::size_t(L + 1), Mat<T>());
+  for (Index l = 1; l <= L; ++l) {
+    const Index din = s[l - 1], dout = s[l];
+    Mat<T>& W = m.W[l - 1];
+    Mat<T>& WT = m.WT[l - 1];
+    W.resize(din, dout);
+    WT.resize(dout, din);
+    const T* w = theta + layout.w_offset[l - 1];
+    for (Index i = 0; i < din; ++i)
+      for (Index j = 0; j < dout; ++j) {
+        W.row(i)[j] = w[i * dout + j];
+        WT.row(j)[i] = w[i * dout + j];
+      }
+    m.V[l - 1].resize(din, dout);
+    m.GW[l - 1].resize(din, dout);
+    m.R[l].resize(batch, dout);
+    m.G[l].resize(batch, dout);
+    if (l < L) {
+      m.H[l].resize(batch, dout);
+      m.D[l].resize(batch, dout);
+    }
+  }
+  m.Y.resize(batch, s[L]);
+  m.H[0].resize(batch, s[0]);
+  for (Index b = 0; b < batch; ++b) std::memcpy(m.H[0].row(b), x + b * x_stride, sizeof(T) * std::size_t(s[0]));
+  detail::mlp_forward<T>(m, theta);
+  for (Index l = 0; l < L; ++l) {
+    Mat<T>& HT = m.HT[l];
+    const Mat<T>& H = m.H[l];
+    HT.resize(s[l], batch);
+    for (Index b = 0; b < batch; ++b)
+      for (Index j = 0; j < s[l]; ++j) HT.row(j)[b] = H.row(b)[j];
+  }
+}
+
+// y[b, j] of the cached forward pass.
+template <class T>
+inline T mlp_output(const MlpBatch<T>& m, Index b, Index j) {
+  return m.Y.row(b)[j];
+}
+
+// out_jv [batch, d_L] (dense, row-major) = J v, the derivative of the outputs along v.
+template <class T>
+void mlp_jvp(MlpBatch<T>& m, const T* v, T* out_jv) {
+  detail::mlp_jvp<T>(m, v);
+  const Index L = m.layout.n_layers(), dL = m.layout.out_dim();
+  for (Index b = 0; b < m.batch; ++b) std::memcpy(out_jv + b * dL, m.R[L].row(b), sizeof(T) * std::size_t(dL));
+}
+
+// out [num_params] = J^T u = sum_b (dy_b/dtheta)^T u_b for u [batch, d_L] (dense, row-major).
+template <class T>
+void mlp_vjp(MlpBatch<T>& m, const T* u, T* out) {
+  const Index L = m.layout.n_layers(), dL = m.layout.out_dim();
+  for (Index b = 0; b < m.batch; ++b) std::memcpy(m.G[L].row(b), u + b * dL, sizeof(T) * std::size_t(dL));
+  detail::mlp_vjp<T>(m, out);
+}
+
+}  // namespace refrl
