@@ -87,6 +87,22 @@ CGInfo<T> conjugate_gradient(Apply&& apply, Index n, const T* b, Index max_iters
   return {max_iters, std::sqrt(rr), CGStatus::max_iterations};
 }
 
+// A dense symmetric matrix as a native operator (row-major n x n copy): for tests, for
+// embedding, and for small systems. apply is out = M v.
+template <class T>
+class DenseOperator final : public LinearOperator<T> {
+ public:
+  DenseOperator(Index n, const T* matrix) : n_(n), m_(matrix, matrix + n * n) {}
+  Index size() const override { return n_; }
+  void apply(const T* v, T* out) const override {
+    for (Index i = 0; i < n_; ++i) out[i] = detail::dot(n_, m_.data() + i * n_, v);
+  }
+
+ private:
+  Index n_;
+  std::vector<T> m_;
+};
+
 // Convenience overload for a native operator: allocates the 3 n workspace once.
 template <class T>
 CGInfo<T> conjugate_gradient(const LinearOperator<T>& op, const T* b, Index max_iters, T tol,

@@ -1,0 +1,190 @@
+// C++-only test of cpp/include/refrl: the headers compile on their own (no Python) and the
+// kernels give the textbook answers. A tiny harness: CHECK counts failures, main returns 1
+// if any. Run through ctest (tests/test_cpp_headers.py builds and runs it from pytest).
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "refrl/cg.hpp"
+#include "refrl/common.hpp"
+#include "refrl/gae.hpp"
+#include "refrl/surrogate.hpp"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    ++checks;                                                                \
+    if (!(cond)) {                                                           \
+      ++failures;                                                            \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                        \
+  } while (0)
+
+#define CHECK_NEAR(a, b, tol) CHECK(std::fabs(static_cast<double>(a) - static_cast<double>(b)) <= (tol))
+
+using refrl::Index;
+
+// Literal GAE in double: the reference for the templated kernel.
+static void gae_reference(Index T, Index N, const std::vector<double>& r, const std::vector<double>& v,
+                          const std::vector<double>& vn, const std::vector<std::uint8_t>& term,
+                          const std::vector<std::uint8_t>& trunc, double gamma, double lam, std::vector<double>& adv) {
+  adv.assign(static_cast<std::size_t>(T * N), 0.0);
+  for (Index n = 0; n < N; ++n) {
+    double next = 0.0;
+    for (Index t = T - 1; t >= 0; --t) {
+      const std::size_t i = static_cast<std::size_t>(t * N + n);
+      const double boot = term[i] ? 0.0 : vn[i];
+      const double delta = r[i] + gamma * boot - v[i];
+      next = delta + gamma * lam * ((term[i] || trunc[i]) ? 0.0 : next);
+      adv[i] = next;
+    }
+  }
+}
+
+template <class T>
+static void test_gae(double tol) {
+  const Index n_steps = 5, n_envs = 3, size = n_steps * n_envs;
+  std::vector<double> r(size), v(size), vn(size);
+  std::vector<std::uint8_t> term(size, 0), trunc(size, 0);
+  for (Index i = 0; i < size; ++i) {
+    r[i] = std::sin(0.7 * static_cast<double>(i));
+    v[i] = std::cos(0.3 * static_cast<double>(i));
+    vn[i] = std::cos(0.3 * static_cast<double>(i + 1)) + 0.1;
+  }
+  term[1 * n_envs + 0] = 1;   // env 0 terminates at t = 1
+  trunc[2 * n_envs + 1] = 1;  // env 1 is truncated at t = 2
+  term[4 * n_envs + 2] = 1;   // env 2: both flags at the last step
+  trunc[4 * n_envs + 2] = 1;
+  vn[1 * n_envs + 0] = std::numeric_limits<double>::infinity();  // never read: terminal step
+  std::vector<double> want;
+  gae_reference(n_steps, n_envs, r, v, vn, term, trunc, 0.99, 0.95, want);
+  std::vector<T> rt(r.begin(), r.end()), vt(v.begin(), v.end()), vnt(vn.begin(), vn.end());
+  std::vector<T> adv(size), ret(size);
+  refrl::gae<T>(n_steps, n_envs, rt.data(), vt.data(), vnt.data(), term.data(), trunc.data(), T(0.99), T(0.95),
+                adv.data(), ret.data());
+  for (Index i = 0; i < size; ++i) {
+    CHECK_NEAR(adv[i], want[i], tol);
+    CHECK_NEAR(ret[i], static_cast<double>(adv[i]) + static_cast<double>(vt[i]), tol);
+  }
+  // truncation bootstraps from V(s'), termination does not: one step, r = 1, V = 0, V(s') = 10
+  const T one = T(1), zero = T(0), ten = T(10);
+  const std::uint8_t yes = 1, no = 0;
+  T a = 0, re = 0;
+  refrl::gae<T>(1, 1, &one, &zero, &ten, &no, &yes, T(0.9), T(0.5), &a, &re);
+  CHECK_NEAR(a, 10.0, tol);
+  refrl::gae<T>(1, 1, &one, &zero, &ten, &yes, &no, T(0.9), T(0.5), &a, &re);
+  CHECK_NEAR(a, 1.0, tol);
+  // lambda = 1 is the discounted Monte-Carlo return minus V (episode terminating at the end)
+  const T rr[3] = {T(1), T(2), T(3)}, vv[3] = {T(0.5), T(0.25), T(-1)}, nv[3] = {T(0.25), T(-1), T(7)};
+  const std::uint8_t tm[3] = {0, 0, 1}, tr[3] = {0, 0, 0};
+  T aa[3], rets[3];
+  refrl::gae<T>(3, 1, rr, vv, nv, tm, tr, T(0.5), T(1), aa, rets);
+  CHECK_NEAR(aa[0], 1 + 0.5 * 2 + 0.25 * 3 - 0.5, tol);
+  CHECK_NEAR(rets[0], 1 + 0.5 * 2 + 0.25 * 3, tol);
+  // lambda = 0 is the TD residual
+  refrl::gae<T>(3, 1, rr, vv, nv, tm, tr, T(0.5), T(0), aa, rets);
+  CHECK_NEAR(aa[0], 1 + 0.5 * 0.25 - 0.5, tol);
+  CHECK_NEAR(aa[1], 2 + 0.5 * -1 - 0.25, tol);
+  CHECK_NEAR(aa[2], 3 - -1.0, tol);
+  // empty rollouts write nothing and read nothing
+  refrl::gae<T>(0, 4, nullptr, nullptr, nullptr, nullptr, nullptr, T(0.9), T(0.9), nullptr, nullptr);
+}
+
+template <class T>
+static void test_surrogate(double tol) {
+  // the source text's worked examples, eps = 0.2
+  const T logp[3] = {static_cast<T>(std::log(1.5)), static_cast<T>(std::log(0.7)), static_cast<T>(std::log(1.4))};
+  const T logp_old[3] = {T(0), T(0), T(0)};
+  const T adv[3] = {T(1), T(-1), T(-2)};
+  const double want[3] = {1.2, -0.8, -2.8};
+  const double want_grad[3] = {0.0, 0.0, -2.8};  // only example 3 takes the unclipped branch
+  for (int i = 0; i < 3; ++i) {
+    T g = 0;
+    const refrl::SurrogateStats s = refrl::clipped_surrogate<T>(1, logp + i, logp_old + i, adv + i, nullptr, T(0.2), &g);
+    CHECK_NEAR(s.objective, want[i], tol);
+    CHECK_NEAR(g, want_grad[i], tol);
+    CHECK_NEAR(s.clip_fraction, 1.0, 0.0);  // all three ratios lie outside [0.8, 1.2]
+  }
+  // all three at once: the mean, and a zero weight skips a sample holding NaN
+  const T logp4[4] = {logp[0], logp[1], logp[2], std::numeric_limits<T>::quiet_NaN()};
+  const T old4[4] = {T(0), T(0), T(0), T(0)};
+  const T adv4[4] = {T(1), T(-1), T(-2), std::numeric_limits<T>::quiet_NaN()};
+  const T w4[4] = {T(1), T(1), T(1), T(0)};
+  T g4[4];
+  const refrl::SurrogateStats s = refrl::clipped_surrogate<T>(4, logp4, old4, adv4, w4, T(0.2), g4);
+  CHECK_NEAR(s.objective, (1.2 - 0.8 - 2.8) / 3.0, tol);
+  CHECK_NEAR(g4[2], -2.8 / 3.0, tol);
+  CHECK(g4[3] == T(0));
+  CHECK_NEAR(s.ratio_min, 0.7, tol);
+  CHECK_NEAR(s.ratio_max, 1.5, tol);
+  CHECK_NEAR(s.ratio_mean, (1.5 + 0.7 + 1.4) / 3.0, tol);
+  const double kl = ((0.5 - std::log(1.5)) + (-0.3 - std::log(0.7)) + (0.4 - std::log(1.4))) / 3.0;
+  CHECK_NEAR(s.approx_kl, kl, tol);
+  CHECK_NEAR(s.weight_sum, 3.0, 0.0);
+  // all weights zero: nothing computed, reported through weight_sum
+  const T w0[1] = {T(0)};
+  T g0 = T(5);
+  const refrl::SurrogateStats s0 = refrl::clipped_surrogate<T>(1, logp, logp_old, adv, w0, T(0.2), &g0);
+  CHECK(!(s0.weight_sum > 0.0));
+  CHECK(std::isnan(s0.objective));
+  CHECK(g0 == T(0));
+}
+
+template <class T>
+static void test_cg(double tol) {
+  // SPD 3x3 with known solution x* = (1, -2, 0.5)
+  const T a[9] = {T(4), T(1), T(0), T(1), T(3), T(-1), T(0), T(-1), T(2)};
+  const T x_true[3] = {T(1), T(-2), T(0.5)};
+  T b[3];
+  for (int i = 0; i < 3; ++i) b[i] = a[3 * i] * x_true[0] + a[3 * i + 1] * x_true[1] + a[3 * i + 2] * x_true[2];
+  const refrl::DenseOperator<T> op(3, a);
+  T x[3];
+  const refrl::CGInfo<T> info = refrl::conjugate_gradient<T>(op, b, 10, T(1e-20), T(0), x);
+  CHECK(info.status == refrl::CGStatus::converged || info.status == refrl::CGStatus::max_iterations);
+  CHECK(info.iterations <= 10);
+  for (int i = 0; i < 3; ++i) CHECK_NEAR(x[i], x_true[i], tol);
+  // damping: (A + 0.5 I) x = b through a lambda operator
+  std::vector<T> work(9);
+  auto apply = [&op](const T* v, T* out) {
+    op.apply(v, out);
+    return true;
+  };
+  const refrl::CGInfo<T> info_d =
+      refrl::conjugate_gradient<T>(apply, 3, b, 10, T(1e-20), T(0.5), x, work.data());
+  for (int i = 0; i < 3; ++i) {
+    const double ax = a[3 * i] * x[0] + a[3 * i + 1] * x[1] + a[3 * i + 2] * x[2] + 0.5 * x[i];
+    CHECK_NEAR(ax, b[i], 10 * tol);
+  }
+  CHECK(info_d.iterations >= 1);
+  // indefinite A = diag(1, -1): reported, not silently wrong
+  const T ind[4] = {T(1), T(0), T(0), T(-1)};
+  const T b2[2] = {T(1), T(1)};
+  T x2[2];
+  const refrl::CGInfo<T> info_i = refrl::conjugate_gradient<T>(refrl::DenseOperator<T>(2, ind), b2, 10, T(1e-20), T(0), x2);
+  CHECK(info_i.status == refrl::CGStatus::not_positive_definite);
+  CHECK(info_i.iterations == 0);
+  // an apply that fails stops the solve with the last good x
+  auto failing = [](const T*, T*) { return false; };
+  const refrl::CGInfo<T> info_f = refrl::conjugate_gradient<T>(failing, 2, b2, 10, T(0), T(0), x2, work.data());
+  CHECK(info_f.status == refrl::CGStatus::operator_failed);
+  CHECK(x2[0] == T(0) && x2[1] == T(0));
+  // b = 0 converges at once to x = 0
+  const T zeros[3] = {T(0), T(0), T(0)};
+  const refrl::CGInfo<T> info_z = refrl::conjugate_gradient<T>(op, zeros, 10, T(1e-10), T(0), x);
+  CHECK(info_z.status == refrl::CGStatus::converged && info_z.iterations == 0);
+}
+
+int main() {
+  test_gae<double>(1e-12);
+  test_gae<float>(1e-4);
+  test_surrogate<double>(1e-12);
+  test_surrogate<float>(1e-5);
+  test_cg<double>(1e-9);
+  test_cg<float>(1e-4);
+  std::printf("test_headers: %d checks, %d failures\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}
