@@ -264,3 +264,12 @@ def test_distributions_reject_bad_arguments():
         Categorical(0)
     with pytest.raises(ValueError, match="'nvec'"):
         MultiCategorical([2, 0])
+
+
+@given(dist_case(), st.integers(0, 2**16), st.booleans())
+def test_sample_with_log_prob_equals_sample_then_log_prob(case, seed, deterministic):
+    dist, p, _, _ = case
+    a, logp = dist.sample_with_log_prob(p, np.random.default_rng(seed), deterministic)
+    a_ref = dist.mode(p) if deterministic else dist.sample(p, np.random.default_rng(seed))
+    np.testing.assert_array_equal(a, a_ref)
+    np.testing.assert_allclose(logp, dist.log_prob(p, a), rtol=1e-12, atol=1e-12)

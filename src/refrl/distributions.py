@@ -103,6 +103,17 @@ class Distribution:
     def fisher_product(self, params: np.ndarray, u: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def sample_with_log_prob(
+        self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(a, log π(a)) with a ~ π (or the mode): the per-env-step path of ``ActorCritic.act``.
+
+        Same values as ``sample``/``mode`` followed by ``log_prob``; subclasses fuse the two to save
+        the repeated normalisation and the action validation (a few µs per call matter there).
+        """
+        a = self.mode(params) if deterministic else self.sample(params, rng)
+        return a, self.log_prob(params, a)
+
 
 class Categorical(Distribution):
     """π(a) = softmax(z)_a over ``n`` actions ``start, ..., start + n − 1`` (gymnasium Discrete).
@@ -159,6 +170,23 @@ class Categorical(Distribution):
 
     def mode(self, params: np.ndarray) -> np.ndarray:
         return self._params(params).argmax(axis=1) + self.start
+
+    def sample_with_log_prob(
+        self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        logits = self._params(params)
+        B = logits.shape[0]
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        cdf = np.cumsum(e, axis=1)  # unnormalised: cdf[:, -1] = Σ exp(z) = normaliser
+        if deterministic:
+            idx = logits.argmax(axis=1)
+        else:
+            u = rng.random((B, 1)) * cdf[:, -1:]
+            idx = (cdf <= u).sum(axis=1)
+            np.minimum(idx, self.n - 1, out=idx)
+        logp = z[np.arange(B), idx] - np.log(cdf[:, -1])
+        return (idx + self.start if self.start else idx), logp
 
     def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
         logits = self._params(params)
@@ -256,6 +284,18 @@ class DiagGaussian(Distribution):
 
     def mode(self, params: np.ndarray) -> np.ndarray:
         return self._split(params)[0].copy()
+
+    def sample_with_log_prob(
+        self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """a = μ + σ ε, log π(a) = −½ Σ ε² − Σ log σ − (d/2) log 2π  (ε = 0 for the mode)."""
+        mean, log_std, _ = self._split(params)
+        const = log_std.sum(axis=1) + 0.5 * self.d * _LOG_2PI
+        if deterministic:
+            return mean.copy(), -const
+        eps = rng.standard_normal(mean.shape)
+        a = (mean + np.exp(log_std) * eps).astype(mean.dtype, copy=False)
+        return a, (-0.5 * (eps * eps).sum(axis=1) - const).astype(mean.dtype, copy=False)
 
     def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
         mean, log_std, _ = self._split(params)

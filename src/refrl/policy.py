@@ -189,8 +189,7 @@ class ActorCritic:
         out = self.pi(x)
         self._check_out(out, "the policy output")
         dp = self._dist_params(out)
-        a = self.dist.mode(dp) if deterministic else self.dist.sample(dp, rng)
-        logp = self.dist.log_prob(dp, a)
+        a, logp = self.dist.sample_with_log_prob(dp, rng, deterministic)
         values = self.vf(x)[:, 0]
         if self._gaussian:
             a = a.reshape((a.shape[0], *self._act_shape))
