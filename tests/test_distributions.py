@@ -219,6 +219,8 @@ def test_gaussian_log_std_is_bounded_and_stays_finite_in_float32():
     p_hi = np.array([[0.0, 50.0]])
     assert math.isclose(dist.entropy(p_hi)[0], LOG_STD_MAX + 0.5 * (1 + math.log(2 * math.pi)))
     assert dist.entropy_grad(p_hi)[0, 1] == 0.0
+    assert dist.kl_grad(p_hi, p_hi + 1.0)[0, 1] == 0.0
+    assert dist.fisher_product(p_hi, np.ones((1, 2)))[0, 1] == 0.0
 
 
 def test_make_distribution_for_supported_spaces():

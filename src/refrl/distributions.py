@@ -345,7 +345,7 @@ class DiagGaussian(Distribution):
         return g
 
     def fisher_product(self, params: np.ndarray, u: np.ndarray) -> np.ndarray:
-        mean, log_std, _ = self._split(params)
+        mean, log_std, raw = self._split(params)
         u = np.asarray(u, dtype=mean.dtype)
         if u.shape != (mean.shape[0], 2 * self.d):
             raise ValueError(
@@ -353,7 +353,7 @@ class DiagGaussian(Distribution):
             )
         out = np.empty_like(u)
         out[:, : self.d] = u[:, : self.d] * np.exp(-2.0 * log_std)
-        out[:, self.d :] = 2.0 * u[:, self.d :]
+        out[:, self.d :] = self._mask(2.0 * u[:, self.d :], raw)  # KL is flat in log σ beyond the bounds
         return out
 
     @staticmethod
