@@ -1,1 +1,36 @@
-"""The algorithms: VPG, PPO, TRPO and NPG (TRPO without the line search)."""
+"""The algorithms: VPG, PPO, TRPO and NPG (TRPO without the line search).
+
+``ALGORITHMS`` is the registry the command line (``refrl train ALGO ENV``) and
+:func:`load` use: name -> "module:Class", imported lazily.  To add an algorithm, subclass
+:class:`refrl.algos.base.OnPolicyAlgorithm` (set ``algo_name`` and ``config_class``,
+implement ``train()``) and add one line here.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from refrl.algos.base import OnPolicyAlgorithm
+
+__all__ = ["ALGORITHMS", "get_algorithm", "load"]
+
+ALGORITHMS: dict[str, str] = {
+    "ppo": "refrl.algos.ppo:PPO",
+}
+
+
+def get_algorithm(name: str) -> type[OnPolicyAlgorithm]:
+    """The algorithm class registered under ``name`` (ValueError listing the known names)."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"algorithm: unknown {name!r}; known: {', '.join(sorted(ALGORITHMS))}")
+    module, _, cls = ALGORITHMS[name].partition(":")
+    return getattr(import_module(module), cls)
+
+
+def load(path, env=None, **kwargs) -> OnPolicyAlgorithm:
+    """Load any refrl checkpoint, whichever algorithm wrote it."""
+    from refrl.algos.base import OnPolicyAlgorithm
+
+    return OnPolicyAlgorithm.load(path, env=env, **kwargs)

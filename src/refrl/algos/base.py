@@ -1,0 +1,434 @@
+"""OnPolicyAlgorithm: what PPO, TRPO, NPG and VPG share.
+
+One iteration of :meth:`OnPolicyAlgorithm.learn`::
+
+    collect_rollouts()        n_steps x n_envs slots into the time-major buffer (refrl.rollout)
+    compute_advantages()      GAE through refrl.kernels.gae; reset slots get A = 0, R = V
+    train()                   the algorithm's update (abstract: PPO, TRPO, ... implement it)
+    log + callback            rollout/*, time/* here; train/* stored by train()
+
+Extension points for a new algorithm (see algos/ppo.py for a complete example):
+
+* ``config_class``: a frozen dataclass deriving from :class:`refrl.config.OnPolicyConfig`
+  (the keyword arguments of the constructor are its fields); ``algo_name``: registry name.
+* ``_setup()``: build optimisers etc. after the policy exists (called from ``__init__`` and
+  from ``load``).
+* ``train()``: one update from ``self.buffer`` (advantages/returns filled); use
+  ``self.flat_batch()`` for the ``b_*`` arrays, ``self.progress_remaining`` for schedules,
+  ``self.rng`` for shuffling and ``self.logger.store/record`` for ``train/*`` metrics.
+* ``_extra_state() -> (arrays, meta)`` and ``_load_extra_state(arrays, meta)``: whatever the
+  algorithm needs in a checkpoint besides the policy, normalisation and rng state (optimiser
+  moments, adaptive coefficients).  Arrays must be numeric; meta JSON-able.
+
+Checkpoint format: refrl.serialization (one .npz with a JSON ``__meta__``, no pickle).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import VectorEnv
+
+from refrl import kernels
+from refrl.config import OnPolicyConfig
+from refrl.logger import Logger
+from refrl.policy import ActorCritic
+from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
+from refrl.serialization import load_checkpoint, save_checkpoint
+
+__all__ = ["OnPolicyAlgorithm", "RolloutBatch", "explained_variance"]
+
+Callback = Callable[["OnPolicyAlgorithm"], "bool | None"]
+
+
+class RolloutBatch(NamedTuple):
+    """The rollout flattened to ``[T*N]`` (views of the buffer; ``b_`` arrays in CleanRL's naming)."""
+
+    obs: np.ndarray  # [B, *obs_shape]
+    actions: np.ndarray  # [B, *act_shape]
+    logp: np.ndarray  # [B]
+    values: np.ndarray  # [B]
+    advantages: np.ndarray  # [B]
+    returns: np.ndarray  # [B]
+    weights: np.ndarray  # [B] 1 for real transitions, 0 for NEXT_STEP reset slots
+
+
+def explained_variance(values: np.ndarray, returns: np.ndarray, weights: np.ndarray) -> float:
+    """1 − Var_w[R − V] / Var_w[R] (weighted); NaN when Var_w[R] = 0 (as SB3's explained_variance)."""
+    w = weights.astype(np.float64)
+    sw = w.sum()
+    if sw <= 0:
+        return float("nan")
+    r = returns.astype(np.float64)
+    d = r - values
+    var_r = np.dot(w, (r - np.dot(w, r) / sw) ** 2) / sw
+    var_d = np.dot(w, (d - np.dot(w, d) / sw) ** 2) / sw
+    return float("nan") if var_r == 0 else float(1.0 - var_d / var_r)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+class _Progress:
+    """tqdm progress bar when tqdm is installed; otherwise a status line every few seconds."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        self.total, self.bar, self.enabled, self._last = total, None, enabled, 0.0
+        if not enabled:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # optional dependency (refrl[progress])
+            return
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, n: int, fps: float, ep_rew: float | None) -> None:
+        rew = "n/a" if ep_rew is None else f"{ep_rew:.1f}"
+        if self.bar is not None:
+            self.bar.n = min(n, self.total)
+            self.bar.set_postfix_str(f"sps={fps:.0f} ep_rew_mean={rew}", refresh=False)
+            self.bar.refresh()
+        elif self.enabled and (time.monotonic() - self._last > 2.0 or n >= self.total):
+            self._last = time.monotonic()
+            print(f"{min(n, self.total)}/{self.total} steps | {fps:.0f} steps/s | ep_rew_mean {rew}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class OnPolicyAlgorithm:
+    """Base of the on-policy algorithms: collection, GAE, learn loop, predict, save/load.
+
+    Parameters
+    ----------
+    env : str, gymnasium.Env or gymnasium VectorEnv
+        An environment id (built with ``gymnasium.make_vec``), one environment (n_envs must
+        be 1) or a vector environment in NEXT_STEP autoreset mode.
+    seed : int
+        Seeds the network initialisation, the action sampling and minibatch shuffling (one
+        ``np.random.Generator`` each, spawned from ``SeedSequence(seed)``) and the first
+        environment reset.  Same seed, same machine: same numbers.
+    verbose : int
+        1 prints the metrics table after every update.
+    env_kwargs : dict, optional
+        Passed to ``gymnasium.make_vec`` (ignored when ``env`` is already built).
+    **hyperparameters
+        Fields of ``config_class`` (SB3 names).  Unknown names raise ``TypeError``; invalid
+        values ``ValueError``/``TypeError`` naming the field, before anything else is built.
+    """
+
+    config_class: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
+    algo_name: ClassVar[str] = "on_policy"
+
+    def __init__(
+        self,
+        env: str | gym.Env | VectorEnv,
+        *,
+        seed: int = 0,
+        verbose: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        self.config = self.config_class.from_kwargs(**hyperparameters)  # validates before any work
+        self.seed = _check_seed(seed)
+        cfg = self.config
+        self.env_kwargs = dict(env_kwargs or {})
+        self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        self.env = make_vec_env(
+            env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, normalize_obs=cfg.normalize_obs,
+            normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
+            gamma=cfg.gamma, env_kwargs=self.env_kwargs,
+        )
+        self.observation_space = self.env.single_observation_space
+        self.action_space = self.env.single_action_space
+        init_seq, act_seq = np.random.SeedSequence(self.seed).spawn(2)
+        self.policy = ActorCritic(
+            self.observation_space, self.action_space, net_arch=cfg.net_arch, activation=cfg.activation,
+            ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init, dtype=np.dtype(cfg.dtype),
+            rng=np.random.default_rng(init_seq),
+        )
+        self.rng = np.random.default_rng(act_seq)
+        self.buffer = RolloutBuffer.allocate(cfg.n_steps, cfg.n_envs, self.observation_space, self.action_space, cfg.dtype)
+        self.collector: RolloutCollector | None = None
+        self.logger = Logger(verbose=verbose)
+        self.num_timesteps = 0
+        self.total_timesteps = 0
+        self.iteration = 0
+        self.progress_remaining = 1.0
+        self._setup()
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _setup(self) -> None:
+        """Build optimisers and other state that depends on the policy (override)."""
+
+    def train(self) -> None:
+        """One update from the filled buffer (override)."""
+        raise NotImplementedError
+
+    def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays and JSON metadata to save besides policy/normalisation/rng (override)."""
+        return {}, {}
+
+    def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Restore what ``_extra_state`` saved (override)."""
+
+    # ------------------------------------------------------------------ the iteration
+    def collect_rollouts(self) -> int:
+        """Fill ``self.buffer``; return the number of real transitions collected."""
+        if self.collector is None:
+            # First reset: the seed itself; after a load/resume a different but fixed one.
+            reset_seed = self.seed if self.num_timesteps == 0 else self.seed + 7919 * (self.iteration + 1)
+            self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=reset_seed,
+                                              stats_window=self.config.stats_window)
+        return self.collector.collect(self.rng)
+
+    def compute_advantages(self) -> None:
+        """GAE (refrl.kernels.gae) into ``buffer.advantages`` / ``buffer.returns``.
+
+        NEXT_STEP reset slots are not transitions: their advantage is set to 0 and their
+        return to their value, so that they are inert even before their weight 0 applies.
+        """
+        buf, cfg = self.buffer, self.config
+        adv, ret = kernels.gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated,
+                               cfg.gamma, cfg.gae_lambda)
+        np.multiply(adv, buf.valid, out=buf.advantages)
+        np.copyto(buf.returns, np.where(buf.valid, ret, buf.values))
+
+    def flat_batch(self) -> RolloutBatch:
+        """The buffer as ``[T*N]`` arrays (views, no copies; weights as the policy dtype)."""
+        buf = self.buffer
+        B = buf.n_steps * buf.n_envs
+        return RolloutBatch(
+            obs=buf.obs.reshape(B, *buf.obs.shape[2:]),
+            actions=buf.actions.reshape(B, *buf.actions.shape[2:]),
+            logp=buf.logp.reshape(B),
+            values=buf.values.reshape(B),
+            advantages=buf.advantages.reshape(B),
+            returns=buf.returns.reshape(B),
+            weights=buf.valid.reshape(B).astype(buf.logp.dtype),
+        )
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback | None = None,
+        progress_bar: bool = False,
+        log_interval: int = 1,
+        reset_num_timesteps: bool = True,
+    ) -> OnPolicyAlgorithm:
+        """Train for ``total_timesteps`` real transitions (reset slots are not counted).
+
+        ``callback(agent)`` is called after every iteration (rollout + update); returning
+        ``False`` stops training.  ``progress_bar`` uses tqdm when installed (``refrl[progress]``),
+        otherwise prints a status line every 2 s.  With ``reset_num_timesteps=False`` training
+        continues the step count and the learning-rate schedule (SB3 semantics: the budget is
+        ``num_timesteps + total_timesteps``).
+        """
+        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)):
+            raise TypeError(f"total_timesteps: expected an integer, got {total_timesteps!r}")
+        if total_timesteps < 1:
+            raise ValueError(f"total_timesteps: must be >= 1, got {total_timesteps}")
+        if isinstance(log_interval, bool) or not isinstance(log_interval, int) or log_interval < 1:
+            raise ValueError(f"log_interval: expected an integer >= 1, got {log_interval!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: expected a callable agent -> bool | None, got {type(callback).__name__}")
+        if reset_num_timesteps:
+            self.num_timesteps, self.iteration = 0, 0
+            self.total_timesteps = int(total_timesteps)
+            if self.collector is not None:  # a fresh run: new episodes (seeded only once, as SB3)
+                self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=None,
+                                                  stats_window=self.config.stats_window)
+        else:
+            self.total_timesteps = self.num_timesteps + int(total_timesteps)
+        return self._learn_loop(callback, progress_bar, log_interval)
+
+    def _learn_loop(self, callback: Callback | None, progress_bar: bool, log_interval: int) -> OnPolicyAlgorithm:
+        start_time, start_steps = time.perf_counter(), self.num_timesteps
+        progress = _Progress(self.total_timesteps, self.num_timesteps, progress_bar)
+        try:
+            while self.num_timesteps < self.total_timesteps:
+                self.num_timesteps += self.collect_rollouts()
+                # SB3's convention: schedules see the progress after this rollout's steps.
+                self.progress_remaining = max(0.0, 1.0 - self.num_timesteps / self.total_timesteps)
+                self.compute_advantages()
+                self.train()
+                self.iteration += 1
+                elapsed = max(time.perf_counter() - start_time, 1e-9)
+                fps = (self.num_timesteps - start_steps) / elapsed
+                ep_rew = self.ep_rew_mean
+                progress.update(self.num_timesteps, fps, ep_rew)
+                if self.iteration % log_interval == 0:
+                    if ep_rew is not None:
+                        self.logger.record("rollout/ep_rew_mean", ep_rew)
+                        self.logger.record("rollout/ep_len_mean", float(np.mean(self.collector.episodes.lengths)))
+                    self.logger.record("time/fps", fps)
+                    self.logger.record("time/iterations", self.iteration)
+                    self.logger.record("time/time_elapsed", elapsed)
+                    self.logger.dump(self.num_timesteps)
+                if callback is not None and callback(self) is False:
+                    break
+        finally:
+            progress.close()
+        return self
+
+    @property
+    def ep_rew_mean(self) -> float | None:
+        """Mean raw return of the last ``stats_window`` finished episodes (None before the first)."""
+        if self.collector is None or not self.collector.episodes.returns:
+            return None
+        return float(np.mean(self.collector.episodes.returns))
+
+    # ------------------------------------------------------------------ acting
+    @property
+    def obs_rms(self):
+        """gymnasium's running observation statistics (None without normalize_obs)."""
+        from gymnasium.wrappers.vector import NormalizeObservation
+
+        w = find_wrapper(self.env, NormalizeObservation)
+        return None if w is None else w.obs_rms
+
+    @property
+    def return_rms(self):
+        """gymnasium's running discounted-return statistics (None without normalize_reward)."""
+        from gymnasium.wrappers.vector import NormalizeReward
+
+        w = find_wrapper(self.env, NormalizeReward)
+        return None if w is None else w.return_rms
+
+    def normalize_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Apply the training-time observation normalisation (without updating its statistics)."""
+        rms = self.obs_rms
+        if rms is None:
+            return obs
+        from gymnasium.wrappers.vector import NormalizeObservation
+
+        eps = find_wrapper(self.env, NormalizeObservation).epsilon
+        out = ((obs - rms.mean) / np.sqrt(rms.var + eps)).astype(np.float32)
+        c = self.config.clip_obs
+        return np.clip(out, -c, c) if c is not None else out
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None):
+        """Action(s) for raw environment observation(s), as SB3: ``(action, None)``.
+
+        ``obs`` is one observation (``observation_space.shape``) or a batch ``[B, *shape]``;
+        observation normalisation is applied with the saved statistics; Box actions are
+        clipped to the bounds.  Stochastic actions use ``rng`` (default: the agent's).
+        """
+        o = np.asarray(obs)
+        shape = self.observation_space.shape
+        single = o.shape == shape
+        if single:
+            o = o[None]
+        elif o.shape[1:] != shape:
+            raise ValueError(f"predict: 'obs' must have shape {shape} or (B, {', '.join(map(str, shape))}), got {o.shape}")
+        actions, _, _ = self.policy.act(self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
+        actions = self.policy.clip_actions(actions)
+        return (actions[0] if single else actions), None
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (``.npz`` + JSON, atomic, no pickle): policy, optimiser, normalisation
+        statistics, rng state, step counters and the full configuration.  Returns the path."""
+        arrays: dict[str, np.ndarray] = {f"policy/{k}": np.asarray(v) for k, v in self.policy.state_dict().items()}
+        for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
+            if rms is not None:
+                arrays[f"{name}/mean"] = np.asarray(rms.mean, dtype=np.float64)
+                arrays[f"{name}/var"] = np.asarray(rms.var, dtype=np.float64)
+                arrays[f"{name}/count"] = np.asarray(rms.count, dtype=np.float64)
+        extra_arrays, extra_meta = self._extra_state()
+        arrays.update(extra_arrays)
+        meta = {
+            "algo": self.algo_name,
+            "config": self.config.to_dict(),
+            "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "seed": self.seed,
+            "num_timesteps": self.num_timesteps,
+            "total_timesteps": self.total_timesteps,
+            "iteration": self.iteration,
+            "policy": self.policy.config(),
+            "rng_state": self.rng.bit_generator.state,
+            "extra": extra_meta,
+        }
+        return save_checkpoint(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0) -> OnPolicyAlgorithm:
+        """Rebuild an agent from ``save``: same configuration, parameters, optimiser state,
+        normalisation statistics, rng state and step counters.  ``env`` defaults to the saved id."""
+        arrays, meta = load_checkpoint(path)
+        if meta.get("algo") != cls.algo_name and cls is not OnPolicyAlgorithm:
+            raise ValueError(f"path: checkpoint is for {meta.get('algo')!r}, not {cls.algo_name!r}; use refrl.algos.load")
+        if cls is OnPolicyAlgorithm:
+            from refrl.algos import get_algorithm
+
+            cls = get_algorithm(meta["algo"])
+        if env is None:
+            env = meta.get("env_id")
+            if env is None:
+                raise ValueError("env: the checkpoint was trained on an env without an id; pass env=...")
+        agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {}, **meta["config"])
+        if agent.policy.config() != meta["policy"]:
+            raise ValueError(
+                f"env: its spaces do not match the checkpoint's policy "
+                f"(saved {meta['policy']['observation_space']} -> {meta['policy']['action_space']})"
+            )
+        agent.policy.load_state_dict({k[len("policy/"):]: v for k, v in arrays.items() if k.startswith("policy/")})
+        for name, rms in (("obs_rms", agent.obs_rms), ("return_rms", agent.return_rms)):
+            if rms is not None and f"{name}/mean" in arrays:
+                rms.mean = arrays[f"{name}/mean"].astype(np.asarray(rms.mean).dtype)
+                rms.var = arrays[f"{name}/var"].astype(np.asarray(rms.var).dtype)
+                rms.count = float(arrays[f"{name}/count"])
+        agent.rng.bit_generator.state = meta["rng_state"]
+        agent.num_timesteps = int(meta["num_timesteps"])
+        agent.total_timesteps = int(meta["total_timesteps"])
+        agent.iteration = int(meta["iteration"])
+        if agent.total_timesteps:
+            agent.progress_remaining = max(0.0, 1.0 - agent.num_timesteps / agent.total_timesteps)
+        agent._load_extra_state(arrays, meta.get("extra") or {})
+        return agent
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(env={self.env_id!r}, seed={self.seed}, num_timesteps={self.num_timesteps})"
+
+
+def evaluate_policy(agent: OnPolicyAlgorithm, env: str | gym.Env | None = None, *, n_episodes: int = 10, seed: int = 0,
+                    deterministic: bool = True, env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+    """Raw returns of ``n_episodes`` episodes (episode i reset with seed + i), as SB3's evaluate_policy."""
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ValueError(f"n_episodes: expected an integer >= 1, got {n_episodes!r}")
+    if env is None:
+        env = agent.env_id
+    e = gym.make(env, **(env_kwargs if env_kwargs is not None else agent.env_kwargs)) if isinstance(env, str) else env
+    rng = np.random.default_rng(seed)
+    returns = np.zeros(n_episodes)
+    try:
+        for i in range(n_episodes):
+            obs, _ = e.reset(seed=seed + i)
+            done, total = False, 0.0
+            while not done:
+                action, _ = agent.predict(obs, deterministic=deterministic, rng=rng)
+                obs, r, term, trunc, _ = e.step(action)
+                total += float(r)
+                done = term or trunc
+            returns[i] = total
+    finally:
+        if isinstance(env, str):
+            e.close()
+    if not math.isfinite(returns.sum()):
+        raise ValueError("evaluate_policy: non-finite episode return")
+    return returns

@@ -1,0 +1,276 @@
+"""Hyperparameters: frozen dataclasses, validated before any work starts.
+
+Names follow Stable-Baselines3 where SB3 has the same meaning (n_steps, batch_size, n_epochs,
+gamma, gae_lambda, clip_range, clip_range_vf, ent_coef, vf_coef, max_grad_norm, target_kl,
+learning_rate, normalize_advantage, n_envs); the crosswalk is in STYLE.md §9.  Defaults are
+SB3's PPO defaults (stable_baselines3/ppo/ppo.py).  Every code-level optimisation studied by
+Engstrom et al. (2020), "Implementation Matters in Deep Policy Gradients", has its own switch:
+``normalize_advantage``, ``clip_range_vf`` (value clipping), ``normalize_obs``,
+``normalize_reward`` (reward scaling), ``ortho_init``, ``anneal_lr`` and ``max_grad_norm``.
+
+Per-environment tuned defaults (:data:`TUNED`) are copied from RL Baselines3 Zoo,
+``hyperparams/ppo.yml`` (DLR-RM/rl-baselines3-zoo at commit 208b6fdf3a9a), with the
+deviations listed next to each entry (refrl has no gSDE).
+
+Each field's documentation is in its ``metadata["doc"]`` (shown by ``refrl train --help-params``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = ["TUNED", "OnPolicyConfig", "PPOConfig", "tuned_defaults"]
+
+
+def _f(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class OnPolicyConfig:
+    """Settings shared by every on-policy algorithm (collection, GAE, network, normalisation)."""
+
+    algo: ClassVar[str] = "on_policy"
+
+    n_envs: int = _f(1, "number of parallel environments N (a rollout is n_steps x n_envs transitions)")
+    n_steps: int = _f(2048, "steps per environment per rollout T")
+    gamma: float = _f(0.99, "discount factor γ in [0, 1]")
+    gae_lambda: float = _f(0.95, "GAE λ in [0, 1] (1: Monte-Carlo advantage, 0: TD residual)")
+    learning_rate: float = _f(3e-4, "Adam step size (> 0)")
+    anneal_lr: bool = _f(False, "anneal the learning rate linearly to 0 over training (code-level optimisation)")
+    normalize_advantage: bool = _f(True, "normalise advantages per minibatch (weighted mean/std; code-level optimisation)")
+    max_grad_norm: float | None = _f(0.5, "clip the global gradient norm to this (None: no clipping)")
+    normalize_obs: bool = _f(False, "normalise observations with running statistics (gymnasium NormalizeObservation)")
+    normalize_reward: bool = _f(False, "scale rewards by the running std of the discounted return (gymnasium NormalizeReward)")
+    clip_obs: float = _f(10.0, "clip normalised observations to ±clip_obs (only with normalize_obs)")
+    clip_reward: float = _f(10.0, "clip scaled rewards to ±clip_reward (only with normalize_reward)")
+    net_arch: tuple[int, ...] = _f((64, 64), "hidden layer sizes of both the policy and the value MLP")
+    activation: str = _f("tanh", "hidden activation: tanh or relu")
+    ortho_init: bool = _f(True, "orthogonal initialisation (gains √2 hidden, 0.01 policy head, 1 value head)")
+    log_std_init: float = _f(0.0, "initial log std of the Gaussian policy (Box actions)")
+    dtype: str = _f("float32", "floating point type of the networks and buffers: float32 or float64")
+    vectorization_mode: str = _f("auto", "auto | vector_entry_point | sync | async (see refrl.rollout.make_vec_env)")
+    stats_window: int = _f(100, "episodes averaged in rollout/ep_rew_mean and rollout/ep_len_mean")
+
+    # ---- derived sizes
+    @property
+    def rollout_size(self) -> int:
+        """Transitions (slots) per rollout: n_steps * n_envs."""
+        return self.n_steps * self.n_envs
+
+    # ---- validation
+    def __post_init__(self) -> None:
+        if isinstance(self.net_arch, list):
+            object.__setattr__(self, "net_arch", tuple(self.net_arch))
+        self._validate()
+
+    def _validate(self) -> None:
+        self._check_int("n_envs", 1)
+        self._check_int("n_steps", 1)
+        self._check_int("stats_window", 1)
+        self._check_real("gamma", 0.0, 1.0)
+        self._check_real("gae_lambda", 0.0, 1.0)
+        self._check_real("learning_rate", 0.0, None, open_low=True)
+        self._check_real("max_grad_norm", 0.0, None, open_low=True, optional=True)
+        self._check_real("clip_obs", 0.0, None, open_low=True)
+        self._check_real("clip_reward", 0.0, None, open_low=True)
+        self._check_real("log_std_init", None, None)
+        for name in ("anneal_lr", "normalize_advantage", "normalize_obs", "normalize_reward", "ortho_init"):
+            self._check_bool(name)
+        if not isinstance(self.net_arch, tuple) or not all(_is_int(h) and h > 0 for h in self.net_arch):
+            raise ValueError(f"net_arch: expected a sequence of positive integers, got {self.net_arch!r}")
+        self._check_choice("activation", ("tanh", "relu"))
+        self._check_choice("dtype", ("float32", "float64"))
+        self._check_choice("vectorization_mode", ("auto", "vector_entry_point", "sync", "async"))
+
+    def _check_int(self, name: str, low: int) -> None:
+        v = getattr(self, name)
+        if not _is_int(v):
+            raise TypeError(f"{name}: expected an integer, got {type(v).__name__} {v!r}")
+        if v < low:
+            raise ValueError(f"{name}: must be >= {low}, got {v}")
+
+    def _check_real(self, name: str, low, high, *, open_low: bool = False, optional: bool = False) -> None:
+        v = getattr(self, name)
+        if v is None and optional:
+            return
+        if not _is_real(v):
+            raise (TypeError if not isinstance(v, (int, float)) or isinstance(v, bool) else ValueError)(
+                f"{name}: expected a finite number{' or None' if optional else ''}, got {v!r}"
+            )
+        if low is not None and (v < low or (open_low and v == low)):
+            raise ValueError(f"{name}: must be {'>' if open_low else '>='} {low}, got {v}")
+        if high is not None and v > high:
+            raise ValueError(f"{name}: must be <= {high}, got {v}")
+
+    def _check_bool(self, name: str) -> None:
+        v = getattr(self, name)
+        if not isinstance(v, bool):
+            raise TypeError(f"{name}: expected True or False, got {v!r}")
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        v = getattr(self, name)
+        if v not in choices:
+            raise ValueError(f"{name}: expected one of {choices}, got {v!r}")
+
+    # ---- construction and (de)serialisation
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any):
+        """Build from keyword arguments; unknown names raise ``TypeError`` listing the valid ones."""
+        unknown = sorted(set(kwargs) - set(cls.field_names()))
+        if unknown:
+            raise TypeError(
+                f"{cls.algo}: unknown hyperparameter(s) {unknown}; valid names: {', '.join(cls.field_names())}"
+            )
+        ints = {f.name for f in dataclasses.fields(cls) if f.type in ("int",)}
+        floats = {f.name for f in dataclasses.fields(cls) if f.type in ("float", "float | None")}
+        clean = {}
+        for k, v in kwargs.items():
+            # JSON and the command line give 3 for 3.0 and 1e5 for 100000: accept the exact ones.
+            if k in floats and _is_int(v):
+                v = float(v)
+            elif k in ints and isinstance(v, float) and v.is_integer():
+                v = int(v)
+            clean[k] = v
+        return cls(**clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["net_arch"] = list(self.net_arch)
+        return d
+
+    @classmethod
+    def field_docs(cls) -> dict[str, tuple[Any, str]]:
+        return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
+
+
+@dataclass(frozen=True)
+class PPOConfig(OnPolicyConfig):
+    """PPO (Schulman et al. 2017): clipped surrogate, or the adaptive KL penalty of its §4."""
+
+    algo: ClassVar[str] = "ppo"
+
+    batch_size: int = _f(64, "minibatch size M; must divide n_steps * n_envs and be > 1")
+    n_epochs: int = _f(10, "passes K over the rollout per update")
+    clip_range: float = _f(0.2, "ε of the clipped surrogate (> 0)")
+    anneal_clip_range: bool = _f(False, "anneal clip_range linearly to 0 (RL Zoo's lin_0.2)")
+    clip_range_vf: float | None = _f(None, "clip the value change to ±clip_range_vf (None: no value clipping)")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient c2 (>= 0)")
+    vf_coef: float = _f(0.5, "value loss coefficient c1 (>= 0)")
+    target_kl: float | None = _f(None, "stop the update early when approx KL > 1.5 * target_kl (None: never)")
+    objective: str = _f("clip", "clip (L^CLIP) or kl_penalty (L^KLPEN, PPO paper §4)")
+    kl_coef: float = _f(1.0, "initial β of the KL penalty (objective=kl_penalty)")
+    kl_target: float = _f(0.01, "d_targ of the adaptive KL penalty (objective=kl_penalty)")
+    kl_adaptive: bool = _f(True, "adapt β after each update: halve if KL < d_targ/1.5, double if KL > 1.5 d_targ")
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._check_int("batch_size", 2)
+        self._check_int("n_epochs", 1)
+        if self.rollout_size % self.batch_size != 0:
+            raise ValueError(
+                f"batch_size: must divide the rollout n_steps * n_envs = {self.n_steps} * {self.n_envs} = "
+                f"{self.rollout_size}, got {self.batch_size}"
+            )
+        self._check_real("clip_range", 0.0, None, open_low=True)
+        self._check_real("clip_range_vf", 0.0, None, open_low=True, optional=True)
+        self._check_real("ent_coef", 0.0, None)
+        self._check_real("vf_coef", 0.0, None)
+        self._check_real("target_kl", 0.0, None, open_low=True, optional=True)
+        self._check_bool("anneal_clip_range")
+        self._check_bool("kl_adaptive")
+        self._check_choice("objective", ("clip", "kl_penalty"))
+        self._check_real("kl_coef", 0.0, None)
+        self._check_real("kl_target", 0.0, None, open_low=True)
+
+    @property
+    def n_minibatches(self) -> int:
+        return self.rollout_size // self.batch_size
+
+
+# --------------------------------------------------------------------------------------
+# Per-environment tuned defaults.  Source: RL Baselines3 Zoo, hyperparams/ppo.yml at commit
+# 208b6fdf3a9a ("# Tuned" entries).  Zoo's ``lin_X`` means X annealed linearly to 0
+# (anneal_lr / anneal_clip_range here); ``normalize: true`` is VecNormalize on observations
+# and rewards (normalize_obs + normalize_reward here).  "steps" is the zoo's n_timesteps.
+_ZOO_MUJOCO_POLICY = dict(log_std_init=-2.0, ortho_init=False, activation="relu", net_arch=(256, 256))
+
+TUNED: dict[str, dict[str, dict[str, Any]]] = {
+    "ppo": {
+        # zoo: n_envs 8, n_steps 32, batch 256, λ 0.8, γ 0.98, 20 epochs, ent 0, lr lin_0.001, clip lin_0.2
+        "CartPole-v1": dict(
+            steps=100_000, n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
+            ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_range=0.2, anneal_clip_range=True,
+        ),
+        # zoo: 4 envs, n_steps 1024, λ 0.95, γ 0.9, 10 epochs, lr 1e-3, clip 0.2, use_sde True.
+        # Deviation: refrl has no gSDE (state-independent log std instead).
+        "Pendulum-v1": dict(
+            steps=100_000, n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
+            learning_rate=1e-3, clip_range=0.2,
+        ),
+        # zoo: normalize, 16 envs, n_steps 256, λ 0.94, γ 0.99, 4 epochs, ent 0 (1e6 steps)
+        "Acrobot-v1": dict(
+            steps=1_000_000, normalize_obs=True, normalize_reward=True, n_envs=16, n_steps=256,
+            gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0,
+        ),
+        # zoo: normalize, 16 envs, n_steps 16, λ 0.98, γ 0.99, 4 epochs, ent 0 (1e6 steps)
+        "MountainCar-v0": dict(
+            steps=1_000_000, normalize_obs=True, normalize_reward=True, n_envs=16, n_steps=16,
+            gae_lambda=0.98, gamma=0.99, n_epochs=4, ent_coef=0.0,
+        ),
+        # zoo Hopper-v4 (tuned), used for v4 and v5
+        **{
+            f"Hopper-v{v}": dict(
+                steps=1_000_000, normalize_obs=True, normalize_reward=True, n_envs=1, batch_size=32, n_steps=512,
+                gamma=0.999, learning_rate=9.80828e-05, ent_coef=0.00229519, clip_range=0.2, n_epochs=5,
+                gae_lambda=0.99, max_grad_norm=0.7, vf_coef=0.835671, **_ZOO_MUJOCO_POLICY,
+            )
+            for v in (4, 5)
+        },
+        # zoo HalfCheetah-v4 (tuned), used for v4 and v5
+        **{
+            f"HalfCheetah-v{v}": dict(
+                steps=1_000_000, normalize_obs=True, normalize_reward=True, n_envs=1, batch_size=64, n_steps=512,
+                gamma=0.98, learning_rate=2.0633e-05, ent_coef=0.000401762, clip_range=0.1, n_epochs=20,
+                gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096, **_ZOO_MUJOCO_POLICY,
+            )
+            for v in (4, 5)
+        },
+        # zoo Walker2d-v4 (tuned), used for v4 and v5
+        **{
+            f"Walker2d-v{v}": dict(
+                steps=1_000_000, normalize_obs=True, normalize_reward=True, n_envs=1, batch_size=32, n_steps=512,
+                gamma=0.99, learning_rate=5.05041e-05, ent_coef=0.000585045, clip_range=0.1, n_epochs=20,
+                gae_lambda=0.95, max_grad_norm=1.0, vf_coef=0.871923, **_ZOO_MUJOCO_POLICY,
+            )
+            for v in (4, 5)
+        },
+    },
+}
+
+
+def tuned_defaults(algo: str, env_id: str) -> dict[str, Any]:
+    """The tuned hyperparameters for ``env_id`` (without ``steps``), or {} if none are published."""
+    entry = dict(TUNED.get(algo, {}).get(env_id, {}))
+    entry.pop("steps", None)
+    return entry
+
+
+def tuned_steps(algo: str, env_id: str) -> int | None:
+    """The zoo's training budget (n_timesteps) for ``env_id``, if it has one."""
+    return TUNED.get(algo, {}).get(env_id, {}).get("steps")
