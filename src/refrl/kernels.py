@@ -48,7 +48,7 @@ except ImportError as exc:  # never fall back to the oracles: they are slow on p
         "a C++17 compiler is needed. Original error: " + str(exc)
     ) from exc
 
-__all__ = ["clipped_surrogate", "conjugate_gradient", "gae"]
+__all__ = ["clipped_surrogate", "conjugate_gradient", "fisher_operator", "fisher_vector_product", "gae"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
@@ -519,3 +519,112 @@ def conjugate_gradient(
 
 
 # --- Fisher-vector product (learning-core issue) ---
+
+_FISHER_HEADS = {"Categorical": "categorical", "DiagGaussian": "gaussian", "MultiCategorical": "multicategorical"}
+
+
+def _fisher_inputs(policy: Any, obs: Any, fn: str) -> tuple[np.ndarray, str, list[int] | None]:
+    """Check ``policy`` (an ActorCritic) and ``obs``; return (network input [B, d0], head, nvec)."""
+    for attr in ("pi", "dist", "policy_params", "n_policy_params", "preprocess_obs", "dtype"):
+        if not hasattr(policy, attr):
+            raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
+    head = _FISHER_HEADS.get(type(policy.dist).__name__)
+    if head is None:
+        raise ValueError(f"{fn}: 'policy' has an unsupported action distribution {policy.dist!r}")
+    theta = policy.policy_params
+    if not np.isfinite(theta).all():
+        raise ValueError(f"{fn}: 'policy' parameters contain NaN or inf")
+    if obs is None:
+        raise TypeError(f"{fn}: 'obs' must be an array, got None")
+    try:
+        x = policy.preprocess_obs(obs)  # flattens Box / one-hot Discrete; names 'obs' on bad shape or NaN
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{fn}: {exc}") from exc
+    if x.shape[0] < 1:
+        raise ValueError(f"{fn}: 'obs' must hold at least one observation, got shape {_fmt_shape(np.shape(obs))}")
+    nvec = [int(n) for n in policy.dist.nvec] if head == "multicategorical" else None
+    return np.ascontiguousarray(x, dtype=policy.dtype), head, nvec
+
+
+def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int = 1, *, isa: str = "auto") -> Any:
+    r"""The policy's Fisher matrix at the current θ (= θ_old) on ``obs``, as a native operator.
+
+    .. math::
+        F v = \frac{1}{B} \sum_b J_b^\top M_b J_b\, v + \lambda v,\qquad
+        F = \nabla^2_\theta\, \overline{D}_{KL}(\pi_{\theta_{old}} \,\|\, \pi_\theta)\big|_{\theta=\theta_{old}}
+
+    J_b: Jacobian of the distribution parameters of s_b (logits; or mean and log σ) with respect
+    to the policy parameters; M_b: the distribution's Fisher information in those parameters —
+    diag(p) − ppᵀ per categorical component, diag(1/σ²) on the mean and 2 on log σ for the
+    diagonal Gaussian (0 on a log σ outside [LOG_STD_MIN, LOG_STD_MAX], where the KL is flat in it).
+    F is the Hessian of the mean KL at θ_old (Schulman et al. 2015, TRPO, Appendix C).
+
+    The forward activations at θ_old are computed once here and reused by every product, so
+    build one operator per policy update and hand it to ``conjugate_gradient`` (the whole CG
+    solve then runs in C++ without the GIL). Later changes to ``policy.params`` do not affect it.
+
+    Parameters
+    ----------
+    policy : refrl.policy.ActorCritic (Discrete, Box or MultiDiscrete actions)
+    obs : ndarray, shape [B, *obs_shape]
+    damping : float >= 0
+        λ added to the diagonal (``cg_damping``); also settable later as ``op.damping``.
+    subsample : int >= 1
+        Use only observations 0, k, 2k, ... (OpenAI Baselines TRPO uses every 5th).
+    isa : {"auto", "generic", "avx2", "avx512"}
+        Kernel variant (for tests and benchmarks); "auto" picks the best the CPU supports.
+
+    Returns
+    -------
+    refrl._core.FisherOperatorF32 / FisherOperatorF64 (a LinearOperatorF32/F64) of size
+    ``policy.n_policy_params``: ``op(v) -> F v + λ v``; attributes ``size``, ``damping`` (settable),
+    ``batch_size`` (observations used), ``n_obs``, ``subsample``, ``head``, ``sizes``, ``isa``.
+    """
+    fn = "fisher_operator"
+    x, head, nvec = _fisher_inputs(policy, obs, fn)
+    damping = _check_scalar("damping", damping, fn=fn, lo=0.0)
+    subsample = _check_scalar("subsample", subsample, fn=fn, lo=1, integer=True)
+    if isa not in ("auto", "generic", "avx2", "avx512"):
+        raise ValueError(f"{fn}: 'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got {isa!r}")
+    if isa != "auto" and not _core.isa_supported(isa):
+        raise ValueError(f"{fn}: 'isa'={isa!r} is not supported by this CPU")
+    cls = _core.FisherOperatorF32 if policy.dtype == np.float32 else _core.FisherOperatorF64
+    theta = np.ascontiguousarray(policy.policy_params, dtype=policy.dtype)
+    return cls(
+        theta, list(policy.pi.sizes), policy.pi.activation, head, x,
+        damping=damping, subsample=subsample, nvec=nvec, isa=isa,
+    )  # fmt: skip
+
+
+def fisher_vector_product(policy: Any, obs: Any, v: Any, damping: float = 0.0) -> np.ndarray:
+    r"""F·v + damping·v for the policy at its current θ, averaged over the batch ``obs``.
+
+    F = (1/B) Σ_b J_bᵀ M_b J_b, the Fisher information of the policy = the Hessian of the mean
+    KL(π_θold ‖ π_θ) at θ_old (see ``fisher_operator`` for M_b and the citation).
+    One-shot convenience: it builds the operator (a forward pass) for a single product; for
+    repeated products (conjugate gradient) build ``fisher_operator`` once.
+
+    Parameters
+    ----------
+    policy : refrl.policy.ActorCritic
+    obs : ndarray, shape [B, *obs_shape]
+    v : ndarray, shape [policy.n_policy_params], float (converted to the policy's dtype)
+    damping : float >= 0
+
+    Returns
+    -------
+    ndarray, shape [n_policy_params], the policy's dtype.
+    """
+    fn = "fisher_vector_product"
+    if not hasattr(policy, "n_policy_params") or not hasattr(policy, "dtype"):
+        raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
+    n = int(policy.n_policy_params)
+    v = _as_float_array(v, "v", fn=fn, shape=(n,), dtype=policy.dtype, shape_desc="(policy.n_policy_params,)")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{fn}: 'v' contains NaN or inf")
+    damping = _check_scalar("damping", damping, fn=fn, lo=0.0)
+    try:
+        op = fisher_operator(policy, obs, damping=damping)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(str(exc).replace("fisher_operator:", f"{fn}:", 1)) from exc
+    return op(v)

@@ -15,7 +15,7 @@ import numpy as np
 
 from refrl._types import CGResult, GAEResult, SurrogateResult
 
-__all__ = ["clipped_surrogate", "conjugate_gradient", "gae"]
+__all__ = ["clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae"]
 
 
 def gae(rewards, values, next_values, terminated, truncated, gamma, lam) -> GAEResult:
@@ -146,3 +146,102 @@ def conjugate_gradient(operator: Callable | np.ndarray, b, iters=10, tol=1e-10, 
 
 
 # --- Fisher-vector product (learning-core issue) ---
+
+# Log σ bounds of refrl.distributions.DiagGaussian (the Fisher is 0 on a log σ outside them).
+_LOG_STD_MIN, _LOG_STD_MAX = -20.0, 2.0
+
+
+def _fisher_setup(policy, obs, subsample: int):
+    """Network input (every ``subsample``-th observation), forward cache and distribution params."""
+    x = policy.preprocess_obs(obs)[::subsample].astype(np.float64)
+    net = policy.pi
+    from refrl.nn import MLP  # the network in float64, same θ (oracles compute in float64)
+
+    n_pi = net.params.size
+    theta = np.asarray(policy.policy_params, dtype=np.float64)
+    net64 = MLP(net.sizes, net.activation, dtype=np.float64, rng=None, init=False, params=theta[:n_pi].copy())
+    y, cache = net64.forward(x)
+    return x, net64, cache, y, theta[n_pi:]
+
+
+def fisher_vector_product(policy, obs, v, damping: float = 0.0, subsample: int = 1) -> np.ndarray:
+    """F v + damping v with F = (1/B) Σ_b J_bᵀ M_b J_b, in NumPy float64 through refrl.nn.
+
+    The NumPy path of the Fisher-vector product (Schulman et al. 2015, TRPO, App. C; Pearlmutter
+    1994 for J v): J v by the MLP's forward-mode R-operator (``MLP.jvp_from_cache``), M by the
+    distribution's ``fisher_product`` (diag(p) − ppᵀ, or diag(1/σ², 2)), Jᵀ(·) by the MLP's
+    ``backward`` (log σ is shared by all states: its block is the batch sum). Trusted because each
+    piece is checked against finite differences in test_nn / test_distributions.
+    """
+    x, net, cache, y, log_std = _fisher_setup(policy, obs, subsample)
+    v = np.asarray(v, dtype=np.float64)
+    n_pi = net.params.size
+    B = x.shape[0]
+    jv = net.jvp_from_cache(cache, v[:n_pi])  # J v on the network output, [B, dL]
+    if log_std.size:  # DiagGaussian: params = [mean | log σ], J v on log σ is v_logσ for every state
+        dp = np.concatenate([y, np.broadcast_to(log_std, y.shape)], axis=1)
+        jv = np.concatenate([jv, np.broadcast_to(v[n_pi:], jv.shape)], axis=1)
+    else:
+        dp = y
+    mjv = policy.dist.fisher_product(dp, jv) / B  # M_b J_b v, averaged
+    out = np.zeros_like(v)
+    if log_std.size:
+        d = y.shape[1]
+        net.backward(mjv[:, :d], cache, out=out[:n_pi], need_dx=False)
+        inside = (log_std >= _LOG_STD_MIN) & (log_std <= _LOG_STD_MAX)  # KL is flat in a clipped log σ
+        out[n_pi:] = np.where(inside, mjv[:, d:].sum(axis=0), 0.0)
+    else:
+        net.backward(mjv, cache, out=out, need_dx=False)
+    return out + damping * v
+
+
+def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
+    """The explicit Fisher matrix F = (1/B) Σ_b J_bᵀ M_b J_b [n_policy_params, n_policy_params].
+
+    Literal: per sample b, the Jacobian J_b of the distribution parameters (one column per
+    parameter, from J e_i) and the distribution's Fisher M_b written out entry by entry:
+        Categorical (per component, p = softmax z):  M_ij = p_i δ_ij − p_i p_j
+        DiagGaussian [μ | log σ]:  M = diag(1/σ_1², ..., 1/σ_d², 2, ..., 2)  (0 for a clipped log σ)
+    For tiny networks only (n jvps and B n² products in Python loops).
+    """
+    x, net, cache, y, log_std = _fisher_setup(policy, obs, subsample)
+    n_pi = net.params.size
+    n = n_pi + log_std.size
+    B, dL = y.shape
+    gaussian = log_std.size > 0
+    P = dL + log_std.size  # number of distribution parameters per state
+    J = np.zeros((B, P, n))  # J[b, k, i] = ∂(dist param k of state b)/∂θ_i
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = 1.0
+        J[:, :dL, i] = net.jvp_from_cache(cache, e[:n_pi])
+        if gaussian:
+            J[:, dL:, i] = e[n_pi:]
+    if gaussian:
+        comps = []
+    else:
+        nvec = [int(k) for k in getattr(policy.dist, "nvec", [dL])]
+        comps, o = [], 0
+        for k in nvec:
+            comps.append((o, k))
+            o += k
+    F = np.zeros((n, n))
+    for b in range(B):
+        M = np.zeros((P, P))
+        if gaussian:
+            for j in range(dL):
+                s = min(max(float(log_std[j]), _LOG_STD_MIN), _LOG_STD_MAX)
+                M[j, j] = math.exp(-2.0 * s)  # 1/σ²
+                inside = _LOG_STD_MIN <= float(log_std[j]) <= _LOG_STD_MAX
+                M[dL + j, dL + j] = 2.0 if inside else 0.0
+        else:
+            for o, k in comps:
+                z = [float(y[b, o + j]) for j in range(k)]
+                zmax = max(z)
+                e = [math.exp(zj - zmax) for zj in z]
+                p = [ej / sum(e) for ej in e]
+                for i in range(k):
+                    for j in range(k):
+                        M[o + i, o + j] = (p[i] if i == j else 0.0) - p[i] * p[j]
+        F += J[b].T @ M @ J[b]
+    return F / B

@@ -224,6 +224,14 @@ class ActorCritic:
             raise ValueError(f"ActorCritic.kl: 'old_dist_params' must have shape {new.shape}, got {old.shape}")
         return float(self.dist.kl(old, new).mean())
 
+    def fisher_operator(self, obs: np.ndarray, damping: float = 0.0, subsample: int = 1):
+        """Native Fisher operator at the current θ on ``obs``: ``op(v) = F v + damping v`` with F the
+        Hessian of the mean KL at θ (size ``n_policy_params``; activations cached, CG-ready).
+        See ``refrl.kernels.fisher_operator``; ``subsample=k`` uses every k-th observation."""
+        from refrl import kernels
+
+        return kernels.fisher_operator(self, obs, damping=damping, subsample=subsample)
+
     def evaluate(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """log π(a|s), H(π(·|s)) and V(s) for a minibatch, plus the cache for ``backward``.
 
