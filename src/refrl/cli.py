@@ -23,6 +23,12 @@ def _add_selfcheck(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_rlhf(sub: argparse._SubParsersAction) -> None:
+    from refrl.rlhf.cli import add_rlhf_parser
+
+    add_rlhf_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refrl", description=__doc__.splitlines()[0])
     from refrl import __version__
@@ -30,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"refrl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_selfcheck(sub)
+    _add_rlhf(sub)
     return parser
 
 
