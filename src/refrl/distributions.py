@@ -28,6 +28,7 @@ Box actions are sampled *unclipped*; the policy clips them to the bounds only fo
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -386,7 +387,7 @@ class MultiCategorical(Distribution):
         self.start = start
         self.parts = [Categorical(int(n), int(s)) for n, s in zip(nvec, start, strict=True)]
         bounds = np.concatenate([[0], np.cumsum(nvec)])
-        self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
         self.param_dim = int(bounds[-1])
         self.action_shape = (int(nvec.size),)
         self.action_dtype = np.dtype(np.int64)

@@ -27,6 +27,7 @@ Maths (h_0 = x, φ the activation, L layers)::
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -135,7 +136,7 @@ class MLP:
     def num_params(sizes: Sequence[int]) -> int:
         """Σ_l (d_{l-1}·d_l + d_l): the length of the flat parameter vector."""
         s = _check_sizes(sizes)
-        return sum(a * b + b for a, b in zip(s[:-1], s[1:], strict=True))
+        return sum(a * b + b for a, b in itertools.pairwise(s))
 
     @property
     def n_layers(self) -> int:
@@ -334,7 +335,7 @@ def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
 def _layer_offsets(sizes: tuple[int, ...]) -> list[tuple[int, int, int]]:
     """(start of W_l, start of b_l, end of b_l) for each layer."""
     offs, o = [], 0
-    for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for d_in, d_out in itertools.pairwise(sizes):
         w1 = o + d_in * d_out
         offs.append((o, w1, w1 + d_out))
         o = w1 + d_out

@@ -70,8 +70,8 @@ class ActorCritic:
         elif isinstance(observation_space, spaces.Discrete):
             self._obs_kind = "discrete"
             self.obs_dim = int(observation_space.n)
-        else:
-            raise ValueError(
+        else:  # ValueError for an unsupported space, as make_distribution does (the contract)
+            raise ValueError(  # noqa: TRY004
                 f"ActorCritic: unsupported 'observation_space' {observation_space!r} "
                 "(supported: gymnasium.spaces.Box, Discrete)"
             )
@@ -106,7 +106,7 @@ class ActorCritic:
         self.policy_grads = self.grads[: self.n_policy_params]
         self.value_params = self.params[self.n_policy_params :]
         self.value_grads = self.grads[self.n_policy_params :]
-        kw = dict(activation=activation, ortho_init=ortho_init, dtype=dt, rng=rng)
+        kw = {"activation": activation, "ortho_init": ortho_init, "dtype": dt, "rng": rng}
         self.pi = MLP(pi_sizes, output_gain=0.01, params=self.params[:n_pi], grads=self.grads[:n_pi], **kw)
         self.log_std = self.params[n_pi : n_pi + n_std] if self._gaussian else None
         self.log_std_grad = self.grads[n_pi : n_pi + n_std] if self._gaussian else None
