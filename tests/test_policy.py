@@ -273,3 +273,25 @@ def test_actor_critic_backward_rejects_bad_gradient_shapes():
         ac.backward(cache, dvalues=np.ones((3, 1)))
     with pytest.raises(ValueError, match="'actions'"):
         ac.evaluate(np.zeros((3, 2)), np.array([0, 1, 3]))
+
+
+@pytest.mark.parametrize("kind", sorted(ACTION_SPACES))
+def test_actor_critic_log_prob_and_evaluate_values_match_evaluate(kind):
+    ac = _small_policy(kind, 3, (8,))
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((6, 3))
+    a, _, _ = ac.act(obs, rng)
+    logp, _, v, cache = ac.evaluate(obs, a)
+    np.testing.assert_array_equal(ac.log_prob(obs, a), logp)
+    v2, vcache = ac.evaluate_values(obs)
+    np.testing.assert_array_equal(v2, v)
+    dv = rng.standard_normal(6)
+    ac.zero_grad()
+    ac.backward(cache, dvalues=dv)
+    want = ac.grads.copy()
+    ac.zero_grad()
+    ac.backward(vcache, dvalues=dv)
+    np.testing.assert_array_equal(ac.grads, want)
+    assert not ac.policy_grads.any() and ac.value_grads.any()
+    with pytest.raises(ValueError, match="only 'dvalues'"):
+        ac.backward(vcache, dlogp=dv)

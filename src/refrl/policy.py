@@ -232,30 +232,49 @@ class ActorCritic:
 
         return kernels.fisher_operator(self, obs, damping=damping, subsample=subsample)
 
+    def _check_actions(self, actions: np.ndarray, B: int, fn: str) -> np.ndarray:
+        if not self._gaussian:
+            return actions  # the distribution checks shape, integrality and range
+        a = np.asarray(actions, dtype=self.dtype)
+        if a.shape[0:1] != (B,) or a.size != B * self.dist.d:
+            raise ValueError(
+                f"ActorCritic.{fn}: 'actions' must have shape ({B}, {', '.join(map(str, self._act_shape))}), "
+                f"got {a.shape}"
+            )
+        return a.reshape(B, self.dist.d)
+
     def evaluate(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """log π(a|s), H(π(·|s)) and V(s) for a minibatch, plus the cache for ``backward``.
 
-        Returns logp [B], entropy [B], values [B], cache.
+        Returns logp [B], entropy [B], values [B], cache (a dict; ``cache["dist_params"]`` holds the
+        distribution parameters [B, param_dim] at the current θ, for KL terms).
         """
         x = self.preprocess_obs(obs)
         B = x.shape[0]
         out, pi_cache = self.pi.forward(x)
         self._check_out(out, "the policy output")
         dp = self._dist_params(out)
-        if self._gaussian:
-            actions = np.asarray(actions, dtype=self.dtype)
-            if actions.shape[0:1] != (B,) or actions.size != B * self.dist.d:
-                raise ValueError(
-                    f"ActorCritic.evaluate: 'actions' must have shape ({B}, {', '.join(map(str, self._act_shape))}), "
-                    f"got {actions.shape}"
-                )
-            actions = actions.reshape(B, self.dist.d)
+        actions = self._check_actions(actions, B, "evaluate")
         logp = self.dist.log_prob(dp, actions)
         ent = self.dist.entropy(dp)
         v, vf_cache = self.vf.forward(x)
         self._check_out(v, "the value output")
         cache = {"B": B, "pi": pi_cache, "vf": vf_cache, "dist_params": dp, "actions": actions}
         return logp, ent, v[:, 0], cache
+
+    def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """log π_θ(a|s) [B] only (policy network alone; e.g. the surrogate in TRPO's line search)."""
+        x = self.preprocess_obs(obs)
+        out = self.pi(x)
+        self._check_out(out, "the policy output")
+        return self.dist.log_prob(self._dist_params(out), self._check_actions(actions, x.shape[0], "log_prob"))
+
+    def evaluate_values(self, obs: np.ndarray) -> tuple[np.ndarray, dict]:
+        """V(s) [B] and a cache for ``backward(cache, dvalues=...)`` (value network alone: critic updates)."""
+        x = self.preprocess_obs(obs)
+        v, vf_cache = self.vf.forward(x)
+        self._check_out(v, "the value output")
+        return v[:, 0], {"B": x.shape[0], "pi": None, "vf": vf_cache, "dist_params": None, "actions": None}
 
     def backward(self, cache: dict, dlogp=None, dentropy=None, dvalues=None) -> None:
         """Accumulate ∂loss/∂θ into ``grads`` from per-sample loss gradients (None = 0).
@@ -267,6 +286,8 @@ class ActorCritic:
         dlogp = self._check_batch("dlogp", dlogp, B)
         dentropy = self._check_batch("dentropy", dentropy, B)
         dvalues = self._check_batch("dvalues", dvalues, B)
+        if cache["pi"] is None and (dlogp is not None or dentropy is not None):
+            raise ValueError("ActorCritic.backward: 'cache' from evaluate_values supports only 'dvalues'")
         dp = cache["dist_params"]
         ddist = None
         if dlogp is not None:
@@ -289,6 +310,8 @@ class ActorCritic:
         parameters with respect to the policy parameters (MLP, then log σ shared over the batch).
         """
         B = cache["B"]
+        if cache["pi"] is None:
+            raise ValueError("ActorCritic.backward_dist_params: 'cache' must come from evaluate (it has no policy pass)")
         g = np.asarray(ddist_params, dtype=self.dtype)
         if g.shape != (B, self.dist.param_dim):
             raise ValueError(
