@@ -295,3 +295,25 @@ def test_actor_critic_log_prob_and_evaluate_values_match_evaluate(kind):
     assert not ac.policy_grads.any() and ac.value_grads.any()
     with pytest.raises(ValueError, match="only 'dvalues'"):
         ac.backward(vcache, dlogp=dv)
+
+
+@pytest.mark.parametrize("kind", sorted(ACTION_SPACES))
+def test_actor_critic_float32_matches_float64(kind):
+    """Same parameters in float32 and float64: outputs stay float32 and agree to float32 precision."""
+    p64 = _small_policy(kind, 3, (16, 16))
+    obs_space = spaces.Box(-np.inf, np.inf, (3,))
+    p32 = ActorCritic(obs_space, ACTION_SPACES[kind], net_arch=(16, 16), dtype=np.float32, rng=np.random.default_rng(0))
+    p32.params[...] = p64.params
+    rng = np.random.default_rng(1)
+    obs = rng.standard_normal((32, 3))
+    a, _, _ = p64.act(obs, rng)
+    g = rng.standard_normal((3, 32))
+    outs = []
+    for p in (p64, p32):
+        logp, ent, v, cache = p.evaluate(obs, a)
+        p.zero_grad()
+        p.backward(cache, dlogp=g[0], dentropy=g[1], dvalues=g[2])
+        outs.append((logp, ent, v, p.grads))
+    for x64, x32 in zip(outs[0], outs[1], strict=True):
+        assert x32.dtype == np.float32
+        np.testing.assert_allclose(x32, x64, rtol=2e-4, atol=2e-5 * max(1.0, float(np.abs(x64).max())))
