@@ -181,8 +181,11 @@ def test_actor_critic_discrete_observations_are_one_hot():
     np.testing.assert_array_equal(x, np.eye(4)[[0, 3, 1]])
     a, logp, _v = ac.act(np.array([0, 3]), np.random.default_rng(0))
     assert a.shape == (2,) and logp.shape == (2,)
+    np.testing.assert_array_equal(ac.preprocess_obs(np.array([3.0, 1.0])), x[1:])
     with pytest.raises(ValueError, match="'obs' out of range"):
         ac.act(np.array([4]), np.random.default_rng(0))
+    with pytest.raises(TypeError, match="'obs' must be integers"):
+        ac.act(np.array([0.5]), np.random.default_rng(0))
 
 
 def test_actor_critic_kl_zero_at_own_params_and_positive_after_change():

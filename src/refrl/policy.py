@@ -129,6 +129,8 @@ class ActorCritic:
             o = np.asarray(obs)
             if o.ndim != 1:
                 raise ValueError(f"ActorCritic: 'obs' must have shape (B,) for a Discrete observation space, got {o.shape}")
+            if o.dtype.kind == "f" and np.isfinite(o).all() and (o == np.round(o)).all():
+                o = o.astype(np.int64)  # integral floats, e.g. from a float rollout buffer
             if o.dtype.kind not in "iu":
                 raise TypeError(f"ActorCritic: 'obs' must be integers for a Discrete observation space, got {o.dtype}")
             idx = o.astype(np.int64) - int(self.observation_space.start)
