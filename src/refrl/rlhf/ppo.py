@@ -45,7 +45,15 @@ from refrl.rlhf.policy import TokenPolicy, entropy_and_grad_logits, log_softmax,
 from refrl.rlhf.reward_model import RewardModel
 from refrl.rlhf.task import gold_reward, response_stats
 
-__all__ = ["AdaptiveKLController", "RLHFPPO", "RLHFPPOConfig", "evaluate_policy", "value_loss_and_grad"]
+__all__ = [
+    "AdaptiveKLController",
+    "FixedKLController",
+    "RLHFPPO",
+    "RLHFPPOConfig",
+    "evaluate_policy",
+    "policy_loss_grad_logits",
+    "value_loss_and_grad",
+]
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,23 @@ def value_loss_and_grad(values: np.ndarray, returns: np.ndarray) -> tuple[float,
     """loss_V = ½ mean (V − R̂)²  and  ∂loss_V/∂V = (V − R̂)/B."""
     diff = np.asarray(values, dtype=np.float64) - returns
     return 0.5 * float(np.mean(diff**2)), diff / diff.size
+
+
+def policy_loss_grad_logits(
+    logits: np.ndarray, actions: np.ndarray, logp_old: np.ndarray, advantages: np.ndarray, clip_range: float
+):
+    """The clipped surrogate at logits z [B, V] and ∂(−L^CLIP)/∂z [B, V].
+
+    log π(a|s) = log softmax(z)[a]; refrl.kernels.clipped_surrogate gives g = ∂L^CLIP/∂log π(a|s),
+    and ∂log π(a|s)/∂z = onehot(a) − softmax(z), so ∂(−L^CLIP)/∂z = −g (onehot(a) − p).
+    Returns (SurrogateResult, dz).
+    """
+    lp_all = log_softmax(logits)
+    logp = _take(lp_all, actions)
+    sur = kernels.clipped_surrogate(logp, logp_old.astype(logp.dtype), advantages.astype(logp.dtype), clip_range)
+    dz = np.exp(lp_all) * sur.grad_logp[:, None]
+    dz[np.arange(actions.shape[0]), actions] -= sur.grad_logp
+    return sur, dz
 
 
 def _take(logp_all: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -256,12 +281,7 @@ class RLHFPPO:
                 mb = perm[start : start + mb_size]
                 # policy: maximise L^CLIP (+ entropy bonus)
                 z, cache = self.policy.logits(b_obs[mb])
-                lp_all = log_softmax(z)
-                logp = _take(lp_all, b_acts[mb])
-                sur = kernels.clipped_surrogate(logp, b_logp_old[mb], b_adv[mb].astype(logp.dtype), cfg.clip_range)
-                # ∂(−L^CLIP)/∂z = −g · (onehot(a) − p)
-                dz = np.exp(lp_all) * sur.grad_logp[:, None]
-                dz[np.arange(mb.size), b_acts[mb]] -= sur.grad_logp
+                sur, dz = policy_loss_grad_logits(z, b_acts[mb], b_logp_old[mb], b_adv[mb], cfg.clip_range)
                 H, dH = entropy_and_grad_logits(z)
                 if cfg.ent_coef:
                     dz -= cfg.ent_coef * dH / mb.size
