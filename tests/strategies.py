@@ -94,11 +94,16 @@ def st_surrogate_batch(draw, max_B: int = 128, dtype=None, max_log_ratio: float 
 
 
 @st.composite
-def st_spd_system(draw, max_n: int = 10, dtype=np.float64):
-    """(A, b) with A = MᵀM + c·I symmetric positive definite (eigenvalues in [c, c + ‖M‖²])."""
+def st_spd_system(draw, max_n: int = 10, dtype=np.float64, well_conditioned: bool = False):
+    """(A, b) with A = MᵀM + c·I symmetric positive definite (eigenvalues in [c, c + ‖M‖²]).
+
+    ``well_conditioned``: entries of M within ±1/n and c ≥ 0.5, so cond(A) ≤ 3 and two CG
+    implementations that round differently follow the same trajectory to ~1e-13.
+    """
     n = draw(st.integers(1, max_n))
-    M = draw(hnp.arrays(np.float64, (n, n), elements=_floats(np.float64, -1.0, 1.0)))
-    c = draw(st.floats(0.1, 2.0))
+    bound = 1.0 / n if well_conditioned else 1.0
+    M = draw(hnp.arrays(np.float64, (n, n), elements=_floats(np.float64, -bound, bound)))
+    c = draw(st.floats(0.5, 2.0) if well_conditioned else st.floats(0.1, 2.0))
     A = (M.T @ M + c * np.eye(n)).astype(dtype)
     A = ((A + A.T) / 2).astype(dtype)  # exactly symmetric after the cast
     b = draw(hnp.arrays(dtype, n, elements=_floats(dtype, -10.0, 10.0)))

@@ -25,7 +25,7 @@ class SurrogateResult(NamedTuple):
 class CGResult(NamedTuple):
     """Result of ``refrl.kernels.conjugate_gradient`` (the first three fields are the contract).
 
-    ``converged`` is True when rᵀr < tol. ``status`` says why the solve stopped:
+    ``converged`` is True when rᵀr ≤ tol. ``status`` says why the solve stopped:
     "converged", "max_iterations" (the usual case for TRPO's 10 fixed iterations: x is
     the truncated-CG approximation) or "not_positive_definite" (pᵀ(A + damping·I)p ≤ 0:
     A is not positive definite; x is the last iterate before that direction).

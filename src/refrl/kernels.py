@@ -442,8 +442,9 @@ def conjugate_gradient(
     iters : int >= 0
         Maximum number of operator applications (``cg_iters``; 10 in TRPO).
     tol : float >= 0
-        Stop when rᵀr < tol: the *squared* residual norm, as in OpenAI baselines and
-        sb3-contrib, whose default 1e-10 is kept.
+        Stop when rᵀr ≤ tol: the *squared* residual norm, as in OpenAI baselines and
+        sb3-contrib, whose default 1e-10 is kept. rᵀr below the dtype's smallest normal
+        number also counts as converged (exact convergence in floating point).
     damping : float >= 0
         μ added to the diagonal (``cg_damping``).
 
@@ -451,7 +452,7 @@ def conjugate_gradient(
     -------
     CGResult(x, iterations, residual_norm, converged, status)
         ``x`` [n] of the kernel's dtype, ``iterations`` used, ``residual_norm`` = ‖r‖ of
-        the recursively updated residual, ``converged`` (rᵀr < tol) and ``status``:
+        the recursively updated residual, ``converged`` (rᵀr ≤ tol) and ``status``:
         "converged", "max_iterations" (the normal outcome of a fixed small ``iters``) or
         "not_positive_definite" (pᵀ(A + μI)p ≤ 0 was met: A + μI is not positive
         definite; ``x`` is the last iterate before that direction). Non-convergence is
@@ -493,6 +494,8 @@ def conjugate_gradient(
         def checked_apply(v: np.ndarray) -> np.ndarray:
             calls[0] += 1
             out = operator(v)
+            if out is None:
+                raise TypeError(f"{fn}: 'operator' must return a float array, got None (call {calls[0]})")
             arr = _as_array(out, "operator", fn)
             if arr.dtype.kind != "f":
                 raise TypeError(f"{fn}: 'operator' must return a float array, got dtype {arr.dtype} (call {calls[0]})")

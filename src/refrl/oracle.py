@@ -9,6 +9,7 @@ Each oracle returns the same NamedTuple as its kernel.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -105,7 +106,7 @@ def conjugate_gradient(operator: Callable | np.ndarray, b, iters=10, tol=1e-10, 
     α_k = r_kᵀ r_k / p_kᵀ (A + μI) p_k
     x_{k+1} = x_k + α_k p_k;   r_{k+1} = r_k − α_k (A + μI) p_k
     β_k = r_{k+1}ᵀ r_{k+1} / r_kᵀ r_k;   p_{k+1} = r_{k+1} + β_k p_k
-    stop when rᵀr < tol, after ``iters`` steps, or when p_kᵀ(A + μI)p_k ≤ 0.
+    stop when rᵀr ≤ tol (or rᵀr underflows below the smallest normal float), after ``iters`` steps, or when p_kᵀ(A + μI)p_k ≤ 0.
 
     ``operator`` is a callable v -> A v or a square matrix. Trusted because every dot
     product and update is an explicit loop over the entries, in float64; on SPD systems
@@ -125,7 +126,7 @@ def conjugate_gradient(operator: Callable | np.ndarray, b, iters=10, tol=1e-10, 
     r = [float(bi) for bi in b]
     p = list(r)
     rr = dot(r, r)
-    if rr < tol:
+    if rr <= tol or rr < sys.float_info.min:
         return CGResult(np.array(x), 0, math.sqrt(rr), True, "converged")
     for k in range(iters):
         Ap = apply(p)
@@ -137,7 +138,7 @@ def conjugate_gradient(operator: Callable | np.ndarray, b, iters=10, tol=1e-10, 
         x = [x[i] + alpha * p[i] for i in range(n)]
         r = [r[i] - alpha * Ap[i] for i in range(n)]
         rr_new = dot(r, r)
-        if rr_new < tol:
+        if rr_new <= tol or rr_new < sys.float_info.min:
             return CGResult(np.array(x), k + 1, math.sqrt(rr_new), True, "converged")
         beta = rr_new / rr
         p = [r[i] + beta * p[i] for i in range(n)]

@@ -6,12 +6,14 @@
 //   alpha_k = r_k^T r_k / p_k^T (A + damping I) p_k
 //   x_{k+1} = x_k + alpha_k p_k,   r_{k+1} = r_k - alpha_k (A + damping I) p_k
 //   beta_k  = r_{k+1}^T r_{k+1} / r_k^T r_k,   p_{k+1} = r_{k+1} + beta_k p_k
-// Stops when r^T r < tol (the squared residual, as OpenAI baselines and sb3-contrib do, so
-// their default tol = 1e-10 means the same here), after max_iters operator applications, or
+// Stops when r^T r <= tol (the squared residual, as OpenAI baselines and sb3-contrib do, so
+// their default tol = 1e-10 means the same here) or r^T r falls below the smallest normal
+// number (exact convergence in floating point: going on would only underflow), after max_iters operator applications, or
 // when the curvature p^T (A + damping I) p is not positive (A is not positive definite) or
 // not finite. r is the recursively updated residual (no extra operator application).
 // No Python, no third-party headers, no exceptions thrown by this code itself.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "refrl/common.hpp"
@@ -19,8 +21,8 @@
 namespace refrl {
 
 enum class CGStatus : int {
-  converged = 0,              // r^T r < tol
-  max_iterations = 1,         // iteration cap reached with r^T r >= tol
+  converged = 0,              // r^T r <= tol (or r^T r < the smallest normal T)
+  max_iterations = 1,         // iteration cap reached with r^T r > tol
   not_positive_definite = 2,  // p^T (A + damping I) p <= 0: stopped before using p
   non_finite = 3,             // NaN or inf in b, A p, or the iteration
   operator_failed = 4,        // the apply callback returned false (e.g. a Python error)
@@ -63,9 +65,10 @@ CGInfo<T> conjugate_gradient(Apply&& apply, Index n, const T* b, Index max_iters
     r[i] = b[i];
     p[i] = b[i];
   }
+  const T tiny = std::numeric_limits<T>::min();
   T rr = detail::dot(n, r, r);
   if (!std::isfinite(rr)) return {0, std::sqrt(rr), CGStatus::non_finite};
-  if (rr < tol) return {0, std::sqrt(rr), CGStatus::converged};
+  if (rr <= tol || rr < tiny) return {0, std::sqrt(rr), CGStatus::converged};
   for (Index k = 0; k < max_iters; ++k) {
     if (!apply(static_cast<const T*>(p), Ap)) return {k, std::sqrt(rr), CGStatus::operator_failed};
     for (Index i = 0; i < n; ++i) Ap[i] += damping * p[i];
@@ -79,7 +82,7 @@ CGInfo<T> conjugate_gradient(Apply&& apply, Index n, const T* b, Index max_iters
     }
     const T rr_new = detail::dot(n, r, r);
     if (!std::isfinite(rr_new)) return {k + 1, std::sqrt(rr_new), CGStatus::non_finite};
-    if (rr_new < tol) return {k + 1, std::sqrt(rr_new), CGStatus::converged};
+    if (rr_new <= tol || rr_new < tiny) return {k + 1, std::sqrt(rr_new), CGStatus::converged};
     const T beta = rr_new / rr;
     for (Index i = 0; i < n; ++i) p[i] = r[i] + beta * p[i];
     rr = rr_new;
