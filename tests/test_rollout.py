@@ -1,0 +1,195 @@
+"""Rollout collection: NEXT_STEP reset slots, truncation bootstrapping from the real final
+observation, episode statistics, and the environment checks of make_vec_env."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.wrappers import TimeLimit
+
+from refrl import kernels
+from refrl.rollout import RolloutBuffer, RolloutCollector, make_vec_env
+
+
+class CounterEnv(gym.Env):
+    """obs = [steps taken in this episode]; reward 1 per step; terminates after ``terminate_at``
+    steps if given (else only a TimeLimit ends it)."""
+
+    def __init__(self, terminate_at: int | None = None) -> None:
+        self.observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.terminate_at = terminate_at
+        self.k = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.k = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.k += 1
+        term = self.terminate_at is not None and self.k >= self.terminate_at
+        return np.array([self.k], np.float32), 1.0, term, False, {}
+
+
+class ValueIsObsPolicy:
+    """A fake policy: V(s) = 10 + s[0] (so the final and the reset observation differ), action 0."""
+
+    def act(self, obs, rng, deterministic=False):
+        obs = np.asarray(obs, np.float64)
+        n = obs.shape[0]
+        return np.zeros(n, np.int64), np.zeros(n), 10.0 + obs[:, 0]
+
+    def clip_actions(self, a):
+        return a
+
+    def predict_values(self, obs):
+        return 10.0 + np.asarray(obs, np.float64)[:, 0]
+
+
+def _collect(env_fn, n_envs, T, dtype=np.float64):
+    venv = gym.vector.SyncVectorEnv([env_fn for _ in range(n_envs)])
+    venv = make_vec_env(venv)
+    buf = RolloutBuffer.allocate(T, n_envs, venv.single_observation_space, venv.single_action_space, dtype)
+    col = RolloutCollector(venv, ValueIsObsPolicy(), buf, seed=0)
+    n_valid = col.collect(np.random.default_rng(0))
+    return buf, col, n_valid
+
+
+def test_rollout_next_step_reset_slot_is_invalid():
+    buf, col, n_valid = _collect(lambda: TimeLimit(CounterEnv(), 3), 1, 8)
+    # slots: obs 0,1,2 (2 truncates), 3 = final obs on the reset step, then 0,1,2, final 3
+    np.testing.assert_array_equal(buf.obs[:, 0, 0], [0, 1, 2, 3, 0, 1, 2, 3])
+    np.testing.assert_array_equal(buf.valid[:, 0], [1, 1, 1, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(buf.truncated[:, 0], [0, 0, 1, 0, 0, 0, 1, 0])
+    assert not buf.terminated.any()
+    np.testing.assert_array_equal(buf.rewards[:, 0], [1, 1, 1, 0, 1, 1, 1, 0])
+    assert n_valid == 6
+
+
+def test_rollout_truncation_bootstraps_from_final_observation():
+    buf, _, _ = _collect(lambda: TimeLimit(CounterEnv(), 3), 1, 8)
+    # V(s'_2) is the value of the real final observation [3] (13), not of the reset observation [0] (10)
+    assert buf.next_values[2, 0] == 13.0
+    assert buf.next_values[6, 0] == 13.0
+    gamma = 0.9
+    adv, ret = kernels.gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated, gamma, 1.0)
+    # λ = 1: return at t = r_t + γ r_{t+1} + ... + γ^k V(final obs)
+    assert ret[2, 0] == pytest.approx(1 + gamma * 13.0)
+    assert ret[0, 0] == pytest.approx(1 + gamma + gamma**2 + gamma**3 * 13.0)
+
+
+def test_rollout_termination_does_not_bootstrap():
+    buf, _, _ = _collect(lambda: CounterEnv(terminate_at=3), 1, 8)
+    np.testing.assert_array_equal(buf.terminated[:, 0], [0, 0, 1, 0, 0, 0, 1, 0])
+    assert not buf.truncated.any()
+    adv, ret = kernels.gae(buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated, 0.9, 1.0)
+    assert ret[2, 0] == pytest.approx(1.0)
+    assert ret[0, 0] == pytest.approx(1 + 0.9 + 0.81)
+
+
+def test_rollout_last_step_bootstraps_from_next_observation():
+    buf, col, _ = _collect(lambda: TimeLimit(CounterEnv(), 100), 2, 5)
+    # after 5 steps the envs are at obs [5]: V = 15 for the last slot
+    np.testing.assert_array_equal(buf.next_values[-1], [15.0, 15.0])
+    np.testing.assert_array_equal(buf.next_values[:-1], buf.values[1:])
+
+
+def test_rollout_continues_episodes_across_rollouts():
+    venv = make_vec_env(gym.vector.SyncVectorEnv([lambda: TimeLimit(CounterEnv(), 3)]))
+    buf = RolloutBuffer.allocate(2, 1, venv.single_observation_space, venv.single_action_space, np.float64)
+    col = RolloutCollector(venv, ValueIsObsPolicy(), buf, seed=0)
+    rng = np.random.default_rng(0)
+    seen = []
+    for _ in range(4):
+        col.collect(rng)
+        seen += list(zip(buf.obs[:, 0, 0], buf.valid[:, 0]))
+    assert [o for o, _ in seen] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [bool(v) for _, v in seen] == [True, True, True, False] * 2
+    assert list(col.episodes.returns) == [3.0, 3.0]
+    assert list(col.episodes.lengths) == [3, 3]
+
+
+def test_rollout_episode_stats_multi_env():
+    buf, col, _ = _collect(lambda: TimeLimit(CounterEnv(), 4), 3, 21)
+    # each env: episodes of 4 steps + 1 reset slot -> ends at t = 3, 8, 13, 18: 4 episodes per env
+    assert col.episodes.count == 12
+    assert set(col.episodes.returns) == {4.0}
+    assert set(col.episodes.lengths) == {4}
+    # t = 19 is a reset slot, t = 20 the first step of the unfinished episode (carried over)
+    np.testing.assert_array_equal(col.ep_length, [1, 1, 1])
+
+
+def test_rollout_episode_returns_are_raw_with_reward_scaling():
+    venv = make_vec_env(gym.vector.SyncVectorEnv([lambda: TimeLimit(CounterEnv(), 5)]), normalize_reward=True)
+    buf = RolloutBuffer.allocate(30, 1, venv.single_observation_space, venv.single_action_space, np.float64)
+    col = RolloutCollector(venv, ValueIsObsPolicy(), buf, seed=0)
+    col.collect(np.random.default_rng(0))
+    assert set(col.episodes.returns) == {5.0}  # raw, although the buffer's rewards are scaled
+    assert not np.allclose(buf.rewards[buf.valid], 1.0)
+
+
+def test_rollout_cartpole_vector_entry_point_matches_sync_semantics():
+    """Both vectorisation modes follow NEXT_STEP: reset slots exactly after episode ends."""
+    for mode in ("vector_entry_point", "sync"):
+        venv = make_vec_env("CartPole-v1", 4, vectorization_mode=mode)
+        buf = RolloutBuffer.allocate(64, 4, venv.single_observation_space, venv.single_action_space, np.float32)
+        col = RolloutCollector(venv, ValueIsObsPolicy(), buf, seed=0)
+        col.collect(np.random.default_rng(0))
+        done = buf.terminated | buf.truncated
+        assert done.any()
+        # the slot after every episode end (within the rollout) is invalid, and only those
+        expect_invalid = np.zeros_like(done)
+        expect_invalid[1:] = done[:-1]
+        np.testing.assert_array_equal(~buf.valid, expect_invalid)
+        assert col.episodes.count == done.sum()
+        venv.close()
+
+
+def test_make_vec_env_rejects_unknown_env():
+    with pytest.raises(ValueError, match="env: unknown gymnasium environment id 'NoSuchEnv-v0'"):
+        make_vec_env("NoSuchEnv-v0")
+
+
+def test_make_vec_env_rejects_bad_n_envs():
+    with pytest.raises(ValueError, match="n_envs"):
+        make_vec_env("CartPole-v1", 0)
+    with pytest.raises(ValueError, match="n_envs"):
+        make_vec_env(CounterEnv(), 2)
+
+
+def test_make_vec_env_rejects_bad_vectorization_mode():
+    with pytest.raises(ValueError, match="vectorization_mode"):
+        make_vec_env("CartPole-v1", 2, vectorization_mode="threads")
+    with pytest.raises(ValueError, match="vector_entry_point"):
+        make_vec_env("Pendulum-v1", 2, vectorization_mode="vector_entry_point")
+
+
+def test_make_vec_env_rejects_unsupported_spaces():
+    class DictObs(CounterEnv):
+        def __init__(self):
+            super().__init__()
+            self.observation_space = spaces.Dict({"x": spaces.Box(-1, 1, (1,))})
+
+    class TupleAct(CounterEnv):
+        def __init__(self):
+            super().__init__()
+            self.action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
+
+    with pytest.raises(ValueError, match="unsupported observation space"):
+        make_vec_env(DictObs())
+    with pytest.raises(ValueError, match="unsupported action space"):
+        make_vec_env(TupleAct())
+
+
+def test_make_vec_env_rejects_wrong_type():
+    with pytest.raises(TypeError, match="env: expected an env id"):
+        make_vec_env(42)
+
+
+def test_make_vec_env_auto_mode():
+    assert type(make_vec_env("CartPole-v1", 8).unwrapped).__name__ == "CartPoleVectorEnv"
+    assert isinstance(make_vec_env("CartPole-v1", 1), gym.vector.SyncVectorEnv)
+    assert isinstance(make_vec_env("Pendulum-v1", 8), gym.vector.SyncVectorEnv)
