@@ -33,11 +33,14 @@
 #include "refrl/common.hpp"
 
 #if defined(__GNUC__) || defined(__clang__)
-#define REFRL_VECTOR_EXT 1
 #define REFRL_ALWAYS_INLINE __attribute__((always_inline)) inline
+#ifndef REFRL_VECTOR_EXT  // -DREFRL_VECTOR_EXT=0 forces the plain-loop code (tested that way too)
+#define REFRL_VECTOR_EXT 1
+#endif
 #else
-#define REFRL_VECTOR_EXT 0
 #define REFRL_ALWAYS_INLINE inline
+#undef REFRL_VECTOR_EXT
+#define REFRL_VECTOR_EXT 0
 #endif
 
 #if REFRL_VECTOR_EXT && (defined(__x86_64__) || defined(__i386__))
