@@ -60,7 +60,8 @@ def _float_tuple(s: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, prefix: str = "", skip: tuple[str, ...] = ()):
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, prefix: str = "", skip: tuple[str, ...] = (),
+                         defaults: dict | None = None):
     group = parser.add_argument_group(f"{cls.__name__} ({prefix or 'no prefix'})" if prefix else cls.__name__)
     docs = _field_docs(cls)
     for f in dataclasses.fields(cls):
@@ -68,13 +69,14 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, prefix: str = 
             continue
         flag = "--" + prefix + f.name.replace("_", "-")
         dest = prefix.replace("-", "_") + f.name
-        help_ = f"{docs.get(f.name, '')} (default: {f.default})"
+        default = (defaults or {}).get(f.name, f.default)
+        help_ = f"{docs.get(f.name, '')} (default: {default})"
         if isinstance(f.default, bool):
-            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
+            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help_)
         elif isinstance(f.default, tuple):
-            group.add_argument(flag, dest=dest, type=_int_tuple, default=f.default, metavar="N,N", help=help_)
+            group.add_argument(flag, dest=dest, type=_int_tuple, default=default, metavar="N,N", help=help_)
         else:
-            group.add_argument(flag, dest=dest, type=type(f.default), default=f.default, help=help_)
+            group.add_argument(flag, dest=dest, type=type(f.default), default=default, help=help_)
 
 
 def _config_from_args(cls, args: argparse.Namespace, *, prefix: str = "", **override):
@@ -360,12 +362,13 @@ def add_rlhf_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--kl-targets", type=_float_tuple, default=None,
                    help="instead of --kl-coefs: adaptive-controller runs to these KL targets (nats)")
     q.add_argument("--n-seeds", type=int, default=1, help="seeds per setting (seed, seed+1, ...)")
-    q.add_argument("--eval-every", type=int, default=10, help="evaluate every N iterations")
+    q.add_argument("--eval-every", type=int, default=5, help="evaluate every N iterations")
     q.add_argument("--eval-n", type=int, default=512, help="fresh samples per evaluation")
     q.add_argument("--sft", default=None, help="reuse this SFT checkpoint instead of training one")
     q.add_argument("--reward", default=None, help="reuse this reward-model checkpoint instead of training one")
     _add_dataclass_flags(q, ToyTask, prefix="task-")
     _add_dataclass_flags(q, SFTConfig, prefix="sft-")
     _add_dataclass_flags(q, RewardConfig, prefix="rm-")
-    _add_dataclass_flags(q, RLHFPPOConfig, skip=("adaptive_kl",))
+    # 200 iterations: long enough for the low-β runs to over-optimise
+    _add_dataclass_flags(q, RLHFPPOConfig, skip=("adaptive_kl",), defaults={"iterations": 200})
     q.set_defaults(func=_run_sweep)

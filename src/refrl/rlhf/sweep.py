@@ -113,11 +113,15 @@ def plot_sweep(rows: list[dict], path: str | os.PathLike, *, title: str | None =
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     cmap = plt.get_cmap("viridis")
     finals = []
+    labelled: set = set()
     for i, run in enumerate(runs):
         rr = sorted((r for r in rows if r["run"] == run), key=lambda r: r["iteration"])
         x = [r["sqrt_kl"] for r in rr]
         c = cmap(i / max(1, len(runs) - 1))
         lab = (f"β={rr[0]['kl_coef_init']:g}" if rr[0]["mode"] == "fixed" else f"KL target {rr[0]['kl_target']:g}")
+        if lab in labelled:  # one legend entry per setting, not per seed
+            lab = None
+        labelled.add(lab)
         axes[0].plot(x, [r["proxy_reward"] - proxy0 for r in rr], color=c, lw=1, alpha=0.7, label=lab)
         axes[1].plot(x, [r["gold_reward"] - gold0 for r in rr], color=c, lw=1, alpha=0.7)
         finals.append(rr[-1])
