@@ -143,5 +143,10 @@ def plot_sweep(rows: list[dict], path: str | os.PathLike, *, title: str | None =
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
+    if path.suffix.lower() == ".png":  # a 128-colour palette keeps the committed figure small
+        from PIL import Image  # a dependency of matplotlib
+
+        with Image.open(tmp) as im:
+            im.convert("RGB").quantize(128).save(tmp, format="PNG", optimize=True)
     os.replace(tmp, path)
     return path
