@@ -134,7 +134,13 @@ def _as_float_array(
         desc = f" {shape_desc}" if shape_desc else ""
         raise ValueError(f"{fn}: '{name}' must be {ndim}-D{desc}, got shape {_fmt_shape(arr.shape)}")
     # one explicit, documented copy at most: dtype / byte order / contiguity
-    return np.ascontiguousarray(arr, dtype=target)
+    if arr.dtype.itemsize <= target.itemsize:
+        return np.ascontiguousarray(arr, dtype=target)
+    try:  # narrowing float64 -> float32: values beyond float32's range are an error, not inf
+        with np.errstate(over="raise"):
+            return np.ascontiguousarray(arr, dtype=target)
+    except FloatingPointError:
+        raise ValueError(f"{fn}: '{name}' has values outside the {target} range") from None
 
 
 def _as_flags(x: Any, name: str, *, fn: str, shape: tuple[int, ...], shape_desc: str = "") -> np.ndarray:
