@@ -264,6 +264,20 @@ TUNED: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# TRPO (and NPG, which shares its fields): RL Baselines3 Zoo hyperparams/trpo.yml ("# Tuned").
+# Zoo's batch_size is the critic minibatch; Pendulum's gSDE is left out (refrl has none).
+TUNED["trpo"] = {
+    # zoo: 2 envs, n_steps 512, batch 512, cg_damping 1e-3, λ 0.98, γ 0.99, lr 1e-3, 20 critic epochs
+    "CartPole-v1": dict(
+        steps=100_000, n_envs=2, n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98, gamma=0.99,
+        learning_rate=1e-3, n_critic_updates=20,
+    ),
+    # zoo: 2 envs, n_steps 1024, γ 0.9, 15 critic epochs, use_sde True (deviation: no gSDE)
+    "Pendulum-v1": dict(steps=100_000, n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15),
+}
+TUNED["npg"] = TUNED["trpo"]
+
+
 def tuned_defaults(algo: str, env_id: str) -> dict[str, Any]:
     """The tuned hyperparameters for ``env_id`` (without ``steps``), or {} if none are published."""
     entry = dict(TUNED.get(algo, {}).get(env_id, {}))

@@ -18,6 +18,9 @@ __all__ = ["ALGORITHMS", "get_algorithm", "load"]
 
 ALGORITHMS: dict[str, str] = {
     "ppo": "refrl.algos.ppo:PPO",
+    "trpo": "refrl.algos.trpo:TRPO",
+    "npg": "refrl.algos.trpo:NPG",
+    "vpg": "refrl.algos.vpg:VPG",
 }
 
 

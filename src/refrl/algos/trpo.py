@@ -1,0 +1,280 @@
+"""Trust Region Policy Optimization (Schulman et al. 2015, arXiv:1502.05477) and the natural
+policy gradient (Kakade 2001) as the same step without the line search.
+
+One update (the paper's "practical algorithm", §6 and Appendix C; Spinning Up's pseudocode)::
+
+    L(θ)   = Ê_t[ π_θ(a_t|s_t) / π_θold(a_t|s_t) · Â_t ]          surrogate L^CPI (eq. 14)
+    g      = ∇_θ L(θ)|θold = Ê_t[ ∇ log π_θ(a_t|s_t) Â_t ]          = the vanilla policy gradient
+    F      = ∇²_θ D̄_KL(θold, θ)|θold                                Fisher = Hessian of the mean KL
+    s      ≈ (F + λI)⁻¹ g                                           cg_iters of conjugate gradient
+    β      = √(2δ / sᵀ(F + λI)s)                                    step to the KL radius δ (App. C)
+    θ      = θold + α^j β s,   j = 0, 1, ..., line_search_max_iter − 1
+             first j with  D̄_KL(θold, θ) ≤ δ  and  L(θ) > L(θold)   (exact mean KL on the batch)
+    no such j  ->  θ = θold exactly (bit-identical)
+    NPG: θ = θold + β s  (no line search)
+
+D̄_KL(θold, θ) = Ê_s[KL(π_θold(·|s) ‖ π_θ(·|s))] over the batch's real transitions (NEXT_STEP
+reset slots excluded).  Â_t is GAE(γ, λ), normalised over the batch when ``normalize_advantage``
+(as sb3-contrib).  The value function is fitted separately by Adam on minibatches of the
+returns (``n_critic_updates`` epochs), as sb3-contrib, OpenAI Baselines and Spinning Up do.
+
+Where the work runs: the Fisher-vector products and the whole CG solve run natively
+(``ActorCritic.fisher_operator`` + ``kernels.conjugate_gradient`` on the native operator, no
+Python per CG iteration).  The line search is NumPy: each try is one forward pass of the policy
+MLP over the batch (log π and the exact KL from the same distribution parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from refrl import kernels
+from refrl.algos.base import OnPolicyAlgorithm, explained_variance
+from refrl.config import OnPolicyConfig, _f
+from refrl.optim import Adam, clip_grad_norm_
+
+__all__ = ["NPG", "TRPO", "NPGConfig", "PolicyStepInfo", "TRPOConfig"]
+
+
+@dataclass(frozen=True)
+class NPGConfig(OnPolicyConfig):
+    """Natural policy gradient: the step (F + λI)⁻¹g scaled to the KL radius, no line search."""
+
+    algo: ClassVar[str] = "npg"
+
+    learning_rate: float = _f(1e-3, "Adam step size of the value function (the policy takes natural steps)")
+    max_grad_norm: float | None = _f(None, "clip the value-function gradient norm to this (None: no clipping, as sb3-contrib)")
+    batch_size: int = _f(128, "minibatch size of the value-function (critic) updates")
+    n_critic_updates: int = _f(10, "epochs of Adam minibatch steps on the value function per update (>= 0)")
+    max_kl: float = _f(0.01, "trust-region radius δ: mean KL(π_old ‖ π_new) allowed per update (> 0)")
+    cg_iters: int = _f(10, "conjugate-gradient iterations for (F + cg_damping·I) s = g (>= 1)")
+    cg_damping: float = _f(0.1, "damping λ added to the Fisher matrix (>= 0)")
+    cg_tol: float = _f(1e-10, "CG stops early when rᵀr <= cg_tol (>= 0)")
+    fvp_subsample: int = _f(1, "use every k-th observation in the Fisher-vector product (sb3-contrib sub_sampling_factor)")
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._check_int("batch_size", 1)
+        self._check_int("n_critic_updates", 0)
+        self._check_real("max_kl", 0.0, None, open_low=True)
+        self._check_int("cg_iters", 1)
+        self._check_real("cg_damping", 0.0, None)
+        self._check_real("cg_tol", 0.0, None)
+        self._check_int("fvp_subsample", 1)
+
+
+@dataclass(frozen=True)
+class TRPOConfig(NPGConfig):
+    """TRPO: the natural step followed by a backtracking line search on the exact KL and surrogate."""
+
+    algo: ClassVar[str] = "trpo"
+
+    line_search_shrink: float = _f(0.8, "backtracking factor α in (0, 1): the step is multiplied by α per try")
+    line_search_max_iter: int = _f(10, "tries of the backtracking line search (>= 1)")
+
+    def _validate(self) -> None:
+        super()._validate()
+        v = self.line_search_shrink
+        self._check_real("line_search_shrink", None, None)
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"line_search_shrink: must be in the open interval (0, 1), got {v}")
+        self._check_int("line_search_max_iter", 1)
+
+
+class PolicyStepInfo(NamedTuple):
+    """Diagnostics of one natural-gradient / TRPO policy step (all floats are float64)."""
+
+    accepted: bool  # θ moved (False: θ is bit-identical to θ_old)
+    kl: float  # exact mean KL(π_old ‖ π_θ) on the batch after the step (0 when rejected)
+    surrogate_gain: float  # actual L(θ) − L(θ_old) (0 when rejected)
+    expected_gain: float  # first-order prediction gᵀΔθ of the accepted (or last tried) step
+    backtracks: int  # number of times the step was shrunk before acceptance (max_iter if rejected)
+    step_fraction: float  # α^j of the accepted step (0 when rejected)
+    cg_iterations: int
+    cg_residual: float  # ‖r‖ of the CG solve
+    grad_norm: float  # ‖g‖
+    quadratic_kl: float  # ½ βs ᵀ(F + λI) βs = δ by construction (check of the scaling)
+    surrogate_old: float  # L(θ_old) = Ê[Â]
+
+
+class NPG(OnPolicyAlgorithm):
+    """Natural policy gradient (Kakade 2001; TRPO without the line search, as Spinning Up).
+
+    ``refrl.NPG(env, seed=0, **hyperparameters)``; hyperparameters are the fields of
+    :class:`NPGConfig` (max_kl, cg_iters, cg_damping, n_critic_updates, ...).
+    """
+
+    config_class: ClassVar[type[NPGConfig]] = NPGConfig
+    algo_name: ClassVar[str] = "npg"
+    config: NPGConfig
+    line_search: ClassVar[bool] = False
+
+    def _setup(self) -> None:
+        p = self.policy
+        self.critic_optimizer = Adam(p.value_params, p.value_grads, lr=self.config.learning_rate, eps=1e-5)
+        self.last_step: PolicyStepInfo | None = None
+        self.n_updates = 0
+
+    # ------------------------------------------------------------------ one update
+    def train(self) -> None:
+        """Collected rollout -> normalised advantages -> natural/TRPO policy step -> critic epochs."""
+        cfg, policy, log = self.config, self.policy, self.logger
+        # flatten to b_* and keep only real transitions (reset slots are not in any mean)
+        b = self.flat_batch()
+        idx = np.flatnonzero(b.weights > 0)
+        if idx.size == 0:
+            return
+        b_obs, b_actions = b.obs[idx], b.actions[idx]
+        b_adv, b_ret, b_val = b.advantages[idx], b.returns[idx], b.values[idx]
+        # advantage normalisation over the whole batch (sb3-contrib; torch's unbiased std)
+        if cfg.normalize_advantage and idx.size > 1:
+            b_adv = (b_adv - b_adv.mean()) / (b_adv.std(ddof=1) + 1e-8)
+
+        # policy: natural gradient step (+ line search for TRPO)
+        info = self.policy_step(b_obs, b_actions, b_adv)
+        self.last_step = info
+
+        # value function: n_critic_updates epochs of Adam on minibatches of (s, R)
+        value_loss = self.fit_value(b_obs, b_ret)
+        self.n_updates += 1
+
+        log.record("train/kl", info.kl)
+        log.record("train/surrogate_gain", info.surrogate_gain)
+        log.record("train/expected_improvement", info.expected_gain)
+        log.record("train/line_search_backtracks", info.backtracks)
+        log.record("train/step_accepted", float(info.accepted))
+        log.record("train/step_fraction", info.step_fraction)
+        log.record("train/cg_iterations", info.cg_iterations)
+        log.record("train/cg_residual", info.cg_residual)
+        log.record("train/grad_norm", info.grad_norm)
+        log.record("train/policy_objective", info.surrogate_old + info.surrogate_gain)
+        log.record("train/value_loss", value_loss)
+        log.record("train/explained_variance", explained_variance(b_val, b_ret, np.ones_like(b_ret)))
+        log.record("train/learning_rate", self.critic_optimizer.lr)
+        log.record("train/n_updates", self.n_updates)
+        if policy.log_std is not None:
+            log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
+
+    def policy_step(self, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray) -> PolicyStepInfo:
+        """The natural-gradient step on one batch, in place on ``policy.policy_params``.
+
+        Parameters
+        ----------
+        obs : ndarray [B, *obs_shape]; actions : ndarray [B, ...]; adv : ndarray [B]
+            The batch (real transitions only) and its (normalised) advantages.
+
+        Returns
+        -------
+        PolicyStepInfo.  When ``accepted`` is False, ``policy.policy_params`` is bit-identical
+        to its value on entry.
+        """
+        cfg, policy = self.config, self.policy
+        dist = policy.dist
+        theta = policy.policy_params  # view: writing it moves the policy
+        theta_old = theta.copy()
+        B = adv.shape[0]
+        adv64 = np.asarray(adv, dtype=np.float64)
+
+        # θ_old: distribution parameters, log π_θold(a|s) and the policy gradient g = ∇L(θ_old)
+        logp_old, _, _, cache = policy.evaluate(obs, actions)
+        dist_old = cache["dist_params"].copy()
+        acts = cache["actions"]
+        logp_old = logp_old.astype(np.float64)
+        surr_old = float(adv64.mean())  # L(θ_old): every ratio is 1
+        ddist = dist.log_prob_grad(dist_old, acts)
+        ddist *= (adv64 / B).astype(ddist.dtype)[:, None]  # ∂L/∂(dist params) at r = 1
+        g = np.zeros(policy.n_policy_params, dtype=policy.dtype)
+        policy.backward_dist_params(cache, ddist, out=g)
+        grad_norm = float(np.linalg.norm(g.astype(np.float64)))
+        no_step = PolicyStepInfo(False, 0.0, 0.0, 0.0, 0, 0.0, 0, 0.0, grad_norm, 0.0, surr_old)
+        if not math.isfinite(grad_norm) or grad_norm == 0.0:
+            return no_step  # nothing to follow; θ untouched
+
+        # s ≈ (F + λI)⁻¹ g: the whole CG solve runs natively on the native Fisher operator
+        fvp = policy.fisher_operator(obs, damping=cfg.cg_damping, subsample=cfg.fvp_subsample)
+        cg = kernels.conjugate_gradient(fvp, g, iters=cfg.cg_iters, tol=cfg.cg_tol)
+        s = cg.x.astype(np.float64)
+        sFs = float(np.dot(s, fvp(cg.x).astype(np.float64)))  # sᵀ(F + λI)s
+        if not (math.isfinite(sFs) and sFs > 0.0):
+            return no_step._replace(cg_iterations=cg.iterations, cg_residual=cg.residual_norm)
+        beta = math.sqrt(2.0 * cfg.max_kl / sFs)  # scale to the KL radius: ½ (βs)ᵀF(βs) = δ
+        full_step = beta * s
+        expected_full = float(np.dot(g.astype(np.float64), full_step))  # gᵀΔθ (first order)
+
+        def try_step(frac: float) -> tuple[float, float]:
+            np.add(theta_old, (frac * full_step).astype(policy.dtype), out=theta)
+            dp = policy.dist_params(obs)
+            kl = float(dist.kl(dist_old, dp).astype(np.float64).mean())
+            ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
+            return kl, float(np.dot(ratio, adv64)) / B - surr_old
+
+        base = dict(cg_iterations=cg.iterations, cg_residual=cg.residual_norm, grad_norm=grad_norm,
+                    quadratic_kl=0.5 * beta * beta * sFs, surrogate_old=surr_old)
+        if not self.line_search:  # NPG: take the full step (unless it is not finite)
+            kl, gain = try_step(1.0)
+            if math.isfinite(kl) and math.isfinite(gain):
+                return PolicyStepInfo(True, kl, gain, expected_full, 0, 1.0, **base)
+            theta[...] = theta_old
+            return PolicyStepInfo(False, 0.0, 0.0, expected_full, 0, 0.0, **base)
+
+        # backtracking line search: first α^j with exact mean KL ≤ δ and L improved
+        frac = 1.0
+        for j in range(cfg.line_search_max_iter):
+            kl, gain = try_step(frac)
+            if math.isfinite(kl) and math.isfinite(gain) and kl <= cfg.max_kl and gain > 0.0:
+                return PolicyStepInfo(True, kl, gain, frac * expected_full, j, frac, **base)
+            frac *= cfg.line_search_shrink
+        theta[...] = theta_old  # (critical!) rejected: restore θ_old bit for bit
+        return PolicyStepInfo(False, 0.0, 0.0, frac / cfg.line_search_shrink * expected_full,
+                              cfg.line_search_max_iter, 0.0, **base)
+
+    def fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
+        """``n_critic_updates`` epochs of Adam on minibatches of ½-free MSE (V(s) − R)²; mean loss."""
+        cfg, policy, opt = self.config, self.policy, self.critic_optimizer
+        opt.lr = cfg.learning_rate * (self.progress_remaining if cfg.anneal_lr else 1.0)
+        B, M = returns.shape[0], cfg.batch_size
+        losses = []
+        for _epoch in range(cfg.n_critic_updates):
+            perm = self.rng.permutation(B)
+            for start in range(0, B, M):
+                mb = perm[start : start + M]
+                values, cache = policy.evaluate_values(obs[mb])
+                err = values - returns[mb]
+                losses.append(float(np.dot(err.astype(np.float64), err)) / mb.size)
+                policy.value_grads.fill(0)
+                policy.backward(cache, dvalues=(2.0 / mb.size) * err)
+                if cfg.max_grad_norm is not None:
+                    clip_grad_norm_(policy.value_grads, cfg.max_grad_norm)
+                opt.step()
+        return float(np.mean(losses)) if losses else float("nan")
+
+    # ------------------------------------------------------------------ checkpoint extras
+    def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        st = self.critic_optimizer.state_dict()
+        arrays = {"optim/m": st["m"], "optim/v": st["v"]}
+        meta = {"optim": {k: float(v) for k, v in st.items() if k not in ("m", "v")}, "n_updates": self.n_updates}
+        return arrays, meta
+
+    def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if "optim/m" in arrays:
+            self.critic_optimizer.load_state_dict({"m": arrays["optim/m"], "v": arrays["optim/v"], **meta.get("optim", {})})
+        self.n_updates = int(meta.get("n_updates", 0))
+
+
+class TRPO(NPG):
+    """Trust Region Policy Optimization: the natural step with a backtracking line search that
+    accepts only a step whose exact mean KL on the batch is ≤ max_kl and whose surrogate improved.
+
+    ``refrl.TRPO(env, seed=0, **hyperparameters)``; hyperparameters are the fields of
+    :class:`TRPOConfig` (STYLE.md §9 names: max_kl, cg_iters, cg_damping, line_search_shrink,
+    line_search_max_iter, n_critic_updates; sb3-contrib calls max_kl ``target_kl``).
+    """
+
+    config_class: ClassVar[type[TRPOConfig]] = TRPOConfig
+    algo_name: ClassVar[str] = "trpo"
+    config: TRPOConfig
+    line_search: ClassVar[bool] = True

@@ -1,0 +1,168 @@
+"""Vanilla policy gradient: REINFORCE (Williams 1992), with or without a learned value baseline,
+optionally with GAE advantages (Schulman et al. 2016).
+
+One update per rollout (Spinning Up's VPG; Sutton & Barto 2018, §13.3-13.4)::
+
+    without a baseline:  Â_t = G_t = Σ_k γ^k r_{t+k}           (Monte Carlo return; V ≡ 0)
+    with a baseline:     Â_t = GAE(γ, λ) with the learned V    (λ = 1: G_t − V(s_t))
+    ĝ = Ê_t[ ∇_θ log π_θ(a_t|s_t) Â_t ]                         (policy gradient theorem)
+    θ ← θ + Adam(ĝ)   for n_epochs full-batch steps (1: the plain REINFORCE step)
+    V fitted by Adam on minibatches of (s_t, R_t), n_critic_updates epochs (baseline only)
+
+Nothing limits how far one step moves the policy: a large ``learning_rate`` (or several epochs
+on the same batch) can take a destructive step from which the policy never recovers — the
+motivation of TRPO's trust region (docs/trpo.md reproduces it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from refrl import kernels
+from refrl.algos.base import OnPolicyAlgorithm, explained_variance
+from refrl.config import OnPolicyConfig, _f
+from refrl.optim import Adam, clip_grad_norm_
+
+__all__ = ["VPG", "VPGConfig"]
+
+
+@dataclass(frozen=True)
+class VPGConfig(OnPolicyConfig):
+    """REINFORCE / vanilla policy gradient with an optional learned baseline."""
+
+    algo: ClassVar[str] = "vpg"
+
+    learning_rate: float = _f(3e-4, "Adam step size of the policy (> 0)")
+    gae_lambda: float = _f(1.0, "GAE λ with a baseline (1: G_t − V(s_t), REINFORCE with baseline); ignored without one")
+    normalize_advantage: bool = _f(False, "standardise advantages over the batch (False: the literal estimator)")
+    max_grad_norm: float | None = _f(None, "clip the policy (and value) gradient norm (None: no clipping)")
+    use_baseline: bool = _f(True, "learn V(s) and use it as the baseline (False: plain REINFORCE with Monte-Carlo returns)")
+    n_epochs: int = _f(1, "full-batch policy gradient steps per rollout (1: vanilla; more = a more aggressive step)")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient (>= 0)")
+    vf_learning_rate: float = _f(1e-3, "Adam step size of the value function (> 0)")
+    n_critic_updates: int = _f(10, "epochs of Adam minibatch steps on the value function per rollout (>= 0)")
+    batch_size: int = _f(128, "minibatch size of the value-function updates")
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._check_bool("use_baseline")
+        self._check_int("n_epochs", 1)
+        self._check_real("ent_coef", 0.0, None)
+        self._check_real("vf_learning_rate", 0.0, None, open_low=True)
+        self._check_int("n_critic_updates", 0)
+        self._check_int("batch_size", 1)
+
+
+class VPG(OnPolicyAlgorithm):
+    """Vanilla policy gradient (REINFORCE, optional learned baseline and GAE).
+
+    ``refrl.VPG(env, seed=0, **hyperparameters)``; hyperparameters are the fields of
+    :class:`VPGConfig`.  ``use_baseline=False`` gives Williams' REINFORCE with the discounted
+    return G_t as the weight of ∇ log π (truncated episodes bootstrap from 0: there is no V).
+    """
+
+    config_class: ClassVar[type[VPGConfig]] = VPGConfig
+    algo_name: ClassVar[str] = "vpg"
+    config: VPGConfig
+
+    def _setup(self) -> None:
+        p, cfg = self.policy, self.config
+        self.optimizer = Adam(p.policy_params, p.policy_grads, lr=cfg.learning_rate, eps=1e-5)
+        self.critic_optimizer = Adam(p.value_params, p.value_grads, lr=cfg.vf_learning_rate, eps=1e-5)
+        self.n_updates = 0
+
+    def compute_advantages(self) -> None:
+        """With a baseline: GAE as the other algorithms.  Without: Â_t = G_t (V ≡ 0, λ = 1)."""
+        if self.config.use_baseline:
+            super().compute_advantages()
+            return
+        buf = self.buffer
+        zeros = np.zeros_like(buf.values)
+        adv, _ = kernels.gae(buf.rewards, zeros, zeros, buf.terminated, buf.truncated, self.config.gamma, 1.0)
+        np.multiply(adv, buf.valid, out=buf.advantages)
+        np.copyto(buf.returns, buf.advantages)  # G_t (the value net is not used)
+
+    def train(self) -> None:
+        """REINFORCE step(s) on the whole batch, then the baseline's epochs; log ``train/*``."""
+        cfg, policy, opt, log = self.config, self.policy, self.optimizer, self.logger
+        frac = self.progress_remaining if cfg.anneal_lr else 1.0
+        opt.lr = cfg.learning_rate * frac
+        self.critic_optimizer.lr = cfg.vf_learning_rate * frac
+
+        # flatten; keep real transitions only
+        b = self.flat_batch()
+        idx = np.flatnonzero(b.weights > 0)
+        if idx.size == 0:
+            return
+        b_obs, b_actions = b.obs[idx], b.actions[idx]
+        b_adv, b_ret, b_val = b.advantages[idx], b.returns[idx], b.values[idx]
+        if cfg.normalize_advantage and idx.size > 1:
+            b_adv = (b_adv - b_adv.mean()) / (b_adv.std(ddof=1) + 1e-8)
+        B = idx.size
+
+        # policy: maximise L^PG(θ) = Ê[log π_θ(a|s) Â] (+ c·H) by n_epochs full-batch Adam steps
+        b_dist_old = None
+        for _epoch in range(cfg.n_epochs):
+            logp, ent, _, cache = policy.evaluate(b_obs, b_actions)
+            if b_dist_old is None:
+                b_dist_old = cache["dist_params"].copy()
+            objective = float(np.dot(logp.astype(np.float64), b_adv)) / B
+            policy.policy_grads.fill(0)
+            dentropy = np.full(B, -cfg.ent_coef / B) if cfg.ent_coef else None
+            policy.backward(cache, dlogp=-(b_adv / B), dentropy=dentropy)  # loss = −L^PG − c·H
+            if cfg.max_grad_norm is not None:
+                grad_norm = clip_grad_norm_(policy.policy_grads, cfg.max_grad_norm)
+            else:
+                grad_norm = float(np.linalg.norm(policy.policy_grads.astype(np.float64)))
+            opt.step()
+            log.store(**{"train/policy_loss": -objective, "train/entropy": float(ent.mean()), "train/grad_norm": grad_norm})
+        kl = policy.kl(b_obs, b_dist_old)  # how far this update moved the policy (exact mean KL)
+
+        # baseline: n_critic_updates epochs of Adam on minibatches of (V(s) − R)²
+        value_loss = float("nan")
+        if cfg.use_baseline and cfg.n_critic_updates > 0:
+            value_loss = self._fit_value(b_obs, b_ret)
+            log.record("train/explained_variance", explained_variance(b_val, b_ret, np.ones_like(b_ret)))
+        self.n_updates += 1
+        log.record("train/kl", kl)
+        log.record("train/value_loss", value_loss)
+        log.record("train/learning_rate", opt.lr)
+        log.record("train/n_updates", self.n_updates)
+        if policy.log_std is not None:
+            log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
+
+    def _fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
+        cfg, policy, opt = self.config, self.policy, self.critic_optimizer
+        B, M = returns.shape[0], cfg.batch_size
+        losses = []
+        for _epoch in range(cfg.n_critic_updates):
+            perm = self.rng.permutation(B)
+            for start in range(0, B, M):
+                mb = perm[start : start + M]
+                values, cache = policy.evaluate_values(obs[mb])
+                err = values - returns[mb]
+                losses.append(float(np.dot(err.astype(np.float64), err)) / mb.size)
+                policy.value_grads.fill(0)
+                policy.backward(cache, dvalues=(2.0 / mb.size) * err)
+                if cfg.max_grad_norm is not None:
+                    clip_grad_norm_(policy.value_grads, cfg.max_grad_norm)
+                opt.step()
+        return float(np.mean(losses))
+
+    # ------------------------------------------------------------------ checkpoint extras
+    def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, meta = {}, {"n_updates": self.n_updates}
+        for name, o in (("optim", self.optimizer), ("critic_optim", self.critic_optimizer)):
+            st = o.state_dict()
+            arrays[f"{name}/m"], arrays[f"{name}/v"] = st["m"], st["v"]
+            meta[name] = {k: float(v) for k, v in st.items() if k not in ("m", "v")}
+        return arrays, meta
+
+    def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        for name, o in (("optim", self.optimizer), ("critic_optim", self.critic_optimizer)):
+            if f"{name}/m" in arrays:
+                o.load_state_dict({"m": arrays[f"{name}/m"], "v": arrays[f"{name}/v"], **meta.get(name, {})})
+        self.n_updates = int(meta.get("n_updates", 0))
