@@ -83,6 +83,11 @@ def test_task_rejects_bad_configuration_and_batches():
         gold_reward(TASK, np.array([0]), np.full((1, 8), 99))
     with pytest.raises(ValueError, match="'prompts'"):
         gold_reward(TASK, np.array([7]), np.zeros((1, 8), dtype=np.int64))
+    policy = TokenPolicy(TASK, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="'prompts'"):
+        policy.sample(np.array([-1]), np.random.default_rng(0))  # negative ids must not wrap around
+    with pytest.raises(ValueError, match="'prompts'"):
+        policy.sample(np.array([0.5]), np.random.default_rng(0))
 
 
 # --------------------------------------------------------------------------------------------- KL
@@ -173,7 +178,8 @@ def test_bradley_terry_grad_matches_finite_differences(rng):
     # the loss is −log σ(Δ): at Δ = 0 it is log 2, and it is stable for huge margins
     assert bradley_terry_loss(np.zeros(1), np.zeros(1))[0] == pytest.approx(math.log(2))
     loss, dw, _ = bradley_terry_loss(np.array([-800.0]), np.array([800.0]))
-    assert loss == pytest.approx(1600.0) and dw[0] == pytest.approx(-1.0)
+    assert loss == pytest.approx(1600.0)
+    assert dw[0] == pytest.approx(-1.0)
 
 
 def test_bradley_terry_grad_through_reward_model_matches_finite_differences(rng):
@@ -282,7 +288,8 @@ def test_checkpoints_round_trip_without_pickle(tmp_path, rng):
     model.gain, model.bias = 1.7, -0.3
     p1 = save_reference(tmp_path / "sft", policy)
     p2 = save_reward_model(tmp_path / "rm.npz", model)
-    assert p1.name == "sft.npz" and not list(tmp_path.glob(".*tmp*"))
+    assert p1.name == "sft.npz"
+    assert not list(tmp_path.glob(".*tmp*"))
     with np.load(p1, allow_pickle=False) as data:  # readable without pickle
         assert "policy/params" in data.files
     policy2, model2 = load_reference(p1), load_reward_model(p2)
@@ -300,6 +307,7 @@ def test_reward_features_layout():
     assert f.shape == (1, P + V + P * V + 2)
     assert f[0, :P].tolist() == [1, 0, 0]
     assert f[0, P + CAT] == pytest.approx(2 / L)
-    assert f[0, P + V + 0 * V + CAT] == pytest.approx(2 / L) and f[0, P + V + 1 * V + CAT] == 0
+    assert f[0, P + V + 0 * V + CAT] == pytest.approx(2 / L)
+    assert f[0, P + V + 1 * V + CAT] == 0
     assert f[0, -2] == pytest.approx(2 / (L - 1))  # two stutters
     assert f[0, -1] == pytest.approx(5 / L)  # cat the pie dog and

@@ -89,17 +89,20 @@ def test_cli_pipeline_end_to_end(tmp_path, capsys):
                  "--kl-coefs", "0.5,0", "--iterations", "2", "--batch-size", "16", "--eval-every", "1",
                  "--eval-n", "16", *small]) == 0
     out = capsys.readouterr().out
-    assert "held-out preference accuracy" in out and "KL(π_θ‖π_ref)" in out
+    assert "held-out preference accuracy" in out
+    assert "KL(π_θ‖π_ref)" in out
     for stage in ("sft", "rm", "ppo", "sweep"):
         cfg = json.loads((tmp_path / stage / "config.json").read_text())
         assert cfg["seed"] == 1
     with (tmp_path / "ppo" / "metrics.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 3 and {"rlhf/kl_exact", "rlhf/kl_sampled", "rlhf/gold_reward", "rlhf/proxy_reward",
+    assert len(rows) == 3
+    assert {"rlhf/kl_exact", "rlhf/kl_sampled", "rlhf/gold_reward", "rlhf/proxy_reward",
                                "rlhf/entropy", "rlhf/beta"} <= set(rows[0])
     with (tmp_path / "sweep" / "sweep.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 2 * 3 and tuple(rows[0]) == CSV_FIELDS
+    assert len(rows) == 2 * 3
+    assert tuple(rows[0]) == CSV_FIELDS
     policy, ref = load_ppo_policy(tmp_path / "ppo" / "ppo.npz")
     assert policy.task == ref.task == TASK
     assert not list(tmp_path.rglob(".*tmp*"))  # atomic writes leave no temporary files

@@ -171,7 +171,12 @@ class TokenPolicy:
         """
         prompts = np.asarray(prompts)
         if prompts.ndim != 1 or not np.issubdtype(prompts.dtype, np.integer):
-            raise ValueError(f"TokenPolicy.sample: 'prompts' must be a 1-D integer array, got {prompts.dtype} {prompts.shape}")
+            raise ValueError(
+                f"TokenPolicy.sample: 'prompts' must be a 1-D integer array, got {prompts.dtype} {prompts.shape}"
+            )
+        if prompts.size and (prompts.min() < 0 or prompts.max() >= self.task.n_topics):
+            raise ValueError(f"TokenPolicy.sample: 'prompts' must lie in [0, {self.task.n_topics}), "
+                             f"got [{prompts.min()}, {prompts.max()}]")
         prompts = prompts.astype(np.int64)
         B, L, V = prompts.shape[0], self.task.response_length, self.task.vocab_size
         responses = np.zeros((B, L), dtype=np.int64)

@@ -46,9 +46,9 @@ from refrl.rlhf.reward_model import RewardModel
 from refrl.rlhf.task import gold_reward, response_stats
 
 __all__ = [
+    "RLHFPPO",
     "AdaptiveKLController",
     "FixedKLController",
-    "RLHFPPO",
     "RLHFPPOConfig",
     "evaluate_policy",
     "policy_loss_grad_logits",

@@ -45,7 +45,7 @@ def train_sft(
             f"({learning_rate}) must be positive"
         )
     obs = policy.observe_all(prompts, responses)  # [L, N, d]
-    L, N, d = obs.shape
+    _, N, d = obs.shape
     targets = np.asarray(responses, dtype=np.int64).T  # [L, N]
     opt = Adam(policy.params, policy.grads, lr=learning_rate)
     history = []

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from refrl.rlhf.ppo import RLHFPPO, RLHFPPOConfig, evaluate_policy
 from refrl.rlhf.policy import TokenPolicy
+from refrl.rlhf.ppo import RLHFPPO, RLHFPPOConfig, evaluate_policy
 from refrl.rlhf.reward_model import RewardModel
 
 __all__ = ["CSV_FIELDS", "plot_sweep", "run_sweep", "write_csv"]
