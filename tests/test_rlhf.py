@@ -273,6 +273,8 @@ def test_adaptive_kl_controller_follows_ziegler_update():
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="clip_range"):
         RLHFPPOConfig(clip_range=0.0)
+    with pytest.raises(ValueError, match="iterations"):
+        RLHFPPOConfig(iterations=2.5)
     with pytest.raises(ValueError, match="kl_coef"):
         RLHFPPOConfig(kl_coef=-1.0)
     with pytest.raises(ValueError, match="kl_coef"):

@@ -94,8 +94,13 @@ class RLHFPPOConfig:
     """Whiten advantages over each rollout (Ziegler et al. whiten per minibatch; same idea)."""
 
     def __post_init__(self) -> None:
-        positive = ("iterations", "batch_size", "n_epochs", "n_minibatches", "learning_rate", "clip_range",
-                    "max_grad_norm", "kl_target", "kl_horizon")
+        for name in ("iterations", "batch_size", "n_epochs", "n_minibatches"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"RLHFPPOConfig: {name!r} must be an integer >= 1, got {v!r}")
+        if not self.value_hidden or any(not isinstance(h, int) or h < 1 for h in self.value_hidden):
+            raise ValueError(f"RLHFPPOConfig: 'value_hidden' must be positive integers, got {self.value_hidden!r}")
+        positive = ("learning_rate", "clip_range", "max_grad_norm", "kl_target", "kl_horizon")
         for name in positive:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
