@@ -50,8 +50,12 @@ except ImportError as exc:  # never fall back to the oracles: they are slow on p
 
 __all__ = ["clipped_surrogate", "conjugate_gradient", "fisher_operator", "fisher_vector_product", "gae"]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOAT_DTYPES = (_F32, _F64)
+_SUFFIX = {_F32: "f32", _F64: "f64"}
+_BOOL = np.dtype(np.bool_)
+_INF = float("inf")
+_CORE_FNS: dict[tuple[str, np.dtype], Callable[..., Any]] = {}
 
 
 # ----------------------------------------------------------------------------------------
@@ -61,7 +65,11 @@ _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 def _core_fn(name: str, dtype: np.dtype) -> Callable[..., Any]:
     """The compiled function ``_core.<name>_f32`` or ``_core.<name>_f64`` for ``dtype``."""
-    return getattr(_core, f"{name}_{_SUFFIX[np.dtype(dtype)]}")
+    key = (name, dtype)
+    f = _CORE_FNS.get(key)
+    if f is None:
+        f = _CORE_FNS[key] = getattr(_core, f"{name}_{_SUFFIX[np.dtype(dtype)]}")
+    return f
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -116,6 +124,12 @@ def _as_float_array(
     ValueError
         Wrong number of dimensions or shape, or ``x`` cannot be made into an array.
     """
+    # fast path (the common case, a few hundred ns): already a C-contiguous array of the dtype
+    if type(x) is np.ndarray and x.flags.c_contiguous:
+        dt = x.dtype
+        if (dt is _F64 or dt is _F32) if dtype is None else dt == dtype:
+            if (x.shape == shape) if shape is not None else (ndim is None or x.ndim == ndim):
+                return x
     arr = _as_array(x, name, fn)
     kind = arr.dtype.kind
     if kind != "f":
@@ -149,6 +163,8 @@ def _as_flags(x: Any, name: str, *, fn: str, shape: tuple[int, ...], shape_desc:
     bool arrays are reinterpreted without a copy (when contiguous); integer or float arrays
     are accepted when every entry is 0 or 1. Anything else raises ``TypeError``.
     """
+    if type(x) is np.ndarray and x.dtype is _BOOL and x.flags.c_contiguous and x.shape == shape:
+        return x.view(np.uint8)  # fast path: a contiguous bool array of the right shape
     arr = _as_array(x, name, fn)
     if arr.shape != tuple(shape):
         desc = f"{shape_desc}=" if shape_desc else ""
@@ -180,6 +196,12 @@ def _check_scalar(
     bool is rejected (``gamma=True`` is a bug, not 1.0). Raises ``TypeError`` for a
     non-number and ``ValueError`` for NaN, inf or a value out of range.
     """
+    if type(value) is float and not integer:  # fast path for the common case
+        if value == value and value not in (_INF, -_INF):
+            if (lo is None or (value > lo if lo_open else value >= lo)) and (
+                hi is None or (value < hi if hi_open else value <= hi)
+            ):
+                return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{fn}: '{name}' must be a {'integer' if integer else 'real number'}, got bool")
     if integer:

@@ -15,44 +15,58 @@
 
 namespace refrl {
 
+namespace detail {
+// One block of W envs (columns n0 .. n0+W-1). The running A_{t+1} of each env lives in
+// `last`, a fixed-size array the compiler keeps in registers: the only serial dependency is
+// last <- delta + gamma*lam*last (one multiply-add per step), and the W envs are independent
+// lanes of one vector operation.
+template <class T, int W>
+inline void gae_block(Index n_steps, Index n_envs, Index n0, const T* rewards, const T* values,
+                      const T* next_values, const std::uint8_t* terminated, const std::uint8_t* truncated,
+                      T gamma, T gamma_lam, T* out_adv, T* out_ret) {
+  T last[W] = {};
+  for (Index t = n_steps - 1; t >= 0; --t) {
+    const Index row = t * n_envs + n0;
+#pragma omp simd
+    for (int l = 0; l < W; ++l) {
+      const Index i = row + l;
+      // unconditional loads, then selects: the loop if-converts and vectorises
+      const T v_next = next_values[i];
+      const bool term = terminated[i] != 0;
+      const bool done = term | (truncated[i] != 0);
+      // select, not multiply: a terminal step never uses V(s'_t) (0 * inf would be NaN)
+      const T boot = term ? T(0) : v_next;
+      const T delta = rewards[i] + gamma * boot - values[i];
+      // either kind of episode end cuts the trace (select again: nothing crosses an episode end)
+      const T trace = done ? T(0) : last[l];
+      last[l] = delta + gamma_lam * trace;
+      out_adv[i] = last[l];
+      out_ret[i] = last[l] + values[i];
+    }
+  }
+}
+}  // namespace detail
+
 // All arrays are row-major [T, N] (row stride N). Flags are bytes: 0 = false, anything else
 // = true. out_adv and out_ret must not alias the inputs. T == 0 or N == 0 writes nothing.
-// The loop runs backwards over t; the inner loop over the N envs is independent per env and
-// vectorises (the previous row of out_adv holds A_{t+1}).
+// The envs are processed in blocks of 8 (then 4, then 1) so each block's recursion over t
+// is one vector operation per step with its carry in registers.
 template <class T>
 void gae(Index n_steps, Index n_envs, const T* rewards, const T* values, const T* next_values,
          const std::uint8_t* terminated, const std::uint8_t* truncated, T gamma, T lam,
          T* out_adv, T* out_ret) {
   static_assert(is_real_v<T>, "refrl::gae is defined for float and double");
   const T gamma_lam = gamma * lam;
-  for (Index t = n_steps - 1; t >= 0; --t) {
-    const Index row = t * n_envs;
-    const T* r = rewards + row;
-    const T* v = values + row;
-    const T* v_next = next_values + row;
-    const std::uint8_t* term = terminated + row;
-    const std::uint8_t* trunc = truncated + row;
-    T* adv = out_adv + row;
-    T* ret = out_ret + row;
-    if (t == n_steps - 1) {
-      for (Index n = 0; n < n_envs; ++n) {
-        // select, not multiply: a terminal step never reads V(s'_t) (0 * inf would be NaN)
-        const T boot = term[n] ? T(0) : v_next[n];
-        const T delta = r[n] + gamma * boot - v[n];
-        adv[n] = delta;
-        ret[n] = delta + v[n];
-      }
-    } else {
-      const T* adv_next = adv + n_envs;  // A_{t+1}, written in the previous iteration
-      for (Index n = 0; n < n_envs; ++n) {
-        const T boot = term[n] ? T(0) : v_next[n];
-        const T trace = (term[n] | trunc[n]) ? T(0) : adv_next[n];
-        const T a = (r[n] + gamma * boot - v[n]) + gamma_lam * trace;
-        adv[n] = a;
-        ret[n] = a + v[n];
-      }
-    }
-  }
+  Index n0 = 0;
+  for (; n0 + 8 <= n_envs; n0 += 8)
+    detail::gae_block<T, 8>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma,
+                            gamma_lam, out_adv, out_ret);
+  for (; n0 + 4 <= n_envs; n0 += 4)
+    detail::gae_block<T, 4>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma,
+                            gamma_lam, out_adv, out_ret);
+  for (; n0 < n_envs; ++n0)
+    detail::gae_block<T, 1>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma,
+                            gamma_lam, out_adv, out_ret);
 }
 
 }  // namespace refrl
