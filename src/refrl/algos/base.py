@@ -435,6 +435,8 @@ def evaluate_policy(agent: OnPolicyAlgorithm, env: str | gym.Env | None = None, 
         raise ValueError(f"n_episodes: expected an integer >= 1, got {n_episodes!r}")
     if env is None:
         env = agent.env_id
+        if env is None:
+            raise ValueError("env: the agent was trained on an env without an id; pass env=...")
     e = gym.make(env, **(env_kwargs if env_kwargs is not None else agent.env_kwargs)) if isinstance(env, str) else env
     rng = np.random.default_rng(seed)
     returns = np.zeros(n_episodes)
