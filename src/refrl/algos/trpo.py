@@ -180,23 +180,16 @@ class NPG(OnPolicyAlgorithm):
         adv64 = np.asarray(adv, dtype=np.float64)
 
         # θ_old: distribution parameters, log π_θold(a|s) and the policy gradient g = ∇L(θ_old)
-        logp_old, _, _, cache = policy.evaluate(obs, actions)
-        dist_old = cache["dist_params"].copy()
-        acts = cache["actions"]
+        g, dist_old, logp_old, acts = self.policy_gradient(obs, actions, adv)
         logp_old = logp_old.astype(np.float64)
         surr_old = float(adv64.mean())  # L(θ_old): every ratio is 1
-        ddist = dist.log_prob_grad(dist_old, acts)
-        ddist *= (adv64 / B).astype(ddist.dtype)[:, None]  # ∂L/∂(dist params) at r = 1
-        g = np.zeros(policy.n_policy_params, dtype=policy.dtype)
-        policy.backward_dist_params(cache, ddist, out=g)
         grad_norm = float(np.linalg.norm(g.astype(np.float64)))
         no_step = PolicyStepInfo(False, 0.0, 0.0, 0.0, 0, 0.0, 0, 0.0, grad_norm, 0.0, surr_old)
         if not math.isfinite(grad_norm) or grad_norm == 0.0:
             return no_step  # nothing to follow; θ untouched
 
         # s ≈ (F + λI)⁻¹ g: the whole CG solve runs natively on the native Fisher operator
-        fvp = policy.fisher_operator(obs, damping=cfg.cg_damping, subsample=cfg.fvp_subsample)
-        cg = kernels.conjugate_gradient(fvp, g, iters=cfg.cg_iters, tol=cfg.cg_tol)
+        cg, fvp = self.step_direction(obs, g)
         s = cg.x.astype(np.float64)
         sFs = float(np.dot(s, fvp(cg.x).astype(np.float64)))  # sᵀ(F + λI)s
         if not (math.isfinite(sFs) and sFs > 0.0):
@@ -206,11 +199,16 @@ class NPG(OnPolicyAlgorithm):
         expected_full = float(np.dot(g.astype(np.float64), full_step))  # gᵀΔθ (first order)
 
         def try_step(frac: float) -> tuple[float, float]:
+            """θ ← θ_old + frac·βs; return (exact mean KL(π_old ‖ π_θ), L(θ) − L(θ_old))."""
             np.add(theta_old, (frac * full_step).astype(policy.dtype), out=theta)
-            dp = policy.dist_params(obs)
-            kl = float(dist.kl(dist_old, dp).astype(np.float64).mean())
-            ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
-            return kl, float(np.dot(ratio, adv64)) / B - surr_old
+            try:
+                dp = policy.dist_params(obs)
+            except ValueError:  # the step overflowed the network: reject this try
+                return math.inf, math.nan
+            with np.errstate(over="ignore", invalid="ignore"):
+                kl = float(dist.kl(dist_old, dp).astype(np.float64).mean())
+                ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
+                return kl, float(np.dot(ratio, adv64)) / B - surr_old
 
         base = dict(cg_iterations=cg.iterations, cg_residual=cg.residual_norm, grad_norm=grad_norm,
                     quadratic_kl=0.5 * beta * beta * sFs, surrogate_old=surr_old)
@@ -231,6 +229,29 @@ class NPG(OnPolicyAlgorithm):
         theta[...] = theta_old  # (critical!) rejected: restore θ_old bit for bit
         return PolicyStepInfo(False, 0.0, 0.0, frac / cfg.line_search_shrink * expected_full,
                               cfg.line_search_max_iter, 0.0, **base)
+
+    def policy_gradient(self, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray):
+        """g = ∇_θ L^CPI(θ)|θold = (1/B) Σ_t ∇_θ log π_θ(a_t|s_t) Â_t (the vanilla policy gradient).
+
+        Returns ``(g [n_policy_params], dist_old [B, P], logp_old [B], actions)`` at the current θ,
+        ``actions`` in the distribution's layout (for ``dist.log_prob``).
+        """
+        policy = self.policy
+        logp_old, _, _, cache = policy.evaluate(obs, actions)
+        dist_old = cache["dist_params"].copy()
+        acts = cache["actions"]
+        ddist = policy.dist.log_prob_grad(dist_old, acts)
+        ddist *= (np.asarray(adv, dtype=np.float64) / adv.shape[0]).astype(ddist.dtype)[:, None]  # r = 1
+        g = np.zeros(policy.n_policy_params, dtype=policy.dtype)
+        policy.backward_dist_params(cache, ddist, out=g)
+        return g, dist_old, logp_old, acts
+
+    def step_direction(self, obs: np.ndarray, g: np.ndarray):
+        """s ≈ (F + cg_damping·I)⁻¹ g by ``cg_iters`` of CG over the native Fisher operator at the
+        current θ (the whole solve in C++).  Returns ``(CGResult, operator)``."""
+        cfg = self.config
+        fvp = self.policy.fisher_operator(obs, damping=cfg.cg_damping, subsample=cfg.fvp_subsample)
+        return kernels.conjugate_gradient(fvp, g, iters=cfg.cg_iters, tol=cfg.cg_tol), fvp
 
     def fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
         """``n_critic_updates`` epochs of Adam on minibatches of ½-free MSE (V(s) − R)²; mean loss."""
