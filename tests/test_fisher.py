@@ -279,6 +279,25 @@ def test_native_mlp_forward_jvp_vjp_match_nn(case, data):
         assert_close(mb.vjp(u), g, rtol=1e-10, atol=1e-11, name=f"J^T u ({isa})")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_native_mlp_tanh_is_accurate_to_a_few_ulp(dtype):
+    """mlp.hpp evaluates tanh with its own SIMD code (Cephes formulas): within 4 ulp of np.tanh
+    over [-30, 30] incl. tiny values and the branch point 0.625, NaN and ±inf handled."""
+    x = np.concatenate([np.linspace(-30, 30, 20001), np.geomspace(1e-12, 1, 2000), [0.625, -0.625, 0.0]])
+    x = np.concatenate([x, -x]).astype(dtype)
+    # y = 1 * tanh(1 * x + 0) + 0: sizes (1, 1, 1) with W1 = W2 = 1, b = 0
+    theta = np.array([1, 0, 1, 0], dtype=dtype)
+    Batch = _core.MlpBatchF64 if dtype == np.float64 else _core.MlpBatchF32
+    want = np.tanh(x.astype(np.float64))
+    eps = np.finfo(dtype).eps
+    for isa in ISAS:
+        got = Batch(theta, [1, 1, 1], "tanh", x[:, None], isa=isa).output()[:, 0]
+        ulp = np.abs(got - want) / (eps * np.maximum(np.abs(want), np.finfo(dtype).tiny))
+        assert ulp.max() <= 4.0, (isa, float(ulp.max()), x[np.argmax(ulp)])
+        special = Batch(theta, [1, 1, 1], "tanh", np.array([[np.nan], [np.inf], [-np.inf]], dtype), isa=isa).output()
+        assert np.isnan(special[0, 0]) and special[1, 0] == 1.0 and special[2, 0] == -1.0
+
+
 # ----------------------------------------------------------------------------- bad inputs
 @pytest.fixture
 def small():

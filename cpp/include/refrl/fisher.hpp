@@ -114,27 +114,24 @@ class FisherOperator final : public LinearOperator<T> {
     const MlpLayout& lay = m.layout;
     const Index L = lay.n_layers(), B = m.batch, dL = lay.out_dim();
     detail::mlp_jvp<T>(m, v);  // m.R[L] = J v (network outputs)
-    detail::Mat<T>& R = m.R[L];
-    detail::Mat<T>& U = m.G[L];
+    detail::Mat<T>& R = m.R[L];  // u = M J v overwrites J v in place, row by row
     const T scale = T(1) / T(B);
     if (head_ == PolicyHead::gaussian) {
       // u = (1/B) diag(1/sigma^2) J v on the mean
       for (Index b = 0; b < B; ++b) {
-        const T* r = R.row(b);
-        T* u = U.row(b);
-        for (Index j = 0; j < dL; ++j) u[j] = scale * inv_var_[std::size_t(j)] * r[j];
+        T* r = R.row(b);
+        for (Index j = 0; j < dL; ++j) r[j] *= scale * inv_var_[std::size_t(j)];
       }
     } else {
       // u = (1/B) (diag(p) - p p^T) J v per categorical component
       for (Index b = 0; b < B; ++b) {
-        const T* r = R.row(b);
-        T* u = U.row(b);
+        T* r = R.row(b);
         const T* p = probs_.data() + b * dL;
         Index o = 0;
         for (Index n : nvec_) {
           T pr = T(0);
           for (Index j = 0; j < n; ++j) pr += p[o + j] * r[o + j];
-          for (Index j = 0; j < n; ++j) u[o + j] = scale * p[o + j] * (r[o + j] - pr);
+          for (Index j = 0; j < n; ++j) r[o + j] = scale * p[o + j] * (r[o + j] - pr);
           o += n;
         }
       }

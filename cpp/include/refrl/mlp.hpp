@@ -146,6 +146,8 @@ struct Mat {
     rows = r;
     cols = c;
     ld = padded<T>(c);
+    // a row stride that is a multiple of 4 KiB maps every row to the same L1 set: add a line
+    if ((ld * Index(sizeof(T))) % 4096 == 0) ld += Index(64 / sizeof(T));
     data.assign(static_cast<std::size_t>(r * ld), T(0));
   }
   T* row(Index i) { return data.data() + i * ld; }
@@ -198,6 +200,86 @@ REFRL_ALWAYS_INLINE void gemm_row_block(bool accumulate, Index N, Index K, const
   Index j = 0;
   for (; j + 2 * VL <= N; j += 2 * VL) gemm_micro<T, VB, MR, 2>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
   for (; j + VL <= N; j += VL) gemm_micro<T, VB, MR, 1>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
+}
+#endif
+
+#if REFRL_VECTOR_EXT
+// tanh on SIMD vectors (the library tanh is a scalar call and dominated the forward pass).
+// Cephes tanh / exp (S. Moshier): |x| < 0.625: x + x^3 P(x^2) [/ Q(x^2) in double];
+// otherwise sign(x) (1 - 2 / (exp(2|x|) + 1)), exp by Cody-Waite reduction w = n ln2 + r and
+// a Pade (double) or polynomial (float) approximation of exp(r), 2^n built in the exponent bits.
+// Accuracy: a few ulp (checked against np.tanh in tests/test_fisher.py). NaN stays NaN.
+template <class T>
+struct TanhConst;
+template <>
+struct TanhConst<double> {
+  using I = long long;
+  static constexpr double big = 22.0;  // tanh(22) rounds to 1 in double
+  static constexpr I mant_bits = 52, bias = 1023;
+  static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+};
+template <>
+struct TanhConst<float> {
+  using I = int;
+  static constexpr float big = 10.0f;  // tanh(10) rounds to 1 in float
+  static constexpr I mant_bits = 23, bias = 127;
+  static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
+};
+
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void tanh_simd(typename SimdVec<T, VB>::type& inout) {  // in place (no vector ABI)
+  using V = typename SimdVec<T, VB>::type;
+  using C = TanhConst<T>;
+  using I = typename SimdVec<typename C::I, VB>::type;
+  const V x = inout;
+  const V zero = V{} + T(0), one = zero + T(1), two = zero + T(2);
+  const V a = x < zero ? -x : x;
+  const V z = x * x;
+  V small, em;
+  const V w = two * (a < C::big ? a : zero + C::big);  // 2|x|, clamped: exp(w) stays finite
+  const V t = w * T(1.4426950408889634) + C::shifter;  // t - shifter = n = round(w / ln 2)
+  const V n = t - C::shifter;
+  if constexpr (sizeof(T) == 8) {
+    const V p = (z * T(-9.64399179425052238628E-1) + T(-9.92877231001918586564E1)) * z + T(-1.61468768441708447952E3);
+    const V q = ((z + T(1.12811678491632931402E2)) * z + T(2.23548839060100448583E3)) * z + T(4.84406305325125486048E3);
+    small = x + x * z * (p / q);
+    const V r = (w - n * T(6.93145751953125E-1)) - n * T(1.42860682030941723212E-6);
+    const V rr = r * r;
+    const V px = r * ((rr * T(1.26177193074810590878E-4) + T(3.02994407707441961300E-2)) * rr + T(9.99999999999999999910E-1));
+    const V qx = ((rr * T(3.00198505138664455042E-6) + T(2.52448340349684104192E-3)) * rr + T(2.27265548208155028766E-1)) * rr +
+                 T(2.00000000000000000009E0);
+    em = one + two * (px / (qx - px));  // exp(r)
+  } else {
+    small = ((((z * T(-5.70498872745E-3) + T(2.06390887954E-2)) * z - T(5.37397155531E-2)) * z + T(1.33314422036E-1)) * z -
+             T(3.33332819422E-1)) * z * x + x;
+    const V r = (w - n * T(0.693359375)) - n * T(-2.12194440E-4);
+    em = (((((r * T(1.9875691500E-4) + T(1.3981999507E-3)) * r + T(8.3334519073E-3)) * r + T(4.1665795894E-2)) * r +
+           T(1.6666665459E-1)) * r + T(5.0000001201E-1)) * r * r + r + one;
+  }
+  I ti, si;
+  std::memcpy(&ti, &t, sizeof(V));
+  const V sh = zero + C::shifter;
+  std::memcpy(&si, &sh, sizeof(V));
+  const I pow2_bits = ((ti - si) + C::bias) << C::mant_bits;  // bits of 2^n
+  V pow2;
+  std::memcpy(&pow2, &pow2_bits, sizeof(V));
+  const V e = em * pow2;  // exp(2|x|)
+  const V large_abs = one - two / (e + one);
+  const V large = x < zero ? -large_abs : large_abs;
+  const V y = a < T(0.625) ? small : large;
+  inout = x == x ? y : x;  // NaN in, NaN out
+}
+
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void tanh_row(T* h, Index n) {  // n: a multiple of the vector length
+  using V = typename SimdVec<T, VB>::type;
+  constexpr Index VL = VB / Index(sizeof(T));
+  for (Index j = 0; j < n; j += VL) {
+    V x;
+    std::memcpy(&x, h + j, sizeof(V));
+    tanh_simd<T, VB>(x);
+    std::memcpy(h + j, &x, sizeof(V));
+  }
 }
 #endif
 
@@ -261,12 +343,12 @@ struct MlpBatch {
   std::vector<detail::Mat<T>> WT;  // [l-1]: W_l^T [d_l, d_{l-1}]
   std::vector<detail::Mat<T>> H;   // [l]: h_l [B, d_l], l = 0..L-1 (h_0 = x)
   std::vector<detail::Mat<T>> HT;  // [l]: h_l^T [d_l, B]
-  std::vector<detail::Mat<T>> D;   // [l]: phi'(z_l) [B, d_l], l = 1..L-1 ([0] unused)
   detail::Mat<T> Y;                // y = z_L [B, d_L]
   // workspace
   std::vector<detail::Mat<T>> V;   // [l-1]: direction V_l [d_{l-1}, d_l]
-  std::vector<detail::Mat<T>> R;   // [l]: R{z_l} then R{h_l}, l = 1..L ([0] unused)
-  std::vector<detail::Mat<T>> G;   // [l]: delta_l, l = 1..L ([0] unused)
+  // [l], l = 1..L ([0] unused): R{z_l} then R{h_l} during J v; reused for delta_l during J^T u
+  // (R{.} is dead by then), so the workspace holds one batch-sized matrix per layer.
+  std::vector<detail::Mat<T>> R;
   std::vector<detail::Mat<T>> GW;  // [l-1]: dW_l [d_{l-1}, d_l]
 };
 
@@ -287,21 +369,34 @@ REFRL_ALWAYS_INLINE void mlp_forward_kernel(MlpBatch<T>& m, const T* theta) {
       for (Index j = 0; j < dout; ++j) z[j] += bias[j];
     }
     if (l == L) break;
-    Mat<T>& Dl = m.D[l];
     for (Index b = 0; b < B; ++b) {
       T* h = Z.row(b);
-      T* d = Dl.row(b);
       if (m.activation == Activation::tanh) {
-        for (Index j = 0; j < dout; ++j) {
-          h[j] = std::tanh(h[j]);
-          d[j] = T(1) - h[j] * h[j];
-        }
+#if REFRL_VECTOR_EXT
+        tanh_row<T, VB>(h, Z.ld);  // the padding is 0 and tanh(0) = 0: it stays 0
+#else
+        for (Index j = 0; j < dout; ++j) h[j] = std::tanh(h[j]);
+#endif
       } else {
-        for (Index j = 0; j < dout; ++j) {
-          h[j] = h[j] > T(0) ? h[j] : T(0);
-          d[j] = h[j] > T(0) ? T(1) : T(0);
-        }
+        for (Index j = 0; j < dout; ++j) h[j] = h[j] > T(0) ? h[j] : T(0);
       }
+    }
+  }
+}
+
+// X[b, j] = (X[b, j] + c[j]) * phi'(z_l)[b, j] for j < d (c may be null: no shift), with phi'
+// recovered from the cached h_l = phi(z_l): 1 - h^2 (tanh) or 1[h > 0] (relu).
+template <class T>
+REFRL_ALWAYS_INLINE void mul_dact(Activation act, Index B, Index d, const Mat<T>& H, Mat<T>& X, const T* c) {
+  for (Index b = 0; b < B; ++b) {
+    const T* h = H.row(b);
+    T* x = X.row(b);
+    if (c != nullptr)
+      for (Index j = 0; j < d; ++j) x[j] += c[j];
+    if (act == Activation::tanh) {
+      for (Index j = 0; j < d; ++j) x[j] *= T(1) - h[j] * h[j];
+    } else {
+      for (Index j = 0; j < d; ++j) x[j] = h[j] > T(0) ? x[j] : T(0);
     }
   }
 }
@@ -324,12 +419,7 @@ REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v) {
                   Rl.row(0), Rl.ld);
     const T* c = v + lay.b_offset[l - 1];
     if (l < L) {
-      const Mat<T>& Dl = m.D[l];
-      for (Index b = 0; b < B; ++b) {
-        T* r = Rl.row(b);
-        const T* d = Dl.row(b);
-        for (Index j = 0; j < dout; ++j) r[j] = (r[j] + c[j]) * d[j];
-      }
+      mul_dact<T>(m.activation, B, dout, m.H[l], Rl, c);
     } else {
       for (Index b = 0; b < B; ++b) {
         T* r = Rl.row(b);
@@ -339,7 +429,7 @@ REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v) {
   }
 }
 
-// out = J^T delta_L (overwrites all num_params entries); delta_L is read from m.G[L]
+// out = J^T delta_L (overwrites all num_params entries); delta_L is read from m.R[L]
 // (columns >= d_L must be zero).
 template <class T, int VB>
 REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, T* out) {
@@ -347,7 +437,7 @@ REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, T* out) {
   const Index L = lay.n_layers(), B = m.batch;
   for (Index l = L; l >= 1; --l) {
     const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
-    Mat<T>& Gl = m.G[l];
+    Mat<T>& Gl = m.R[l];  // delta_l
     Mat<T>& GWl = m.GW[l - 1];
     // dW_l = h_{l-1}^T delta_l  ([d_{l-1}, B] x [B, d_l])
     gemm<T, VB>(false, din, GWl.ld, B, m.HT[l - 1].row(0), m.HT[l - 1].ld, Gl.row(0), Gl.ld, GWl.row(0), GWl.ld);
@@ -362,14 +452,9 @@ REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, T* out) {
     }
     if (l == 1) break;
     // delta_{l-1} = (delta_l W_l^T) * phi'(z_{l-1})
-    Mat<T>& Gp = m.G[l - 1];
+    Mat<T>& Gp = m.R[l - 1];
     gemm<T, VB>(false, B, Gp.ld, dout, Gl.row(0), Gl.ld, m.WT[l - 1].row(0), m.WT[l - 1].ld, Gp.row(0), Gp.ld);
-    const Mat<T>& Dp = m.D[l - 1];
-    for (Index b = 0; b < B; ++b) {
-      T* g = Gp.row(b);
-      const T* d = Dp.row(b);
-      for (Index j = 0; j < din; ++j) g[j] *= d[j];
-    }
+    mul_dact<T>(m.activation, B, din, m.H[l - 1], Gp, static_cast<const T*>(nullptr));
   }
 }
 
@@ -422,9 +507,7 @@ void mlp_batch_init(MlpBatch<T>& m, const MlpLayout& layout, Activation activati
   m.GW.assign(std::size_t(L), Mat<T>());
   m.H.assign(std::size_t(L), Mat<T>());
   m.HT.assign(std::size_t(L), Mat<T>());
-  m.D.assign(std::size_t(L), Mat<T>());
   m.R.assign(std::size_t(L + 1), Mat<T>());
-  m.G.assign(std::size_t(L + 1), Mat<T>());
   for (Index l = 1; l <= L; ++l) {
     const Index din = s[l - 1], dout = s[l];
     Mat<T>& W = m.W[l - 1];
@@ -440,22 +523,23 @@ void mlp_batch_init(MlpBatch<T>& m, const MlpLayout& layout, Activation activati
     m.V[l - 1].resize(din, dout);
     m.GW[l - 1].resize(din, dout);
     m.R[l].resize(batch, dout);
-    m.G[l].resize(batch, dout);
-    if (l < L) {
-      m.H[l].resize(batch, dout);
-      m.D[l].resize(batch, dout);
-    }
+    if (l < L) m.H[l].resize(batch, dout);
   }
   m.Y.resize(batch, s[L]);
   m.H[0].resize(batch, s[0]);
   for (Index b = 0; b < batch; ++b) std::memcpy(m.H[0].row(b), x + b * x_stride, sizeof(T) * std::size_t(s[0]));
   detail::mlp_forward<T>(m, theta);
-  for (Index l = 0; l < L; ++l) {
+  for (Index l = 0; l < L; ++l) {  // h_l^T, transposed in 16 x 16 tiles
     Mat<T>& HT = m.HT[l];
     const Mat<T>& H = m.H[l];
     HT.resize(s[l], batch);
-    for (Index b = 0; b < batch; ++b)
-      for (Index j = 0; j < s[l]; ++j) HT.row(j)[b] = H.row(b)[j];
+    constexpr Index TB = 16;
+    for (Index b0 = 0; b0 < batch; b0 += TB)
+      for (Index j0 = 0; j0 < s[l]; j0 += TB) {
+        const Index b1 = std::min(batch, b0 + TB), j1 = std::min(s[l], j0 + TB);
+        for (Index j = j0; j < j1; ++j)
+          for (Index b = b0; b < b1; ++b) HT.row(j)[b] = H.row(b)[j];
+      }
   }
 }
 
@@ -477,7 +561,7 @@ void mlp_jvp(MlpBatch<T>& m, const T* v, T* out_jv) {
 template <class T>
 void mlp_vjp(MlpBatch<T>& m, const T* u, T* out) {
   const Index L = m.layout.n_layers(), dL = m.layout.out_dim();
-  for (Index b = 0; b < m.batch; ++b) std::memcpy(m.G[L].row(b), u + b * dL, sizeof(T) * std::size_t(dL));
+  for (Index b = 0; b < m.batch; ++b) std::memcpy(m.R[L].row(b), u + b * dL, sizeof(T) * std::size_t(dL));
   detail::mlp_vjp<T>(m, out);
 }
 
