@@ -68,22 +68,26 @@ class PPO(OnPolicyAlgorithm):
         self.last_epoch_ratio_max = []
 
         for _epoch in range(cfg.n_epochs):
+            # shuffle once per epoch; minibatches are then contiguous slices (views, no gathers)
             perm = self.rng.permutation(B)
+            e_obs, e_actions, e_w, e_adv = b_obs[perm], b_actions[perm], b.weights[perm], b.advantages[perm]
+            e_logp, e_ret, e_v = b.logp[perm], b.returns[perm], b.values[perm]
+            e_dist_old = b_dist_old[perm] if kl_pen else None
             epoch_ratio_max = 0.0
             for start in range(0, B, M):
-                mb = perm[start : start + M]
-                mb_w = b.weights[mb]
-                w_sum = float(mb_w.sum())
+                mb = slice(start, start + M)
+                mb_w = e_w[mb]
+                w_sum = float(np.dot(mb_w, np.ones_like(mb_w)))
                 if w_sum == 0.0:  # only reset slots: nothing to learn from
                     continue
-                mb_adv = b.advantages[mb]
+                mb_adv = e_adv[mb]
                 if cfg.normalize_advantage:  # weighted, unbiased std as torch's .std() in SB3/CleanRL
                     mean = float(np.dot(mb_w, mb_adv)) / w_sum
                     var = float(np.dot(mb_w, (mb_adv - mean) ** 2)) / max(w_sum - 1.0, 1.0)
                     mb_adv = (mb_adv - mean) / (np.sqrt(var) + 1e-8)
 
-                logp, ent, values, cache = policy.evaluate(b_obs[mb], b_actions[mb])
-                mb_logp_old = b.logp[mb]
+                logp, ent, values, cache = policy.evaluate(e_obs[mb], e_actions[mb])
+                mb_logp_old = e_logp[mb]
 
                 # policy objective and d objective / d logp
                 if not kl_pen:
@@ -104,7 +108,7 @@ class PPO(OnPolicyAlgorithm):
                     break
 
                 # value loss (optionally clipped around the rollout's values, as SB3's clip_range_vf)
-                mb_ret, mb_v_old = b.returns[mb], b.values[mb]
+                mb_ret, mb_v_old = e_ret[mb], e_v[mb]
                 err = values - mb_ret
                 if cfg.clip_range_vf is not None:
                     delta = values - mb_v_old
@@ -126,7 +130,7 @@ class PPO(OnPolicyAlgorithm):
                 policy.backward(cache, dlogp=dlogp, dentropy=dentropy, dvalues=dvalues)
                 kl_mean = 0.0
                 if kl_pen:
-                    mb_dist_old = b_dist_old[mb]
+                    mb_dist_old = e_dist_old[mb]
                     kl_i = policy.dist.kl(mb_dist_old, cache["dist_params"])
                     kl_mean = float(np.dot(mb_w, kl_i)) / w_sum
                     dkl = policy.dist.kl_grad(mb_dist_old, cache["dist_params"])
