@@ -293,3 +293,13 @@ def test_registry_rejects_unknown_algorithm():
     assert get_algorithm("ppo") is refrl.PPO
     with pytest.raises(ValueError, match="algorithm: unknown 'ppg'"):
         get_algorithm("ppg")
+
+
+def test_ppo_async_vector_env_matches_sync():
+    """AsyncVectorEnv (one subprocess per env) gives exactly the transitions of SyncVectorEnv."""
+    kw = dict(seed=0, n_envs=2, n_steps=32, batch_size=64, n_epochs=1)
+    a = refrl.PPO("CartPole-v1", vectorization_mode="async", **kw).learn(200)
+    b = refrl.PPO("CartPole-v1", vectorization_mode="sync", **kw).learn(200)
+    a.close()
+    np.testing.assert_array_equal(a.policy.params, b.policy.params)
+    assert a.num_timesteps == b.num_timesteps
