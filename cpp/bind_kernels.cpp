@@ -30,8 +30,13 @@ void require_shape(const A& a, const char* name, py::ssize_t ndim, const py::ssi
 
 // Hot loops are compiled twice (AVX2 and baseline x86-64) and picked at load time, so the
 // shipped wheel needs no -march=native. GCC on x86-64 Linux only; elsewhere one portable build.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define REFRL_CLONES __attribute__((target_clones("avx2", "default")))
+// x86-64-v3 = AVX2 + FMA (+ BMI...), dispatched on CPU features, so AMD and Intel alike.
+// flatten inlines the header templates into each clone, so they are compiled for its ISA
+// (a plain call would run the baseline instantiation).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12
+#define REFRL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define REFRL_CLONES __attribute__((target_clones("avx2", "default"), flatten))
 #else
 #define REFRL_CLONES
 #endif
@@ -99,6 +104,23 @@ py::tuple gae_binding(const Arr<T>& rewards, const Arr<T>& values, const Arr<T>&
   return py::make_tuple(adv, ret, finite);
 }
 
+REFRL_CLONES refrl::SurrogateStats surrogate_f32_impl(refrl::Index b, const float* lp, const float* lpo,
+                                                     const float* ad, const float* w, float eps, float* g) {
+  return refrl::clipped_surrogate<float>(b, lp, lpo, ad, w, eps, g);
+}
+REFRL_CLONES refrl::SurrogateStats surrogate_f64_impl(refrl::Index b, const double* lp, const double* lpo,
+                                                     const double* ad, const double* w, double eps, double* g) {
+  return refrl::clipped_surrogate<double>(b, lp, lpo, ad, w, eps, g);
+}
+refrl::SurrogateStats surrogate_impl(refrl::Index b, const float* lp, const float* lpo, const float* ad,
+                                     const float* w, float eps, float* g) {
+  return surrogate_f32_impl(b, lp, lpo, ad, w, eps, g);
+}
+refrl::SurrogateStats surrogate_impl(refrl::Index b, const double* lp, const double* lpo, const double* ad,
+                                     const double* w, double eps, double* g) {
+  return surrogate_f64_impl(b, lp, lpo, ad, w, eps, g);
+}
+
 template <class T>
 py::tuple surrogate_binding(const Arr<T>& logp, const Arr<T>& logp_old, const Arr<T>& advantages,
                             const py::object& weights, double clip_eps) {
@@ -123,7 +145,7 @@ py::tuple surrogate_binding(const Arr<T>& logp, const Arr<T>& logp_old, const Ar
   refrl::SurrogateStats s{};
   {
     py::gil_scoped_release nogil;
-    s = refrl::clipped_surrogate<T>(shape[0], lp, lpo, ad, w, static_cast<T>(clip_eps), g);
+    s = surrogate_impl(shape[0], lp, lpo, ad, w, static_cast<T>(clip_eps), g);
   }
   return py::make_tuple(s.objective, grad, s.clip_fraction, s.approx_kl, s.ratio_min, s.ratio_mean,
                         s.ratio_max, s.weight_sum);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -134,6 +135,50 @@ static void test_surrogate(double tol) {
   CHECK(g0 == T(0));
 }
 
+// Every batch size 1..70 (vector bodies and tails), with and without weights, against a
+// literal double-precision loop: catches a vectorised loop that drops or mixes lanes.
+template <class T>
+static void test_surrogate_sizes(double tol) {
+  for (Index batch = 1; batch <= 70; ++batch) {
+    std::vector<T> lp(batch), lo(batch), ad(batch), w(batch), g(batch), gw(batch);
+    for (Index i = 0; i < batch; ++i) {
+      const double x = static_cast<double>(i);
+      lo[i] = static_cast<T>(-1.0 + 0.1 * std::sin(x));
+      lp[i] = static_cast<T>(static_cast<double>(lo[i]) + 0.4 * std::sin(1.7 * x + 0.3));
+      ad[i] = static_cast<T>(std::cos(2.3 * x));
+      w[i] = static_cast<T>((i % 3 == 1) ? 0.0 : 0.5 + 0.25 * static_cast<double>(i % 4));
+    }
+    for (int weighted = 0; weighted < 2; ++weighted) {
+      const T* wp = weighted ? w.data() : nullptr;
+      double ws = 0, obj = 0, clip = 0, kl = 0, rs = 0, rmin = 1e300, rmax = -1e300;
+      for (Index i = 0; i < batch; ++i) ws += wp ? static_cast<double>(w[i]) : 1.0;
+      for (Index i = 0; i < batch; ++i) {
+        const double wi = wp ? static_cast<double>(w[i]) : 1.0;
+        if (wi == 0.0) continue;
+        const double lr = static_cast<double>(lp[i]) - static_cast<double>(lo[i]);
+        const double r = std::exp(lr);
+        const double a = static_cast<double>(ad[i]);
+        const double rc = std::max(0.8, std::min(r, 1.2));
+        obj += wi * std::min(r * a, rc * a);
+        clip += std::fabs(r - 1.0) > 0.2 ? wi : 0.0;
+        kl += wi * ((r - 1.0) - lr);
+        rs += wi * r;
+        rmin = std::min(rmin, r);
+        rmax = std::max(rmax, r);
+      }
+      const refrl::SurrogateStats s =
+          refrl::clipped_surrogate<T>(batch, lp.data(), lo.data(), ad.data(), wp, T(0.2), g.data());
+      CHECK_NEAR(s.objective, obj / ws, tol);
+      CHECK_NEAR(s.clip_fraction, clip / ws, 1e-12);
+      CHECK_NEAR(s.approx_kl, kl / ws, tol);
+      CHECK_NEAR(s.ratio_mean, rs / ws, tol);
+      CHECK_NEAR(s.ratio_min, rmin, tol);
+      CHECK_NEAR(s.ratio_max, rmax, tol);
+      CHECK_NEAR(s.weight_sum, ws, 1e-9);
+    }
+  }
+}
+
 template <class T>
 static void test_cg(double tol) {
   // SPD 3x3 with known solution x* = (1, -2, 0.5)
@@ -183,6 +228,8 @@ int main() {
   test_gae<float>(1e-4);
   test_surrogate<double>(1e-12);
   test_surrogate<float>(1e-5);
+  test_surrogate_sizes<double>(1e-12);
+  test_surrogate_sizes<float>(1e-5);
   test_cg<double>(1e-9);
   test_cg<float>(1e-4);
   std::printf("test_headers: %d checks, %d failures\n", checks, failures);

@@ -11,16 +11,17 @@
 //   approx_kl     = sum w ((r - 1) - log r) / sum w        (Schulman's k3 estimator)
 //   ratio_min / ratio_max over samples with w != 0; ratio_mean = sum w r / sum w.
 // Samples with w == 0 are skipped entirely (their inputs are never used, so padding may hold
-// anything). No Python, no third-party headers, no allocation, no exceptions.
+// anything). Sums are accumulated in double for float and double inputs.
+// No Python, no third-party headers, no allocation, no exceptions.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "refrl/common.hpp"
 
 namespace refrl {
 
-// Sums are accumulated in double for both float and double inputs.
 struct SurrogateStats {
   double objective;
   double clip_fraction;
@@ -31,6 +32,152 @@ struct SurrogateStats {
   double weight_sum;  // sum of w (B when weights is null); <= 0 means nothing was computed
 };
 
+namespace detail {
+
+// Bit reinterpretation. __builtin_bit_cast (GCC >= 11, Clang >= 9) keeps the value in
+// registers so the loops using it vectorise; memcpy is the portable fallback.
+template <class T, class U>
+inline T bits_to(U u) {
+  static_assert(sizeof(T) == sizeof(U), "bit cast between types of different sizes");
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_bit_cast)
+#define REFRL_HAS_BIT_CAST 1
+  return __builtin_bit_cast(T, u);
+#endif
+#endif
+#ifndef REFRL_HAS_BIT_CAST
+  T t;
+  std::memcpy(&t, &u, sizeof(T));
+  return t;
+#endif
+}
+#undef REFRL_HAS_BIT_CAST
+template <class U, class T>
+inline U to_bits(T t) {
+  return bits_to<U, T>(t);
+}
+
+// exp(x) written so that a loop over it vectorises (std::exp is an opaque libm call).
+// Cody & Waite range reduction x = k ln2 + f, |f| <= ln2/2, with ln2 split in a high part
+// exact in k*ln2_hi and a low part (fdlibm's constants); exp(f) by its Taylor polynomial
+// (degree 13 for double: next term < 4e-18; degree 7 for float: next term < 6e-9 < 2^-24);
+// 2^k built from exponent bits as 2^k1 * 2^k2 so that subnormal results and results up to
+// the overflow threshold stay exact. Accuracy: within a few ulp of the correctly rounded
+// exp. NaN propagates; above the overflow threshold +inf, below the underflow one 0.
+inline double exp_vec(double x) {
+  constexpr double log2e = 1.44269504088896338700e+00;
+  constexpr double ln2_hi = 6.93147180369123816490e-01;
+  constexpr double ln2_lo = 1.90821492927058770002e-10;
+  constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52: x + shifter rounds x to an integer
+  constexpr std::int64_t shifter_bits = 0x4338000000000000LL;
+  double xc = x < -746.0 ? -746.0 : x;  // one select per statement: GCC if-converts these
+  xc = xc > 710.0 ? 710.0 : xc;
+  const double kd = (xc * log2e + shifter) - shifter;  // k = round(x / ln2)
+  const double f = (xc - kd * ln2_hi) - kd * ln2_lo;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * f + 1.0 / 479001600.0;
+  p = p * f + 1.0 / 39916800.0;
+  p = p * f + 1.0 / 3628800.0;
+  p = p * f + 1.0 / 362880.0;
+  p = p * f + 1.0 / 40320.0;
+  p = p * f + 1.0 / 5040.0;
+  p = p * f + 1.0 / 720.0;
+  p = p * f + 1.0 / 120.0;
+  p = p * f + 1.0 / 24.0;
+  p = p * f + 1.0 / 6.0;
+  p = p * f + 0.5;
+  p = p * f + 1.0;
+  p = p * f + 1.0;
+  const double k1d = (kd * 0.5 + shifter) - shifter;  // any split k = k1 + k2 with both in range
+  const double k2d = kd - k1d;
+  const std::int64_t k1 = to_bits<std::int64_t>(k1d + shifter) - shifter_bits;
+  const std::int64_t k2 = to_bits<std::int64_t>(k2d + shifter) - shifter_bits;
+  const double s1 = bits_to<double>(static_cast<std::uint64_t>(k1 + 1023) << 52);
+  const double s2 = bits_to<double>(static_cast<std::uint64_t>(k2 + 1023) << 52);
+  double r = p * s1 * s2;
+  r = x > 709.782712893384 ? std::numeric_limits<double>::infinity() : r;
+  r = x < -745.2 ? 0.0 : r;
+  return r;
+}
+
+inline float exp_vec(float x) {
+  constexpr float log2e = 1.44269502e+00f;
+  constexpr float ln2_hi = 6.9314575195e-01f;
+  constexpr float ln2_lo = 1.4286067653e-06f;
+  constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
+  constexpr std::int32_t shifter_bits = 0x4B400000;
+  float xc = x < -105.0f ? -105.0f : x;
+  xc = xc > 89.0f ? 89.0f : xc;
+  const float kd = (xc * log2e + shifter) - shifter;
+  const float f = (xc - kd * ln2_hi) - kd * ln2_lo;
+  float p = 1.0f / 5040.0f;  // 1/7!
+  p = p * f + 1.0f / 720.0f;
+  p = p * f + 1.0f / 120.0f;
+  p = p * f + 1.0f / 24.0f;
+  p = p * f + 1.0f / 6.0f;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  const float k1d = (kd * 0.5f + shifter) - shifter;
+  const float k2d = kd - k1d;
+  const std::int32_t k1 = to_bits<std::int32_t>(k1d + shifter) - shifter_bits;
+  const std::int32_t k2 = to_bits<std::int32_t>(k2d + shifter) - shifter_bits;
+  const float s1 = bits_to<float>(static_cast<std::uint32_t>(k1 + 127) << 23);
+  const float s2 = bits_to<float>(static_cast<std::uint32_t>(k2 + 127) << 23);
+  float r = p * s1 * s2;
+  r = x > 88.7228393f ? std::numeric_limits<float>::infinity() : r;
+  r = x < -104.0f ? 0.0f : r;
+  return r;
+}
+
+// One pass over the batch. Every branch is a select, so the loop vectorises (with
+// -fopenmp-simd the reductions are split over vector lanes: the order of the additions
+// then depends on the vector width, as with any vectorised sum).
+template <class T, bool Weighted>
+SurrogateStats surrogate_pass(Index batch, const T* logp, const T* logp_old, const T* advantages,
+                              const T* weights, T clip_eps, double weight_sum, T* out_grad_logp) {
+  const T inv_weight_sum = static_cast<T>(1.0 / weight_sum);
+  const T lo = T(1) - clip_eps;
+  const T hi = T(1) + clip_eps;
+  double objective = 0.0, clipped = 0.0, kl = 0.0, ratio_sum = 0.0;
+  T ratio_min = std::numeric_limits<T>::infinity();
+  T ratio_max = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(+ : objective, clipped, kl, ratio_sum) reduction(min : ratio_min) reduction(max : ratio_max)
+  for (Index i = 0; i < batch; ++i) {
+    const T w = Weighted ? weights[i] : T(1);
+    const bool used = !Weighted | (w != T(0));  // w == 0: padding, whatever it holds
+    const T log_ratio = logp[i] - logp_old[i];
+    const T ratio = exp_vec(log_ratio);
+    const T adv = advantages[i];
+    T ratio_clipped = ratio < lo ? lo : ratio;
+    ratio_clipped = ratio_clipped > hi ? hi : ratio_clipped;
+    const T surr_unclipped = ratio * adv;
+    const T surr_clipped = ratio_clipped * adv;
+    const bool unclipped_is_min = surr_unclipped <= surr_clipped;
+    const T surr = unclipped_is_min ? surr_unclipped : surr_clipped;
+    const T abs_dev = ratio - T(1) < T(0) ? T(1) - ratio : ratio - T(1);
+    // every select is made in T and only then widened to the double accumulators (mixing a
+    // float mask with a double select is where GCC 12's vectoriser went wrong)
+    const T w_used = used ? w : T(0);
+    out_grad_logp[i] = (used & unclipped_is_min) ? w * surr_unclipped * inv_weight_sum : T(0);
+    const T obj_i = used ? w * surr : T(0);  // not w_used * surr: w = 0 with surr NaN must give 0
+    const T clip_i = abs_dev > clip_eps ? w_used : T(0);
+    const T kl_i = used ? w * ((ratio - T(1)) - log_ratio) : T(0);
+    const T ratio_i = used ? w * ratio : T(0);
+    objective += static_cast<double>(obj_i);
+    clipped += static_cast<double>(clip_i);
+    kl += static_cast<double>(kl_i);
+    ratio_sum += static_cast<double>(ratio_i);
+    ratio_min = used & (ratio < ratio_min) ? ratio : ratio_min;
+    ratio_max = used & (ratio > ratio_max) ? ratio : ratio_max;
+  }
+  const double inv = 1.0 / weight_sum;
+  return {objective * inv, clipped * inv, kl * inv, static_cast<double>(ratio_min), ratio_sum * inv,
+          static_cast<double>(ratio_max), weight_sum};
+}
+
+}  // namespace detail
+
 // logp, logp_old, advantages, out_grad_logp: [B]; weights: [B] or nullptr (all ones).
 // out_grad_logp must not alias the inputs. If sum w <= 0 (or B == 0) all outputs are NaN
 // and out_grad_logp is zero.
@@ -39,45 +186,20 @@ SurrogateStats clipped_surrogate(Index batch, const T* logp, const T* logp_old, 
                                  const T* weights, T clip_eps, T* out_grad_logp) {
   static_assert(is_real_v<T>, "refrl::clipped_surrogate is defined for float and double");
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-  double weight_sum = 0.0;
-  if (weights == nullptr) {
-    weight_sum = static_cast<double>(batch);
-  } else {
+  double weight_sum = static_cast<double>(batch);
+  if (weights != nullptr) {
+    weight_sum = 0.0;
     for (Index i = 0; i < batch; ++i) weight_sum += static_cast<double>(weights[i]);
   }
   if (!(weight_sum > 0.0)) {
     for (Index i = 0; i < batch; ++i) out_grad_logp[i] = T(0);
     return {nan, nan, nan, nan, nan, nan, weight_sum};
   }
-  const T inv_weight_sum = static_cast<T>(1.0 / weight_sum);
-  const T lo = T(1) - clip_eps;
-  const T hi = T(1) + clip_eps;
-  double objective = 0.0, clipped = 0.0, kl = 0.0, ratio_sum = 0.0;
-  double ratio_min = std::numeric_limits<double>::infinity();
-  double ratio_max = -std::numeric_limits<double>::infinity();
-  for (Index i = 0; i < batch; ++i) {
-    const T w = weights ? weights[i] : T(1);
-    if (w == T(0)) {  // masked (padding / invalid step): contributes nothing
-      out_grad_logp[i] = T(0);
-      continue;
-    }
-    const T log_ratio = logp[i] - logp_old[i];
-    const T ratio = std::exp(log_ratio);
-    const T adv = advantages[i];
-    const T ratio_clipped = std::fmin(std::fmax(ratio, lo), hi);
-    const T surr_unclipped = ratio * adv;
-    const T surr_clipped = ratio_clipped * adv;
-    const bool unclipped_is_min = surr_unclipped <= surr_clipped;
-    objective += static_cast<double>(w * (unclipped_is_min ? surr_unclipped : surr_clipped));
-    out_grad_logp[i] = unclipped_is_min ? w * surr_unclipped * inv_weight_sum : T(0);
-    clipped += std::fabs(ratio - T(1)) > clip_eps ? static_cast<double>(w) : 0.0;
-    kl += static_cast<double>(w * ((ratio - T(1)) - log_ratio));
-    ratio_sum += static_cast<double>(w * ratio);
-    ratio_min = std::fmin(ratio_min, static_cast<double>(ratio));
-    ratio_max = std::fmax(ratio_max, static_cast<double>(ratio));
-  }
-  const double inv = 1.0 / weight_sum;
-  return {objective * inv, clipped * inv, kl * inv, ratio_min, ratio_sum * inv, ratio_max, weight_sum};
+  if (weights == nullptr)
+    return detail::surrogate_pass<T, false>(batch, logp, logp_old, advantages, weights, clip_eps, weight_sum,
+                                            out_grad_logp);
+  return detail::surrogate_pass<T, true>(batch, logp, logp_old, advantages, weights, clip_eps, weight_sum,
+                                         out_grad_logp);
 }
 
 }  // namespace refrl
