@@ -113,30 +113,35 @@ class FisherOperator final : public LinearOperator<T> {
     MlpBatch<T>& m = net_;
     const MlpLayout& lay = m.layout;
     const Index L = lay.n_layers(), B = m.batch, dL = lay.out_dim();
-    detail::mlp_jvp<T>(m, v);  // m.R[L] = J v (network outputs)
-    detail::Mat<T>& R = m.R[L];  // u = M J v overwrites J v in place, row by row
     const T scale = T(1) / T(B);
-    if (head_ == PolicyHead::gaussian) {
-      // u = (1/B) diag(1/sigma^2) J v on the mean
-      for (Index b = 0; b < B; ++b) {
-        T* r = R.row(b);
-        for (Index j = 0; j < dL; ++j) r[j] *= scale * inv_var_[std::size_t(j)];
-      }
-    } else {
-      // u = (1/B) (diag(p) - p p^T) J v per categorical component
-      for (Index b = 0; b < B; ++b) {
-        T* r = R.row(b);
-        const T* p = probs_.data() + b * dL;
-        Index o = 0;
-        for (Index n : nvec_) {
-          T pr = T(0);
-          for (Index j = 0; j < n; ++j) pr += p[o + j] * r[o + j];
-          for (Index j = 0; j < n; ++j) r[o + j] = scale * p[o + j] * (r[o + j] - pr);
-          o += n;
+    detail::mlp_load_direction<T>(m, v);
+    for (Index b0 = 0; b0 < B; b0 += m.tile) {  // J v, then M, then J^T u, one tile of rows at a time
+      const Index nb = std::min(m.tile, B - b0);
+      detail::mlp_jvp<T>(m, v, b0, nb);  // rows [0, nb) of m.R[L] = J v on the network outputs
+      detail::Mat<T>& R = m.R[L];        // u = (1/B) M J v overwrites J v in place, row by row
+      if (head_ == PolicyHead::gaussian) {
+        // u = (1/B) diag(1/sigma^2) J v on the mean
+        for (Index b = 0; b < nb; ++b) {
+          T* r = R.row(b);
+          for (Index j = 0; j < dL; ++j) r[j] *= scale * inv_var_[std::size_t(j)];
+        }
+      } else {
+        // u = (1/B) (diag(p) - p p^T) J v per categorical component
+        for (Index b = 0; b < nb; ++b) {
+          T* r = R.row(b);
+          const T* p = probs_.data() + (b0 + b) * dL;
+          Index o = 0;
+          for (Index n : nvec_) {
+            T pr = T(0);
+            for (Index j = 0; j < n; ++j) pr += p[o + j] * r[o + j];
+            for (Index j = 0; j < n; ++j) r[o + j] = scale * p[o + j] * (r[o + j] - pr);
+            o += n;
+          }
         }
       }
+      detail::mlp_vjp<T>(m, b0, nb, b0 == 0);  // accumulate J^T u over the tiles
     }
-    detail::mlp_vjp<T>(m, out);  // out[:num_params] = J^T u
+    detail::mlp_store_gradient<T>(m, out);  // out[:num_params] = J^T u
     if (head_ == PolicyHead::gaussian) {
       const Index n0 = lay.num_params;
       for (Index j = 0; j < dL; ++j) out[n0 + j] = T(2) * std_inside_[std::size_t(j)] * v[n0 + j];

@@ -344,13 +344,19 @@ struct MlpBatch {
   std::vector<detail::Mat<T>> H;   // [l]: h_l [B, d_l], l = 0..L-1 (h_0 = x)
   std::vector<detail::Mat<T>> HT;  // [l]: h_l^T [d_l, B]
   detail::Mat<T> Y;                // y = z_L [B, d_L]
-  // workspace
+  // workspace. Products run over the batch in tiles of `tile` rows so that the per-layer
+  // intermediates stay in cache (J v, then M, then J^T u for one tile before the next).
+  Index tile = 0;
   std::vector<detail::Mat<T>> V;   // [l-1]: direction V_l [d_{l-1}, d_l]
-  // [l], l = 1..L ([0] unused): R{z_l} then R{h_l} during J v; reused for delta_l during J^T u
-  // (R{.} is dead by then), so the workspace holds one batch-sized matrix per layer.
+  // [l], l = 1..L ([0] unused), tile rows: R{z_l} then R{h_l} during J v; reused for delta_l
+  // during J^T u (R{.} of the tile is dead by then).
   std::vector<detail::Mat<T>> R;
-  std::vector<detail::Mat<T>> GW;  // [l-1]: dW_l [d_{l-1}, d_l]
+  std::vector<detail::Mat<T>> GW;  // [l-1]: dW_l [d_{l-1}, d_l], accumulated over tiles
+  std::vector<std::vector<T>> GB;  // [l-1]: db_l [d_l], accumulated over tiles
 };
+
+// Rows per tile of the products: 192 = 32 blocks of 6 rows; 192 x 64 doubles = 96 KiB.
+inline constexpr Index kMlpTileRows = 192;
 
 namespace detail {
 
@@ -384,12 +390,13 @@ REFRL_ALWAYS_INLINE void mlp_forward_kernel(MlpBatch<T>& m, const T* theta) {
   }
 }
 
-// X[b, j] = (X[b, j] + c[j]) * phi'(z_l)[b, j] for j < d (c may be null: no shift), with phi'
-// recovered from the cached h_l = phi(z_l): 1 - h^2 (tanh) or 1[h > 0] (relu).
+// X[b, j] = (X[b, j] + c[j]) * phi'(z_l)[b0 + b, j] for b < nb, j < d (c may be null: no shift),
+// with phi' recovered from the cached h_l = phi(z_l): 1 - h^2 (tanh) or 1[h > 0] (relu).
 template <class T>
-REFRL_ALWAYS_INLINE void mul_dact(Activation act, Index B, Index d, const Mat<T>& H, Mat<T>& X, const T* c) {
-  for (Index b = 0; b < B; ++b) {
-    const T* h = H.row(b);
+REFRL_ALWAYS_INLINE void mul_dact(Activation act, Index b0, Index nb, Index d, const Mat<T>& H, Mat<T>& X,
+                                  const T* c) {
+  for (Index b = 0; b < nb; ++b) {
+    const T* h = H.row(b0 + b);
     T* x = X.row(b);
     if (c != nullptr)
       for (Index j = 0; j < d; ++j) x[j] += c[j];
@@ -401,27 +408,38 @@ REFRL_ALWAYS_INLINE void mul_dact(Activation act, Index B, Index d, const Mat<T>
   }
 }
 
-// R{z_L} along v (a flat direction with the layout of theta) into m.R[L].
-template <class T, int VB>
-REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v) {
+// V_l <- the weight blocks of the direction v (once per product).
+template <class T>
+inline void mlp_load_direction(MlpBatch<T>& m, const T* v) {
   const MlpLayout& lay = m.layout;
-  const Index L = lay.n_layers(), B = m.batch;
+  for (Index l = 1; l <= lay.n_layers(); ++l) {
+    const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
+    const T* vw = v + lay.w_offset[l - 1];
+    for (Index i = 0; i < din; ++i) std::memcpy(m.V[l - 1].row(i), vw + i * dout, sizeof(T) * std::size_t(dout));
+  }
+}
+
+// R{z_L} along v for batch rows [b0, b0 + nb) into rows [0, nb) of m.R[L]. V_l must hold v's
+// weight blocks (mlp_load_direction); the bias blocks c_l are read from v.
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v, Index b0, Index nb) {
+  const MlpLayout& lay = m.layout;
+  const Index L = lay.n_layers();
   for (Index l = 1; l <= L; ++l) {
     const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
-    Mat<T>& Vl = m.V[l - 1];
-    const T* vw = v + lay.w_offset[l - 1];
-    for (Index i = 0; i < din; ++i) std::memcpy(Vl.row(i), vw + i * dout, sizeof(T) * std::size_t(dout));
+    const Mat<T>& Vl = m.V[l - 1];
+    const Mat<T>& Hp = m.H[l - 1];
     Mat<T>& Rl = m.R[l];
     // R{z_l} = h_{l-1} V_l (+ R{h_{l-1}} W_l for l > 1) + c_l
-    gemm<T, VB>(false, B, Rl.ld, din, m.H[l - 1].row(0), m.H[l - 1].ld, Vl.row(0), Vl.ld, Rl.row(0), Rl.ld);
+    gemm<T, VB>(false, nb, Rl.ld, din, Hp.row(b0), Hp.ld, Vl.row(0), Vl.ld, Rl.row(0), Rl.ld);
     if (l > 1)
-      gemm<T, VB>(true, B, Rl.ld, din, m.R[l - 1].row(0), m.R[l - 1].ld, m.W[l - 1].row(0), m.W[l - 1].ld,
+      gemm<T, VB>(true, nb, Rl.ld, din, m.R[l - 1].row(0), m.R[l - 1].ld, m.W[l - 1].row(0), m.W[l - 1].ld,
                   Rl.row(0), Rl.ld);
     const T* c = v + lay.b_offset[l - 1];
     if (l < L) {
-      mul_dact<T>(m.activation, B, dout, m.H[l], Rl, c);
+      mul_dact<T>(m.activation, b0, nb, dout, m.H[l], Rl, c);
     } else {
-      for (Index b = 0; b < B; ++b) {
+      for (Index b = 0; b < nb; ++b) {
         T* r = Rl.row(b);
         for (Index j = 0; j < dout; ++j) r[j] += c[j];
       }
@@ -429,32 +447,43 @@ REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v) {
   }
 }
 
-// out = J^T delta_L (overwrites all num_params entries); delta_L is read from m.R[L]
-// (columns >= d_L must be zero).
+// Accumulate J^T delta_L over batch rows [b0, b0 + nb) into GW / GB (overwritten when first);
+// delta_L is read from rows [0, nb) of m.R[L] (columns >= d_L must be zero).
 template <class T, int VB>
-REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, T* out) {
+REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, Index b0, Index nb, bool first) {
   const MlpLayout& lay = m.layout;
-  const Index L = lay.n_layers(), B = m.batch;
+  const Index L = lay.n_layers();
   for (Index l = L; l >= 1; --l) {
     const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
     Mat<T>& Gl = m.R[l];  // delta_l
     Mat<T>& GWl = m.GW[l - 1];
-    // dW_l = h_{l-1}^T delta_l  ([d_{l-1}, B] x [B, d_l])
-    gemm<T, VB>(false, din, GWl.ld, B, m.HT[l - 1].row(0), m.HT[l - 1].ld, Gl.row(0), Gl.ld, GWl.row(0), GWl.ld);
-    T* ow = out + lay.w_offset[l - 1];
-    for (Index i = 0; i < din; ++i) std::memcpy(ow + i * dout, GWl.row(i), sizeof(T) * std::size_t(dout));
-    // db_l = sum over the batch of delta_l
-    T* ob = out + lay.b_offset[l - 1];
-    std::fill(ob, ob + dout, T(0));
-    for (Index b = 0; b < B; ++b) {
+    const Mat<T>& HTp = m.HT[l - 1];
+    // dW_l += h_{l-1}^T delta_l  ([d_{l-1}, nb] x [nb, d_l]; columns b0.. of h^T)
+    gemm<T, VB>(!first, din, GWl.ld, nb, HTp.row(0) + b0, HTp.ld, Gl.row(0), Gl.ld, GWl.row(0), GWl.ld);
+    // db_l += sum over the rows of delta_l
+    T* gb = m.GB[l - 1].data();
+    if (first) std::fill(gb, gb + dout, T(0));
+    for (Index b = 0; b < nb; ++b) {
       const T* g = Gl.row(b);
-      for (Index j = 0; j < dout; ++j) ob[j] += g[j];
+      for (Index j = 0; j < dout; ++j) gb[j] += g[j];
     }
     if (l == 1) break;
     // delta_{l-1} = (delta_l W_l^T) * phi'(z_{l-1})
     Mat<T>& Gp = m.R[l - 1];
-    gemm<T, VB>(false, B, Gp.ld, dout, Gl.row(0), Gl.ld, m.WT[l - 1].row(0), m.WT[l - 1].ld, Gp.row(0), Gp.ld);
-    mul_dact<T>(m.activation, B, din, m.H[l - 1], Gp, static_cast<const T*>(nullptr));
+    gemm<T, VB>(false, nb, Gp.ld, dout, Gl.row(0), Gl.ld, m.WT[l - 1].row(0), m.WT[l - 1].ld, Gp.row(0), Gp.ld);
+    mul_dact<T>(m.activation, b0, nb, din, m.H[l - 1], Gp, static_cast<const T*>(nullptr));
+  }
+}
+
+// out[0, num_params) <- the accumulated (dW_l, db_l) in the flat layout.
+template <class T>
+inline void mlp_store_gradient(const MlpBatch<T>& m, T* out) {
+  const MlpLayout& lay = m.layout;
+  for (Index l = 1; l <= lay.n_layers(); ++l) {
+    const Index din = lay.sizes[l - 1], dout = lay.sizes[l];
+    T* ow = out + lay.w_offset[l - 1];
+    for (Index i = 0; i < din; ++i) std::memcpy(ow + i * dout, m.GW[l - 1].row(i), sizeof(T) * std::size_t(dout));
+    std::memcpy(out + lay.b_offset[l - 1], m.GB[l - 1].data(), sizeof(T) * std::size_t(dout));
   }
 }
 
@@ -483,8 +512,8 @@ REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, T* out) {
 #endif
 
 REFRL_MLP_DISPATCHED(mlp_forward, (MlpBatch<T> & m, const T* theta), (m, theta))
-REFRL_MLP_DISPATCHED(mlp_jvp, (MlpBatch<T> & m, const T* v), (m, v))
-REFRL_MLP_DISPATCHED(mlp_vjp, (MlpBatch<T> & m, T* out), (m, out))
+REFRL_MLP_DISPATCHED(mlp_jvp, (MlpBatch<T> & m, const T* v, Index b0, Index nb), (m, v, b0, nb))
+REFRL_MLP_DISPATCHED(mlp_vjp, (MlpBatch<T> & m, Index b0, Index nb, bool first), (m, b0, nb, first))
 
 }  // namespace detail
 
@@ -499,12 +528,14 @@ void mlp_batch_init(MlpBatch<T>& m, const MlpLayout& layout, Activation activati
   m.activation = activation;
   m.isa = isa;
   m.batch = batch;
+  m.tile = std::min(batch, kMlpTileRows);
   const Index L = layout.n_layers();
   const auto& s = layout.sizes;
   m.W.assign(std::size_t(L), Mat<T>());
   m.WT.assign(std::size_t(L), Mat<T>());
   m.V.assign(std::size_t(L), Mat<T>());
   m.GW.assign(std::size_t(L), Mat<T>());
+  m.GB.assign(std::size_t(L), std::vector<T>());
   m.H.assign(std::size_t(L), Mat<T>());
   m.HT.assign(std::size_t(L), Mat<T>());
   m.R.assign(std::size_t(L + 1), Mat<T>());
@@ -522,7 +553,8 @@ void mlp_batch_init(MlpBatch<T>& m, const MlpLayout& layout, Activation activati
       }
     m.V[l - 1].resize(din, dout);
     m.GW[l - 1].resize(din, dout);
-    m.R[l].resize(batch, dout);
+    m.GB[l - 1].assign(std::size_t(dout), T(0));
+    m.R[l].resize(m.tile, dout);
     if (l < L) m.H[l].resize(batch, dout);
   }
   m.Y.resize(batch, s[L]);
@@ -552,17 +584,26 @@ inline T mlp_output(const MlpBatch<T>& m, Index b, Index j) {
 // out_jv [batch, d_L] (dense, row-major) = J v, the derivative of the outputs along v.
 template <class T>
 void mlp_jvp(MlpBatch<T>& m, const T* v, T* out_jv) {
-  detail::mlp_jvp<T>(m, v);
   const Index L = m.layout.n_layers(), dL = m.layout.out_dim();
-  for (Index b = 0; b < m.batch; ++b) std::memcpy(out_jv + b * dL, m.R[L].row(b), sizeof(T) * std::size_t(dL));
+  detail::mlp_load_direction<T>(m, v);
+  for (Index b0 = 0; b0 < m.batch; b0 += m.tile) {
+    const Index nb = std::min(m.tile, m.batch - b0);
+    detail::mlp_jvp<T>(m, v, b0, nb);
+    for (Index b = 0; b < nb; ++b)
+      std::memcpy(out_jv + (b0 + b) * dL, m.R[L].row(b), sizeof(T) * std::size_t(dL));
+  }
 }
 
 // out [num_params] = J^T u = sum_b (dy_b/dtheta)^T u_b for u [batch, d_L] (dense, row-major).
 template <class T>
 void mlp_vjp(MlpBatch<T>& m, const T* u, T* out) {
   const Index L = m.layout.n_layers(), dL = m.layout.out_dim();
-  for (Index b = 0; b < m.batch; ++b) std::memcpy(m.R[L].row(b), u + b * dL, sizeof(T) * std::size_t(dL));
-  detail::mlp_vjp<T>(m, out);
+  for (Index b0 = 0; b0 < m.batch; b0 += m.tile) {
+    const Index nb = std::min(m.tile, m.batch - b0);
+    for (Index b = 0; b < nb; ++b) std::memcpy(m.R[L].row(b), u + (b0 + b) * dL, sizeof(T) * std::size_t(dL));
+    detail::mlp_vjp<T>(m, b0, nb, b0 == 0);
+  }
+  detail::mlp_store_gradient<T>(m, out);
 }
 
 }  // namespace refrl
