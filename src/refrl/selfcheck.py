@@ -118,10 +118,46 @@ def check_conjugate_gradient(rng: np.random.Generator, trials: int) -> Errors:
     return {k: (e, tol[k]) for k, e in worst.items()}
 
 
+def check_fisher_vector_product(rng: np.random.Generator, trials: int) -> Errors:
+    """Native F v (fisher.hpp) vs the NumPy path through refrl.nn and, in float64, vs the explicit
+    Fisher matrix (1/B) Σ_b J_bᵀ M_b J_b; small random policies of every head, tanh and relu."""
+    from gymnasium import spaces
+
+    from refrl import kernels, oracle
+    from refrl.policy import ActorCritic
+
+    worst = {"float64": 0.0, "float64 matrix": 0.0, "float32": 0.0}
+    for trial in range(trials):
+        obs_dim = int(rng.integers(1, 6))
+        net_arch = tuple(int(h) for h in rng.integers(1, 9, size=int(rng.integers(0, 3))))
+        k = int(rng.integers(1, 4))
+        act_space = [spaces.Discrete(k), spaces.Box(-1.0, 1.0, (k,)), spaces.MultiDiscrete([k, 2])][trial % 3]
+        activation = "relu" if trial % 4 == 3 else "tanh"
+        B = int(rng.integers(1, 12))
+        obs = rng.normal(size=(B, obs_dim))
+        damping = float(rng.choice([0.0, 0.1]))
+        for name, dt in (("float64", np.float64), ("float32", np.float32)):
+            pol = ActorCritic(
+                spaces.Box(-np.inf, np.inf, (obs_dim,)), act_space, net_arch=net_arch, activation=activation,
+                dtype=dt, rng=np.random.default_rng(trial),
+            )  # fmt: skip
+            pol.policy_params[...] = rng.uniform(-1.0, 1.0, size=pol.n_policy_params).astype(dt)
+            v = rng.normal(size=pol.n_policy_params).astype(dt)
+            got = kernels.fisher_vector_product(pol, obs.astype(dt), v, damping=damping)
+            want = oracle.fisher_vector_product(pol, obs.astype(dt), v, damping=damping)
+            worst[name] = max(worst[name], _err(got, want))
+            if name == "float64":
+                F = oracle.fisher_matrix(pol, obs)
+                worst["float64 matrix"] = max(worst["float64 matrix"], _err(got, F @ v + damping * v))
+    tol = {"float64": TOL["float64"], "float64 matrix": TOL["float64"], "float32": TOL["float32"]}
+    return {k: (e, tol[k]) for k, e in worst.items()}
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("gae", check_gae),
     ("clipped_surrogate", check_clipped_surrogate),
     ("conjugate_gradient", check_conjugate_gradient),
+    ("fisher_vector_product", check_fisher_vector_product),
 ]
 
 
