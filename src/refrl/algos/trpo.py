@@ -206,7 +206,7 @@ class NPG(OnPolicyAlgorithm):
             except ValueError:  # the step overflowed the network: reject this try
                 return math.inf, math.nan
             with np.errstate(over="ignore", invalid="ignore"):
-                kl = float(dist.kl(dist_old, dp).astype(np.float64).mean())
+                kl = float(dist.kl(dist_old, dp).mean())  # the same reduction as ActorCritic.kl
                 ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
                 return kl, float(np.dot(ratio, adv64)) / B - surr_old
 
