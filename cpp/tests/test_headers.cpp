@@ -91,6 +91,25 @@ static void test_gae(double tol) {
   CHECK_NEAR(aa[0], 1 + 0.5 * 0.25 - 0.5, tol);
   CHECK_NEAR(aa[1], 2 + 0.5 * -1 - 0.25, tol);
   CHECK_NEAR(aa[2], 3 - -1.0, tol);
+  // every env count 1..20 (blocks of 8, 4 and 1 env) against the literal loop
+  for (Index n_envs2 = 1; n_envs2 <= 20; ++n_envs2) {
+    const Index steps2 = 7, size2 = steps2 * n_envs2;
+    std::vector<double> r2(size2), v2(size2), vn2(size2), want2;
+    std::vector<std::uint8_t> te2(size2), tr2(size2);
+    for (Index i = 0; i < size2; ++i) {
+      r2[i] = std::sin(1.3 * static_cast<double>(i));
+      v2[i] = std::cos(0.7 * static_cast<double>(i));
+      vn2[i] = std::sin(0.4 * static_cast<double>(i) + 1.0);
+      te2[i] = static_cast<std::uint8_t>(i % 11 == 3);
+      tr2[i] = static_cast<std::uint8_t>(i % 7 == 5 ? 2 : 0);  // any nonzero byte is true
+    }
+    gae_reference(steps2, n_envs2, r2, v2, vn2, te2, tr2, 0.97, 0.9, want2);
+    std::vector<T> rt2(r2.begin(), r2.end()), vt2(v2.begin(), v2.end()), vnt2(vn2.begin(), vn2.end());
+    std::vector<T> adv2(size2), ret2(size2);
+    refrl::gae<T>(steps2, n_envs2, rt2.data(), vt2.data(), vnt2.data(), te2.data(), tr2.data(), T(0.97), T(0.9),
+                  adv2.data(), ret2.data());
+    for (Index i = 0; i < size2; ++i) CHECK_NEAR(adv2[i], want2[i], tol);
+  }
   // empty rollouts write nothing and read nothing
   refrl::gae<T>(0, 4, nullptr, nullptr, nullptr, nullptr, nullptr, T(0.9), T(0.9), nullptr, nullptr);
 }
