@@ -313,3 +313,14 @@ def test_reward_features_layout():
     assert f[0, P + V + 1 * V + CAT] == 0
     assert f[0, -2] == pytest.approx(2 / (L - 1))  # two stutters
     assert f[0, -1] == pytest.approx(5 / L)  # cat the pie dog and
+
+
+def test_reward_model_normalisation_has_zero_mean_unit_std(rng):
+    model = RewardModel(TASK, hidden=(8,), rng=rng)
+    prompts, ys = generate_demonstrations(TASK, 500, rng)
+    raw, _ = model.forward(prompts, ys)
+    model.normalise(prompts, ys)
+    r = model(prompts, ys)
+    assert abs(r.mean()) < 1e-12
+    assert r.std() == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(r, (raw - raw.mean()) / raw.std(), rtol=1e-10, atol=1e-12)
