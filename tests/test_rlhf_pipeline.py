@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -116,3 +117,17 @@ def test_cli_rejects_mismatched_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="not an rlhf reward-model checkpoint"):
         main(["rlhf", "ppo", "--sft", str(tmp_path / "a" / "sft.npz"), "--reward", str(tmp_path / "a" / "sft.npz"),
               "--out", str(tmp_path / "b"), "--no-progress"])
+
+
+def test_sweep_without_matplotlib_still_writes_the_csv(tmp_path, capsys, monkeypatch, stack):
+    from refrl.rlhf.pipeline import save_reference, save_reward_model
+
+    sft = save_reference(tmp_path / "sft.npz", stack["ref"])
+    rm = save_reward_model(tmp_path / "rm.npz", stack["rm"])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    assert main(["rlhf", "sweep", "--sft", str(sft), "--reward", str(rm), "--out", str(tmp_path / "sweep"),
+                 "--kl-coefs", "0.1", "--iterations", "1", "--batch-size", "8", "--eval-n", "8",
+                 "--no-progress"]) == 0
+    assert (tmp_path / "sweep" / "sweep.csv").is_file()
+    assert not (tmp_path / "sweep" / "sweep.png").exists()
+    assert "pip install 'refrl[plot]'" in capsys.readouterr().err
