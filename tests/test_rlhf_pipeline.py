@@ -69,6 +69,14 @@ def test_zero_beta_drives_kl_far_beyond_positive_beta(stack):
     assert kls[0.0] > 3.0 * kls[0.3], kls
 
 
+def test_same_seed_same_numbers(stack):
+    runs = [RLHFPPO(stack["ref"], stack["rm"], RLHFPPOConfig(iterations=3, batch_size=16), seed=5).learn()
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+    other = RLHFPPO(stack["ref"], stack["rm"], RLHFPPOConfig(iterations=3, batch_size=16), seed=6).learn()
+    assert other != runs[0]
+
+
 def test_sweep_proxy_reward_grows_with_kl(stack):
     rows = run_sweep(stack["ref"], stack["rm"], RLHFPPOConfig(iterations=40), kl_coefs=(1.0, 0.0), eval_every=20,
                      eval_n=256)
