@@ -7,7 +7,9 @@ after the other in the same process, both single-threaded.
     python benchmarks/vs_sb3.py --long               # + Hopper-v5, 1M steps (needs refrl[mujoco]; hours)
 
 SPS = environment transitions per second of ``learn()`` (collection + updates; refrl counts
-real transitions only, SB3 every step: the same thing since SB3 resets inside the step).
+real transitions only, SB3 every step: the same thing since SB3 resets inside the step), by wall
+clock and by the process's CPU time (both single-threaded; CPU time is less disturbed when other
+jobs share the machine).
 Eval = mean raw return of 10 deterministic episodes seeded 10_000 + i, identical code for both.
 Threads: OMP/OPENBLAS/MKL_NUM_THREADS=1 are set before NumPy/torch load and torch.set_num_threads(1).
 """
@@ -59,12 +61,13 @@ def evaluate(predict, env_id: str, n_episodes: int = 10) -> float:
 
 def run_refrl(env_id: str, steps: int, hp: dict[str, Any], seed: int) -> dict[str, float]:
     agent = refrl.PPO(env_id, seed=seed, **hp)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     agent.learn(steps)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     ret = evaluate(lambda o: agent.predict(o, deterministic=True)[0], env_id)
     agent.close()
-    return {"sps": agent.num_timesteps / dt, "seconds": dt, "eval": ret, "steps": agent.num_timesteps}
+    return {"sps": agent.num_timesteps / dt, "seconds": dt, "cpu_sps": agent.num_timesteps / cpu, "eval": ret,
+            "steps": agent.num_timesteps}
 
 
 def sb3_kwargs(hp: dict[str, Any]) -> tuple[dict[str, Any], int, bool]:
@@ -103,16 +106,17 @@ def run_sb3(env_id: str, steps: int, hp: dict[str, Any], seed: int) -> dict[str,
         cfg = refrl.config.PPOConfig.from_kwargs(**hp)
         venv = VecNormalize(venv, norm_obs=cfg.normalize_obs, norm_reward=cfg.normalize_reward, gamma=cfg.gamma)
     model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kw)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.learn(steps)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     if normalize:
         venv.training = False
         predict = lambda o: model.predict(venv.normalize_obs(o[None]), deterministic=True)[0][0]  # noqa: E731
     else:
         predict = lambda o: model.predict(o, deterministic=True)[0]  # noqa: E731
     ret = evaluate(predict, env_id)
-    return {"sps": model.num_timesteps / dt, "seconds": dt, "eval": ret, "steps": model.num_timesteps}
+    return {"sps": model.num_timesteps / dt, "seconds": dt, "cpu_sps": model.num_timesteps / cpu, "eval": ret,
+            "steps": model.num_timesteps}
 
 
 def env_floor(env_id: str, n_envs: int, steps: int, seed: int) -> float:
@@ -140,23 +144,25 @@ def main() -> int:
     cases = list(args.cases) + ([k for k, c in CASES.items() if c.get("long")] if args.long else [])
     print(f"# refrl {refrl.__version__}, numpy {np.__version__}, gymnasium {gym.__version__}, "
           f"python {platform.python_version()}, {platform.machine()}; threads: 1")
-    print("| case | seed | steps | refrl SPS | SB3 SPS | SPS ratio | refrl eval | SB3 eval |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| case | seed | steps | refrl SPS | SB3 SPS | SPS ratio | CPU-time SPS ratio | refrl eval | SB3 eval |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in cases:
         case = CASES[name]
         steps = args.steps or case["steps"]
         for seed in args.seeds:
             ours = run_refrl(case["env"], steps, case["hp"], seed)
             peer = None if args.skip_sb3 else run_sb3(case["env"], steps, case["hp"], seed)
-            ratio = f"{ours['sps'] / peer['sps']:.1f}x" if peer else "-"
-            print(f"| {name} | {seed} | {steps} | {ours['sps']:.0f} | {peer['sps']:.0f} | {ratio} | "
-                  f"{ours['eval']:.1f} | {peer['eval']:.1f} |" if peer else
-                  f"| {name} | {seed} | {steps} | {ours['sps']:.0f} | - | - | {ours['eval']:.1f} | - |", flush=True)
+            if peer:
+                print(f"| {name} | {seed} | {steps} | {ours['sps']:.0f} | {peer['sps']:.0f} | "
+                      f"{ours['sps'] / peer['sps']:.1f}x | {ours['cpu_sps'] / peer['cpu_sps']:.1f}x | "
+                      f"{ours['eval']:.1f} | {peer['eval']:.1f} |", flush=True)
+            else:
+                print(f"| {name} | {seed} | {steps} | {ours['sps']:.0f} | - | - | - | {ours['eval']:.1f} | - |", flush=True)
             if case.get("long"):
                 n_envs = refrl.config.PPOConfig.from_kwargs(**case["hp"]).n_envs
                 floor = env_floor(case["env"], n_envs, min(steps, 200_000), seed)
                 print(f"|   env-only floor {case['env']} | {seed} | | {floor:.0f} | | "
-                      f"train time / floor time = {floor / ours['sps']:.2f} | | |", flush=True)
+                      f"train time / floor time = {floor / ours['sps']:.2f} | | | |", flush=True)
             if args.json:
                 with open(args.json, "a") as fh:
                     fh.write(json.dumps({"case": name, "seed": seed, "steps": steps, "refrl": ours, "sb3": peer}) + "\n")
