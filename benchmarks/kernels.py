@@ -3,7 +3,8 @@
 Run:  python benchmarks/kernels.py            (about half a minute; prints a Markdown report)
 
 Everything is measured in one run, as ratios, because the machine is shared and noisy:
-each figure is the best (minimum) of several repeats of a loop long enough to time.
+each figure is the best (minimum) over many rounds of a short timed loop, with the
+functions being compared timed interleaved, round by round. Oracles are timed once.
 Targets (issue #2): at T=2048, N=8 GAE ≥ 10× the best NumPy formulation and ≥ 25 % of
 the memory bandwidth of a plain NumPy copy of the same bytes; at 65,536 samples the clipped
 surrogate with gradient and statistics ≥ 3× the NumPy expression.
@@ -22,25 +23,39 @@ import numpy as np
 from refrl import _core, kernels, oracle
 
 
-def best_time(fn: Callable[[], object], repeats: int = 7, min_time: float = 0.02) -> float:
-    """Seconds per call: the minimum over ``repeats`` of the mean of a loop of ≥ min_time."""
+def _loops_for(fn: Callable[[], object], min_time: float) -> int:
     fn()  # warm up
     loops = 1
     while True:
         t0 = time.perf_counter()
         for _ in range(loops):
             fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time:
-            break
+        if time.perf_counter() - t0 >= min_time:
+            return loops
         loops *= 2
-    best = dt / loops
-    for _ in range(repeats - 1):
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / loops)
+
+
+def best_times(fns: dict[str, Callable[[], object]], repeats: int, min_time: float = 0.005) -> dict[str, float]:
+    """Seconds per call of each function: the minimum over ``repeats`` rounds of the mean of a
+    loop of >= min_time. The functions are timed interleaved, round by round, so that a burst
+    of load from other processes hits all of them alike; short loops and the minimum over many
+    rounds keep preempted rounds out of the figure."""
+    loops = {name: _loops_for(fn, min_time) for name, fn in fns.items()}
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            n = loops[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / n)
     return best
+
+
+def once(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,17 +86,20 @@ def bench_gae(T: int, N: int, dtype, rng, repeats: int) -> dict:
     assert np.allclose(got.advantages, np_adv, rtol=tol, atol=tol), "NumPy formulation disagrees"
     raw = getattr(_core, f"gae_{kernels._SUFFIX[np.dtype(dtype)]}")
     t8, u8 = term.view(np.uint8), trunc.view(np.uint8)
-    res = {
-        "kernel": best_time(lambda: kernels.gae(*args), repeats),
-        "raw _core call": best_time(lambda: raw(r, v, vn, t8, u8, 0.99, 0.95), repeats),
-        "numpy": best_time(lambda: gae_numpy(*args), repeats),
-        "oracle": best_time(lambda: oracle.gae(*args), 1, min_time=0.0),
-    }
     itemsize = np.dtype(dtype).itemsize
     moved = T * N * (3 * itemsize + 2 * 1 + 2 * itemsize)  # read r, V, V', 2 flag bytes; write A, ret
     src = np.ones(moved // 2, dtype=np.uint8)
     dst = np.empty_like(src)
-    res["copy of the same bytes"] = best_time(lambda: np.copyto(dst, src), repeats)  # reads + writes moved bytes
+    res = best_times(
+        {
+            "kernel": lambda: kernels.gae(*args),
+            "raw _core call": lambda: raw(r, v, vn, t8, u8, 0.99, 0.95),
+            "numpy": lambda: gae_numpy(*args),
+            "copy of the same bytes": lambda: np.copyto(dst, src),  # reads + writes `moved` bytes
+        },
+        repeats,
+    )
+    res["oracle"] = once(lambda: oracle.gae(*args))
     res["bytes"] = moved
     return res
 
@@ -111,12 +129,16 @@ def bench_surrogate(B: int, dtype, rng, repeats: int) -> dict:
     want = surrogate_numpy(logp, logp_old, adv, 0.2)
     assert abs(got.objective - want[0]) < 1e-4 and abs(got.approx_kl - want[3]) < 1e-4, "NumPy expression disagrees"
     mask = rng.random(B) < 0.9
-    return {
-        "kernel": best_time(lambda: kernels.clipped_surrogate(logp, logp_old, adv, 0.2), repeats),
-        "kernel, bool mask": best_time(lambda: kernels.clipped_surrogate(logp, logp_old, adv, 0.2, mask), repeats),
-        "numpy": best_time(lambda: surrogate_numpy(logp, logp_old, adv, 0.2), repeats),
-        "oracle": best_time(lambda: oracle.clipped_surrogate(logp, logp_old, adv, 0.2), 1, min_time=0.0),
-    }
+    res = best_times(
+        {
+            "kernel": lambda: kernels.clipped_surrogate(logp, logp_old, adv, 0.2),
+            "kernel, bool mask": lambda: kernels.clipped_surrogate(logp, logp_old, adv, 0.2, mask),
+            "numpy": lambda: surrogate_numpy(logp, logp_old, adv, 0.2),
+        },
+        repeats,
+    )
+    res["oracle"] = once(lambda: oracle.clipped_surrogate(logp, logp_old, adv, 0.2))
+    return res
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,12 +171,16 @@ def bench_cg(n: int, iters: int, rng, repeats: int) -> dict:
     op = _core.DenseOperatorF64(A)
     got = kernels.conjugate_gradient(op, b, iters=iters)
     assert np.allclose(got.x, cg_numpy(A, b, iters), rtol=1e-8, atol=1e-10)
-    return {
-        "kernel, native operator": best_time(lambda: kernels.conjugate_gradient(op, b, iters=iters), repeats),
-        "kernel, Python callable": best_time(lambda: kernels.conjugate_gradient(lambda v: A @ v, b, iters=iters), repeats),
-        "numpy": best_time(lambda: cg_numpy(A, b, iters), repeats),
-        "oracle": best_time(lambda: oracle.conjugate_gradient(A, b, iters=iters), 1, min_time=0.0),
-    }
+    res = best_times(
+        {
+            "kernel, native operator": lambda: kernels.conjugate_gradient(op, b, iters=iters),
+            "kernel, Python callable": lambda: kernels.conjugate_gradient(lambda v: A @ v, b, iters=iters),
+            "numpy": lambda: cg_numpy(A, b, iters),
+        },
+        repeats,
+    )
+    res["oracle"] = once(lambda: oracle.conjugate_gradient(A, b, iters=iters))
+    return res
 
 
 def _us(t: float) -> str:
@@ -163,13 +189,13 @@ def _us(t: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     print(f"# refrl kernel benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}, "
-          f"{os.cpu_count()} cpus, best of {args.repeats} repeats\n")
+          f"{os.cpu_count()} cpus, best of {args.repeats} interleaved rounds\n")
 
     T, N = 2048, 8
     print(f"## GAE, T={T}, N={N}\n")

@@ -3,6 +3,7 @@
 // re-check what guards memory safety (ndim, equal shapes, contiguity via c_style +
 // noconvert: no silent copies), release the GIL and call the header.
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -28,38 +29,67 @@ void require_shape(const A& a, const char* name, py::ssize_t ndim, const py::ssi
     if (a.shape(d) != shape[d]) throw py::value_error(std::string("'") + name + "' has the wrong shape");
 }
 
-// Hot loops are compiled twice (AVX2 and baseline x86-64) and picked at load time, so the
-// shipped wheel needs no -march=native. GCC on x86-64 Linux only; elsewhere one portable build.
-// x86-64-v3 = AVX2 + FMA (+ BMI...), dispatched on CPU features, so AMD and Intel alike.
-// flatten inlines the header templates into each clone, so they are compiled for its ISA
-// (a plain call would run the baseline instantiation).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12
-#define REFRL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
-#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define REFRL_CLONES __attribute__((target_clones("avx2", "default"), flatten))
+// Hot loops are compiled twice, for x86-64-v3 (AVX2 + FMA + ...) and for the baseline the
+// wheel is built for, and picked at run time from the CPU's features (AMD and Intel alike),
+// so the shipped build needs no -march=native. `flatten` inlines the header templates into
+// each variant, so they are compiled for its ISA. Explicit variants rather than
+// target_clones, so that the choice is visible: _core.KERNEL_ISA reports it. GCC >= 12 on
+// x86-64; elsewhere one portable build.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
+#define REFRL_DISPATCH 1
+#define REFRL_TARGET_V3 __attribute__((target("arch=x86-64-v3"), flatten))
+#define REFRL_TARGET_BASE __attribute__((flatten))
+bool cpu_has_v3() {
+  static const bool v3 = [] {
+    const char* force = std::getenv("REFRL_KERNEL_ISA");  // "baseline": test the portable path
+    if (force != nullptr && std::string(force) == "baseline") return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v3") != 0;
+  }();
+  return v3;
+}
 #else
-#define REFRL_CLONES
+#define REFRL_TARGET_V3
+#define REFRL_TARGET_BASE
 #endif
 
-REFRL_CLONES void gae_f32_impl(refrl::Index t, refrl::Index n, const float* r, const float* v, const float* vn,
-                               const std::uint8_t* term, const std::uint8_t* trunc, float gamma, float lam,
-                               float* adv, float* ret) {
-  refrl::gae<float>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+template <class T>
+REFRL_TARGET_V3 void gae_v3(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
+                            const std::uint8_t* term, const std::uint8_t* trunc, T gamma, T lam, T* adv, T* ret) {
+  refrl::gae<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
 }
-REFRL_CLONES void gae_f64_impl(refrl::Index t, refrl::Index n, const double* r, const double* v,
-                               const double* vn, const std::uint8_t* term, const std::uint8_t* trunc,
-                               double gamma, double lam, double* adv, double* ret) {
-  refrl::gae<double>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+template <class T>
+REFRL_TARGET_BASE void gae_base(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
+                                const std::uint8_t* term, const std::uint8_t* trunc, T gamma, T lam, T* adv,
+                                T* ret) {
+  refrl::gae<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
 }
-void gae_impl(refrl::Index t, refrl::Index n, const float* r, const float* v, const float* vn,
-              const std::uint8_t* term, const std::uint8_t* trunc, float gamma, float lam, float* adv,
-              float* ret) {
-  gae_f32_impl(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+template <class T>
+void gae_impl(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn, const std::uint8_t* term,
+              const std::uint8_t* trunc, T gamma, T lam, T* adv, T* ret) {
+#ifdef REFRL_DISPATCH
+  if (cpu_has_v3()) return gae_v3<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+#endif
+  gae_base<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
 }
-void gae_impl(refrl::Index t, refrl::Index n, const double* r, const double* v, const double* vn,
-              const std::uint8_t* term, const std::uint8_t* trunc, double gamma, double lam, double* adv,
-              double* ret) {
-  gae_f64_impl(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+
+template <class T>
+REFRL_TARGET_V3 refrl::SurrogateStats surrogate_v3(refrl::Index b, const T* lp, const T* lpo, const T* ad,
+                                                   const T* w, T eps, T* g) {
+  return refrl::clipped_surrogate<T>(b, lp, lpo, ad, w, eps, g);
+}
+template <class T>
+REFRL_TARGET_BASE refrl::SurrogateStats surrogate_base(refrl::Index b, const T* lp, const T* lpo, const T* ad,
+                                                       const T* w, T eps, T* g) {
+  return refrl::clipped_surrogate<T>(b, lp, lpo, ad, w, eps, g);
+}
+template <class T>
+refrl::SurrogateStats surrogate_impl(refrl::Index b, const T* lp, const T* lpo, const T* ad, const T* w, T eps,
+                                     T* g) {
+#ifdef REFRL_DISPATCH
+  if (cpu_has_v3()) return surrogate_v3<T>(b, lp, lpo, ad, w, eps, g);
+#endif
+  return surrogate_base<T>(b, lp, lpo, ad, w, eps, g);
 }
 
 // True when no element is NaN or inf: exponent bits all ones. Integer OR-reduction, so the
@@ -98,27 +128,10 @@ py::tuple gae_binding(const Arr<T>& rewards, const Arr<T>& values, const Arr<T>&
   bool finite = true;
   {
     py::gil_scoped_release nogil;
-    gae_impl(shape[0], shape[1], r, v, vn, term, trunc, static_cast<T>(gamma), static_cast<T>(lam), a, re);
+    gae_impl<T>(shape[0], shape[1], r, v, vn, term, trunc, static_cast<T>(gamma), static_cast<T>(lam), a, re);
     finite = all_finite(re, shape[0] * shape[1]);  // ret = adv + V: non-finite if anything was
   }
   return py::make_tuple(adv, ret, finite);
-}
-
-REFRL_CLONES refrl::SurrogateStats surrogate_f32_impl(refrl::Index b, const float* lp, const float* lpo,
-                                                     const float* ad, const float* w, float eps, float* g) {
-  return refrl::clipped_surrogate<float>(b, lp, lpo, ad, w, eps, g);
-}
-REFRL_CLONES refrl::SurrogateStats surrogate_f64_impl(refrl::Index b, const double* lp, const double* lpo,
-                                                     const double* ad, const double* w, double eps, double* g) {
-  return refrl::clipped_surrogate<double>(b, lp, lpo, ad, w, eps, g);
-}
-refrl::SurrogateStats surrogate_impl(refrl::Index b, const float* lp, const float* lpo, const float* ad,
-                                     const float* w, float eps, float* g) {
-  return surrogate_f32_impl(b, lp, lpo, ad, w, eps, g);
-}
-refrl::SurrogateStats surrogate_impl(refrl::Index b, const double* lp, const double* lpo, const double* ad,
-                                     const double* w, double eps, double* g) {
-  return surrogate_f64_impl(b, lp, lpo, ad, w, eps, g);
 }
 
 template <class T>
@@ -145,7 +158,7 @@ py::tuple surrogate_binding(const Arr<T>& logp, const Arr<T>& logp_old, const Ar
   refrl::SurrogateStats s{};
   {
     py::gil_scoped_release nogil;
-    s = surrogate_impl(shape[0], lp, lpo, ad, w, static_cast<T>(clip_eps), g);
+    s = surrogate_impl<T>(shape[0], lp, lpo, ad, w, static_cast<T>(clip_eps), g);
   }
   return py::make_tuple(s.objective, grad, s.clip_fraction, s.approx_kl, s.ratio_min, s.ratio_mean,
                         s.ratio_max, s.weight_sum);
@@ -232,6 +245,11 @@ void bind_for(py::module_& m, const std::string& suffix) {
 void bind_kernels(py::module_& m) {
   bind_for<float>(m, "f32");
   bind_for<double>(m, "f64");
+#ifdef REFRL_DISPATCH
+  m.attr("KERNEL_ISA") = cpu_has_v3() ? "x86-64-v3" : "baseline";
+#else
+  m.attr("KERNEL_ISA") = "baseline";
+#endif
   m.attr("CG_STATUS") = py::make_tuple("converged", "max_iterations", "not_positive_definite", "non_finite",
                                        "operator_failed");
 }

@@ -45,3 +45,18 @@ def test_selfcheck_reports_a_crashing_check(monkeypatch):
 
 def test_selfcheck_nan_is_a_failure():
     assert selfcheck._err(np.array([np.nan]), np.array([1.0])) == np.inf
+
+
+def test_selfcheck_passes_on_the_baseline_kernels_too():
+    """The portable (non-AVX2) build of the kernels, forced with REFRL_KERNEL_ISA=baseline.
+    The choice is made once per process, hence the subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REFRL_KERNEL_ISA": "baseline"}
+    code = "import sys; from refrl import _core, selfcheck; print(_core.KERNEL_ISA); sys.exit(selfcheck.run_selfcheck(1, 3))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == "baseline"
+    assert "all kernels match their oracles" in proc.stdout

@@ -142,34 +142,46 @@ SurrogateStats surrogate_pass(Index batch, const T* logp, const T* logp_old, con
   double objective = 0.0, clipped = 0.0, kl = 0.0, ratio_sum = 0.0;
   T ratio_min = std::numeric_limits<T>::infinity();
   T ratio_max = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(+ : objective, clipped, kl, ratio_sum) reduction(min : ratio_min) reduction(max : ratio_max)
-  for (Index i = 0; i < batch; ++i) {
-    const T w = Weighted ? weights[i] : T(1);
-    const bool used = !Weighted | (w != T(0));  // w == 0: padding, whatever it holds
-    const T log_ratio = logp[i] - logp_old[i];
-    const T ratio = exp_vec(log_ratio);
-    const T adv = advantages[i];
-    T ratio_clipped = ratio < lo ? lo : ratio;
-    ratio_clipped = ratio_clipped > hi ? hi : ratio_clipped;
-    const T surr_unclipped = ratio * adv;
-    const T surr_clipped = ratio_clipped * adv;
-    const bool unclipped_is_min = surr_unclipped <= surr_clipped;
-    const T surr = unclipped_is_min ? surr_unclipped : surr_clipped;
-    const T abs_dev = ratio - T(1) < T(0) ? T(1) - ratio : ratio - T(1);
-    // every select is made in T and only then widened to the double accumulators (mixing a
-    // float mask with a double select is where GCC 12's vectoriser went wrong)
-    const T w_used = used ? w : T(0);
-    out_grad_logp[i] = (used & unclipped_is_min) ? w * surr_unclipped * inv_weight_sum : T(0);
-    const T obj_i = used ? w * surr : T(0);  // not w_used * surr: w = 0 with surr NaN must give 0
-    const T clip_i = abs_dev > clip_eps ? w_used : T(0);
-    const T kl_i = used ? w * ((ratio - T(1)) - log_ratio) : T(0);
-    const T ratio_i = used ? w * ratio : T(0);
-    objective += static_cast<double>(obj_i);
-    clipped += static_cast<double>(clip_i);
-    kl += static_cast<double>(kl_i);
-    ratio_sum += static_cast<double>(ratio_i);
-    ratio_min = used & (ratio < ratio_min) ? ratio : ratio_min;
-    ratio_max = used & (ratio > ratio_max) ? ratio : ratio_max;
+  // Blocks of 1024: sums within a block run in T over the vector lanes (128 terms per lane for
+  // float with AVX2), each block's sums are then added in double. No float -> double
+  // conversion in the hot loop, and float round-off stays that of ~100-term sums.
+  constexpr Index block = 1024;
+  for (Index i0 = 0; i0 < batch; i0 += block) {
+    const Index i1 = i0 + block < batch ? i0 + block : batch;
+    T objective_b = T(0), clipped_b = T(0), kl_b = T(0), ratio_sum_b = T(0);
+#pragma omp simd reduction(+ : objective_b, clipped_b, kl_b, ratio_sum_b) reduction(min : ratio_min) reduction(max : ratio_max)
+    for (Index i = i0; i < i1; ++i) {
+      const T w = Weighted ? weights[i] : T(1);
+      const bool used = !Weighted | (w != T(0));  // w == 0: padding, whatever it holds
+      const T log_ratio = logp[i] - logp_old[i];
+      const T ratio = exp_vec(log_ratio);
+      const T adv = advantages[i];
+      T ratio_clipped = ratio < lo ? lo : ratio;
+      ratio_clipped = ratio_clipped > hi ? hi : ratio_clipped;
+      const T surr_unclipped = ratio * adv;
+      const T surr_clipped = ratio_clipped * adv;
+      const bool unclipped_is_min = surr_unclipped <= surr_clipped;
+      const T surr = unclipped_is_min ? surr_unclipped : surr_clipped;
+      const T abs_dev = ratio - T(1) < T(0) ? T(1) - ratio : ratio - T(1);
+      // every select is made in T (a float mask with a double select is where GCC 12's
+      // vectoriser once went wrong)
+      const T w_used = used ? w : T(0);
+      out_grad_logp[i] = (used & unclipped_is_min) ? w * surr_unclipped * inv_weight_sum : T(0);
+      const T obj_i = used ? w * surr : T(0);  // not w_used * surr: w = 0 with surr NaN must give 0
+      const T clip_i = abs_dev > clip_eps ? w_used : T(0);
+      const T kl_i = used ? w * ((ratio - T(1)) - log_ratio) : T(0);
+      const T ratio_i = used ? w * ratio : T(0);
+      objective_b += obj_i;
+      clipped_b += clip_i;
+      kl_b += kl_i;
+      ratio_sum_b += ratio_i;
+      ratio_min = used & (ratio < ratio_min) ? ratio : ratio_min;
+      ratio_max = used & (ratio > ratio_max) ? ratio : ratio_max;
+    }
+    objective += static_cast<double>(objective_b);
+    clipped += static_cast<double>(clipped_b);
+    kl += static_cast<double>(kl_b);
+    ratio_sum += static_cast<double>(ratio_sum_b);
   }
   const double inv = 1.0 / weight_sum;
   return {objective * inv, clipped * inv, kl * inv, static_cast<double>(ratio_min), ratio_sum * inv,
