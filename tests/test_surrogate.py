@@ -37,8 +37,9 @@ def test_clipped_surrogate_matches_oracle(batch, eps):
         assert_close(getattr(got, field), getattr(want, field), **tol, name=field)
     w_sum = len(near) if batch["weights"] is None else float(np.sum(batch["weights"], dtype=np.float64))
     w_near = near.sum() if batch["weights"] is None else float(np.sum(np.where(near, batch["weights"], 0.0)))
-    # float32 sums its (weighted) counts in float32 within blocks of 1024: ~1e-7 relative
-    count_tol = 1e-12 if dtype == np.float64 else 1e-6
+    # float32 sums its (weighted) counts in float32 lanes within blocks of 1024: with B <= 128,
+    # at most 32 terms per lane (SSE) of float32 round-off each
+    count_tol = 1e-12 if dtype == np.float64 else 32 * np.finfo(np.float32).eps
     assert abs(got.clip_fraction - want.clip_fraction) <= w_near / w_sum + count_tol
     assert_close(got.grad_logp[~near], want.grad_logp[~near], **tol, name="grad_logp")
 
