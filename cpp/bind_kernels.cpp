@@ -29,6 +29,21 @@ void require_shape(const A& a, const char* name, py::ssize_t ndim, const py::ssi
     if (a.shape(d) != shape[d]) throw py::value_error(std::string("'") + name + "' has the wrong shape");
 }
 
+// True when no element is NaN or inf: exponent bits all ones. Integer OR-reduction, so the
+// loop vectorises (a floating-point reduction would not, without -ffast-math).
+template <class T>
+bool all_finite(const T* x, refrl::Index n) {
+  using U = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
+  constexpr U exp_mask = sizeof(T) == 8 ? U(0x7ff0000000000000ULL) : U(0x7f800000U);
+  U bad = 0;
+  for (refrl::Index i = 0; i < n; ++i) {
+    U bits;
+    std::memcpy(&bits, x + i, sizeof(T));
+    bad |= static_cast<U>((bits & exp_mask) == exp_mask);
+  }
+  return bad == 0;
+}
+
 // Hot loops are compiled twice, for x86-64-v3 (AVX2 + FMA + ...) and for the baseline the
 // wheel is built for, and picked at run time from the CPU's features (AMD and Intel alike),
 // so the shipped build needs no -march=native. `flatten` inlines the header templates into
@@ -53,24 +68,27 @@ bool cpu_has_v3() {
 #define REFRL_TARGET_BASE
 #endif
 
+// GAE, then whether the returns are all finite (ret = A + V: non-finite if anything was).
 template <class T>
-REFRL_TARGET_V3 void gae_v3(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
+REFRL_TARGET_V3 bool gae_v3(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
                             const std::uint8_t* term, const std::uint8_t* trunc, T gamma, T lam, T* adv, T* ret) {
   refrl::gae<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+  return all_finite(ret, t * n);
 }
 template <class T>
-REFRL_TARGET_BASE void gae_base(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
+REFRL_TARGET_BASE bool gae_base(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
                                 const std::uint8_t* term, const std::uint8_t* trunc, T gamma, T lam, T* adv,
                                 T* ret) {
   refrl::gae<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+  return all_finite(ret, t * n);
 }
 template <class T>
-void gae_impl(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn, const std::uint8_t* term,
+bool gae_impl(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn, const std::uint8_t* term,
               const std::uint8_t* trunc, T gamma, T lam, T* adv, T* ret) {
 #ifdef REFRL_DISPATCH
   if (cpu_has_v3()) return gae_v3<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
 #endif
-  gae_base<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
+  return gae_base<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
 }
 
 template <class T>
@@ -90,21 +108,6 @@ refrl::SurrogateStats surrogate_impl(refrl::Index b, const T* lp, const T* lpo, 
   if (cpu_has_v3()) return surrogate_v3<T>(b, lp, lpo, ad, w, eps, g);
 #endif
   return surrogate_base<T>(b, lp, lpo, ad, w, eps, g);
-}
-
-// True when no element is NaN or inf: exponent bits all ones. Integer OR-reduction, so the
-// loop vectorises (a floating-point reduction would not, without -ffast-math).
-template <class T>
-bool all_finite(const T* x, refrl::Index n) {
-  using U = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
-  constexpr U exp_mask = sizeof(T) == 8 ? U(0x7ff0000000000000ULL) : U(0x7f800000U);
-  U bad = 0;
-  for (refrl::Index i = 0; i < n; ++i) {
-    U bits;
-    std::memcpy(&bits, x + i, sizeof(T));
-    bad |= static_cast<U>((bits & exp_mask) == exp_mask);
-  }
-  return bad == 0;
 }
 
 template <class T>
@@ -128,8 +131,8 @@ py::tuple gae_binding(const Arr<T>& rewards, const Arr<T>& values, const Arr<T>&
   bool finite = true;
   {
     py::gil_scoped_release nogil;
-    gae_impl<T>(shape[0], shape[1], r, v, vn, term, trunc, static_cast<T>(gamma), static_cast<T>(lam), a, re);
-    finite = all_finite(re, shape[0] * shape[1]);  // ret = adv + V: non-finite if anything was
+    finite = gae_impl<T>(shape[0], shape[1], r, v, vn, term, trunc, static_cast<T>(gamma), static_cast<T>(lam), a,
+                         re);
   }
   return py::make_tuple(adv, ret, finite);
 }
