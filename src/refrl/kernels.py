@@ -387,18 +387,23 @@ def clipped_surrogate(
         raise ValueError(f"{fn}: 'logp' must not be empty (the objective is a mean over the batch)")
     if weights is not None:
         w_arr = _as_array(weights, "weights", fn)
-        if w_arr.dtype.kind == "b":
-            w_arr = w_arr.astype(dtype)
-        weights = _as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
-        if not np.isfinite(weights).all():
-            raise ValueError(f"{fn}: 'weights' contains NaN or inf")
-        if (weights < 0).any():
-            raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
-        total = float(weights.sum(dtype=np.float64))
-        if not total > 0:
-            raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
-        if not np.isfinite(total):
-            raise ValueError(f"{fn}: 'weights' sum overflows")
+        if w_arr.dtype.kind == "b":  # a mask: 0/1 by construction, only "not all zero" to check
+            if w_arr.shape != shape:
+                raise ValueError(f"{fn}: 'weights' must have shape (B,)={_fmt_shape(shape)}, got {_fmt_shape(w_arr.shape)}")
+            if not w_arr.any():
+                raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
+            weights = w_arr.astype(dtype)  # C-contiguous 0/1 copy
+        else:
+            weights = _as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+            if not np.isfinite(weights).all():
+                raise ValueError(f"{fn}: 'weights' contains NaN or inf")
+            if (weights < 0).any():
+                raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
+            total = float(weights.sum(dtype=np.float64))
+            if not total > 0:
+                raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
+            if not np.isfinite(total):
+                raise ValueError(f"{fn}: 'weights' sum overflows")
     objective, grad, clip_fraction, approx_kl, ratio_min, ratio_mean, ratio_max, _ = _core_fn(
         "clipped_surrogate", dtype
     )(logp, logp_old, advantages, weights, clip_range)

@@ -201,6 +201,7 @@ SurrogateStats clipped_surrogate(Index batch, const T* logp, const T* logp_old, 
   double weight_sum = static_cast<double>(batch);
   if (weights != nullptr) {
     weight_sum = 0.0;
+#pragma omp simd reduction(+ : weight_sum)
     for (Index i = 0; i < batch; ++i) weight_sum += static_cast<double>(weights[i]);
   }
   if (!(weight_sum > 0.0)) {
