@@ -3,7 +3,7 @@
 (64, 64) tanh policy; Categorical head (obs 8, 4 actions, LunarLander-sized) and diagonal
 Gaussian head (obs 17, 6 actions, HalfCheetah-sized); batches 256 and 2048; float32 (the
 policy default) and float64. Times are the minimum over repeats of the mean per call (robust to
-other processes on a shared machine); ratios are NumPy time / native time from the same run.
+other processes on a shared machine: see best_time); ratios are NumPy time / native time from the same run.
 
   NumPy           per product: policy forward + R-operator J v (refrl.nn) + M (distributions)
                   + backward Jᵀ(·): what the Python API computes without a cache
@@ -36,9 +36,15 @@ from refrl import _core, kernels
 from refrl.policy import ActorCritic
 
 
-def best_time(fn, number: int, repeat: int) -> float:
-    """min over `repeat` runs of the mean time of `number` calls, in seconds."""
+def best_time(fn, repeat: int) -> float:
+    """Per-call time in seconds: the minimum over `repeat` timed runs, each of as many calls as
+    fill about 2 ms (one call if it takes longer). On a shared machine the minimum is the
+    figure least disturbed by other processes, for the NumPy and the native path alike."""
     fn()
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    number = max(1, int(2e-3 / max(once, 1e-7)))
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -82,12 +88,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--dtype", default="both", choices=["float32", "float64", "both"])
     args = ap.parse_args()
-    repeat = 3 if args.quick else 7
+    repeat = 5 if args.quick else 25
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     print(
         f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-        f"native kernel variant: {_core.best_isa()}, cores: {os.cpu_count()}"
+        f"native kernel variant: {_core.best_isa()}, cores: {os.cpu_count()}, "
+        f"load average at start: {os.getloadavg()[0]:.1f}"
     )
     print(
         "| head | dtype | B | NumPy µs | NumPy cached µs | native µs | × vs NumPy | × vs cached "
@@ -108,7 +115,6 @@ def main() -> None:
                 obs = rng.standard_normal((B, obs_dim)).astype(dt)
                 x = pol.preprocess_obs(obs)
                 v = rng.standard_normal(pol.n_policy_params).astype(dt)
-                number = 40 if B == 256 else 8
                 f_np = numpy_fvp(pol, x, damping)
                 f_npc = numpy_fvp(pol, x, damping, cache=pol.pi.forward(x))
                 op = kernels.fisher_operator(pol, obs, damping=damping)
@@ -117,10 +123,10 @@ def main() -> None:
                 ref = f_npc(v)
                 tol = 1e-3 if dt == np.float32 else 1e-9
                 assert np.allclose(op(v), ref, rtol=tol, atol=tol * np.abs(ref).max())
-                t_np = best_time(lambda: f_np(v), number, repeat)
-                t_npc = best_time(lambda: f_npc(v), number, repeat)
-                t_nat = best_time(lambda: op(v), number, repeat)
-                t_sub = best_time(lambda: op5(v), number, repeat)
+                t_np = best_time(lambda: f_np(v), repeat)
+                t_npc = best_time(lambda: f_npc(v), repeat)
+                t_nat = best_time(lambda: op(v), repeat)
+                t_sub = best_time(lambda: op5(v), repeat)
 
                 def cg_numpy():
                     f = numpy_fvp(pol, x, 0.0, cache=pol.pi.forward(x))
@@ -133,9 +139,8 @@ def main() -> None:
                 r1, r2 = cg_numpy(), cg_native()
                 assert r1.iterations == r2.iterations == 10
                 assert np.allclose(r1.x, r2.x, rtol=10 * tol, atol=10 * tol * np.abs(r1.x).max())
-                n_cg = max(1, number // 8)
-                t_cg_np = best_time(cg_numpy, n_cg, repeat)
-                t_cg_nat = best_time(cg_native, n_cg, repeat)
+                t_cg_np = best_time(cg_numpy, max(3, repeat // 3))
+                t_cg_nat = best_time(cg_native, max(3, repeat // 3))
                 print(
                     f"| {name} | {np.dtype(dt).name} | {B} | {t_np * 1e6:.0f} | {t_npc * 1e6:.0f} | {t_nat * 1e6:.0f} "
                     f"| {t_np / t_nat:.2f} | {t_npc / t_nat:.2f} | {t_cg_np * 1e3:.2f} | {t_cg_nat * 1e3:.2f} "

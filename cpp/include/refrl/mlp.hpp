@@ -130,10 +130,12 @@ inline MlpLayout mlp_layout(const Index* sizes, Index n_sizes) {
 
 namespace detail {
 
-// Row length of internal matrices: a multiple of 64 bytes, so of every SIMD width used.
+// Row length of internal matrices: a multiple of 32 bytes. Column blocks are whole vectors of
+// the kernel's width (16, 32 or 64 bytes), with one 32-byte block at the end where needed, so a
+// narrow output layer (e.g. 4 logits) wastes at most half a 64-byte vector.
 template <class T>
 constexpr Index padded(Index n) {
-  constexpr Index q = Index(64 / sizeof(T));
+  constexpr Index q = Index(32 / sizeof(T));
   return (n + q - 1) / q * q;
 }
 
@@ -200,6 +202,9 @@ REFRL_ALWAYS_INLINE void gemm_row_block(bool accumulate, Index N, Index K, const
   Index j = 0;
   for (; j + 2 * VL <= N; j += 2 * VL) gemm_micro<T, VB, MR, 2>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
   for (; j + VL <= N; j += VL) gemm_micro<T, VB, MR, 1>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
+  if constexpr (VB > 32)  // the 32-byte tail of a padded row
+    for (; j + 32 / Index(sizeof(T)) <= N; j += 32 / Index(sizeof(T)))
+      gemm_micro<T, 32, MR, 1>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
 }
 #endif
 
@@ -271,20 +276,23 @@ REFRL_ALWAYS_INLINE void tanh_simd(typename SimdVec<T, VB>::type& inout) {  // i
 }
 
 template <class T, int VB>
-REFRL_ALWAYS_INLINE void tanh_row(T* h, Index n) {  // n: a multiple of the vector length
+REFRL_ALWAYS_INLINE void tanh_row(T* h, Index n) {  // n: a multiple of 32 bytes
   using V = typename SimdVec<T, VB>::type;
   constexpr Index VL = VB / Index(sizeof(T));
-  for (Index j = 0; j < n; j += VL) {
+  Index j = 0;
+  for (; j + VL <= n; j += VL) {
     V x;
     std::memcpy(&x, h + j, sizeof(V));
     tanh_simd<T, VB>(x);
     std::memcpy(h + j, &x, sizeof(V));
   }
+  if constexpr (VB > 32)
+    if (j < n) tanh_row<T, 32>(h + j, n - j);
 }
 #endif
 
 // C[M, N] = A[M, K] B[K, N] (accumulate == false) or C += A B (accumulate == true).
-// Row-major with leading dimensions; N must be a multiple of VB / sizeof(T) (padded rows).
+// Row-major with leading dimensions; N must be a multiple of 32 bytes (padded rows).
 // K is processed in chunks so that the slices of A and B being reused stay in L1/L2.
 template <class T, int VB>
 REFRL_ALWAYS_INLINE void gemm(bool accumulate, Index M, Index N, Index K, const T* A, Index lda,
