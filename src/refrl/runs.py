@@ -109,6 +109,12 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
     from refrl.rollout import check_env_id
     from refrl.serialization import write_json_atomic
 
+    if keep < 1:
+        raise UsageError(f"--keep: must be >= 1, got {keep}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every: must be >= 1, got {checkpoint_every}")
+    if eval_episodes < 0:
+        raise UsageError(f"--eval-episodes: must be >= 0, got {eval_episodes}")
     if resume is not None:
         run_dir = Path(resume)
         cfg_path = run_dir / "config.json"
@@ -192,11 +198,11 @@ def eval_run(path: str, *, episodes: int, seed: int, stochastic: bool, env_id: s
     from refrl.algos import load
     from refrl.algos.base import evaluate_policy
 
+    if episodes < 1:
+        raise UsageError(f"--episodes: must be >= 1, got {episodes}")
     p = Path(path)
     if p.is_dir():
         p = p / "model.npz" if (p / "model.npz").is_file() else (_latest_checkpoint(p) or p / "model.npz")
-    if episodes < 1:
-        raise UsageError(f"--episodes: must be >= 1, got {episodes}")
     agent = load(p, env=env_id)
     returns = evaluate_policy(agent, env_id, n_episodes=episodes, seed=seed, deterministic=not stochastic)
     print(f"{agent.algo_name} on {env_id or agent.env_id} ({agent.num_timesteps} steps), {p}")
