@@ -19,7 +19,8 @@ other processes on a shared machine: see best_time); ratios are NumPy time / nat
 Run:  python benchmarks/fisher.py                     (NumPy's BLAS with its default threads)
       OPENBLAS_NUM_THREADS=1 python benchmarks/fisher.py   (single-threaded BLAS; the native code
                                                            is single-threaded in both runs)
-Options: --quick (fewer repeats), --dtype float32|float64|both
+Options: --quick (fewer repeats), --dtype float32|float64|both, --isa generic|avx2|avx512 (force a
+native kernel variant; generic = the baseline build for CPUs without AVX2)
 """
 
 from __future__ import annotations
@@ -87,13 +88,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--dtype", default="both", choices=["float32", "float64", "both"])
+    ap.add_argument("--isa", default="auto", choices=["auto", "generic", "avx2", "avx512"],
+                    help="native kernel variant (default: the best this CPU supports)")
     args = ap.parse_args()
     repeat = 5 if args.quick else 25
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     print(
         f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-        f"native kernel variant: {_core.best_isa()}, cores: {os.cpu_count()}, "
+        f"native kernel variant: {_core.best_isa() if args.isa == 'auto' else args.isa}, cores: {os.cpu_count()}, "
         f"load average at start: {os.getloadavg()[0]:.1f}"
     )
     print(
@@ -117,8 +120,8 @@ def main() -> None:
                 v = rng.standard_normal(pol.n_policy_params).astype(dt)
                 f_np = numpy_fvp(pol, x, damping)
                 f_npc = numpy_fvp(pol, x, damping, cache=pol.pi.forward(x))
-                op = kernels.fisher_operator(pol, obs, damping=damping)
-                op5 = kernels.fisher_operator(pol, obs, damping=damping, subsample=5)
+                op = kernels.fisher_operator(pol, obs, damping=damping, isa=args.isa)
+                op5 = kernels.fisher_operator(pol, obs, damping=damping, subsample=5, isa=args.isa)
                 # the three paths agree (sanity, not timing)
                 ref = f_npc(v)
                 tol = 1e-3 if dt == np.float32 else 1e-9
@@ -133,7 +136,7 @@ def main() -> None:
                     return kernels.conjugate_gradient(f, v, iters=10, tol=0.0, damping=damping)
 
                 def cg_native():
-                    o = kernels.fisher_operator(pol, obs)
+                    o = kernels.fisher_operator(pol, obs, isa=args.isa)
                     return kernels.conjugate_gradient(o, v, iters=10, tol=0.0, damping=damping)
 
                 r1, r2 = cg_numpy(), cg_native()
