@@ -148,13 +148,18 @@ SurrogateStats surrogate_pass(Index batch, const T* logp, const T* logp_old, con
   constexpr Index block = 1024;
   for (Index i0 = 0; i0 < batch; i0 += block) {
     const Index i1 = i0 + block < batch ? i0 + block : batch;
+    // pass 1: the ratios (exp alone in the loop: few live registers, so it stays in registers)
+    T ratio_buf[block];
+#pragma omp simd
+    for (Index i = i0; i < i1; ++i) ratio_buf[i - i0] = exp_vec(logp[i] - logp_old[i]);
+    // pass 2: everything else, reading the ratios back from L1
     T objective_b = T(0), clipped_b = T(0), kl_b = T(0), ratio_sum_b = T(0);
 #pragma omp simd reduction(+ : objective_b, clipped_b, kl_b, ratio_sum_b) reduction(min : ratio_min) reduction(max : ratio_max)
     for (Index i = i0; i < i1; ++i) {
       const T w = Weighted ? weights[i] : T(1);
       const bool used = !Weighted | (w != T(0));  // w == 0: padding, whatever it holds
       const T log_ratio = logp[i] - logp_old[i];
-      const T ratio = exp_vec(log_ratio);
+      const T ratio = ratio_buf[i - i0];
       const T adv = advantages[i];
       T ratio_clipped = ratio < lo ? lo : ratio;
       ratio_clipped = ratio_clipped > hi ? hi : ratio_clipped;
