@@ -126,6 +126,8 @@ FisherOperatorFxx(theta, sizes, activation, head, obs, damping=0.0, subsample=1,
       .def_property_readonly("batch_size", &Op::batch_size, "Number of observations used (after subsampling).")
       .def_property_readonly("n_obs", &Op::n_obs, "Number of observations given.")
       .def_property_readonly("subsample", &Op::subsample)
+      .def_property_readonly("forward_finite", &Op::forward_finite,
+                             "False if the policy output at theta_old overflowed (products would be NaN).")
       .def_property_readonly("isa", [](const Op& op) { return std::string(refrl::isa_name(op.isa())); })
       .def_property_readonly("head", [](const Op& op) { return std::string(head_name(op.head())); })
       .def_property_readonly("activation",

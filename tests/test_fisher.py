@@ -337,6 +337,13 @@ def test_fisher_vector_product_rejects_nan(small):
         kernels.fisher_vector_product(pol, obs, v)
 
 
+def test_fisher_operator_rejects_overflowing_policy_output():
+    pol = _policy("discrete", 3, 4, (5,), dtype=np.float32)
+    pol.policy_params[...] = 3e38  # finite, but the logits overflow float32
+    with pytest.raises(ValueError, match="overflowed"):
+        pol.fisher_operator(np.ones((2, 4), dtype=np.float32))
+
+
 def test_fisher_vector_product_rejects_bad_dtype_and_types(small):
     pol, obs, v = small
     with pytest.raises(TypeError, match="'v' must be a float32 or float64 array"):

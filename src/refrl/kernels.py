@@ -626,10 +626,16 @@ def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int 
         raise ValueError(f"{fn}: 'isa'={isa!r} is not supported by this CPU")
     cls = _core.FisherOperatorF32 if policy.dtype == np.float32 else _core.FisherOperatorF64
     theta = np.ascontiguousarray(policy.policy_params, dtype=policy.dtype)
-    return cls(
+    op = cls(
         theta, list(policy.pi.sizes), policy.pi.activation, head, x,
         damping=damping, subsample=subsample, nvec=nvec, isa=isa,
     )  # fmt: skip
+    if not op.forward_finite:
+        raise ValueError(
+            f"{fn}: the policy output at the current 'policy' parameters overflowed to NaN/inf "
+            "(parameters or observations too large)"
+        )
+    return op
 
 
 def fisher_vector_product(policy: Any, obs: Any, v: Any, damping: float = 0.0) -> np.ndarray:

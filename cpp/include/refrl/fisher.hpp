@@ -74,6 +74,9 @@ class FisherOperator final : public LinearOperator<T> {
     const Index used = (n_obs + subsample - 1) / subsample;
     mlp_batch_init<T>(net_, layout, activation, isa, theta, used, obs, obs_stride * subsample);
     const Index B = used, dL = layout.out_dim();
+    for (Index b = 0; b < B && forward_finite_; ++b)
+      for (Index j = 0; j < dL; ++j)
+        if (!std::isfinite(mlp_output(net_, b, j))) forward_finite_ = false;
     if (head == PolicyHead::gaussian) {
       const T* log_std = theta + layout.num_params;
       inv_var_.resize(std::size_t(dL));
@@ -164,6 +167,8 @@ class FisherOperator final : public LinearOperator<T> {
   Index n_obs() const { return n_obs_; }           // rows given
   Index subsample() const { return subsample_; }
   Isa isa() const { return net_.isa; }
+  // false if the network output at theta_old overflowed (NaN/inf): the products are then NaN
+  bool forward_finite() const { return forward_finite_; }
   const MlpLayout& layout() const { return net_.layout; }
   Activation activation() const { return net_.activation; }
   const std::vector<Index>& nvec() const { return nvec_; }
@@ -172,6 +177,7 @@ class FisherOperator final : public LinearOperator<T> {
   PolicyHead head_;
   T damping_;
   Index subsample_, n_obs_, size_ = 0;
+  bool forward_finite_ = true;
   std::vector<Index> nvec_;  // categorical component sizes (one entry for Categorical)
   std::vector<T> probs_;     // [B, d_L] softmax per component at theta_old
   std::vector<T> inv_var_;   // [d_L] 1/sigma^2 (Gaussian)
