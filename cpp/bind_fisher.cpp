@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,9 +36,17 @@ refrl::Activation checked_activation(const std::string& who, const std::string& 
   fail(who, "'activation' must be 'tanh' or 'relu', got '" + a + "'");
 }
 
+// "auto": the best variant this CPU supports, or the portable one when REFRL_KERNEL_ISA=baseline
+// (the switch bind_kernels.cpp honours for the other kernels).
+refrl::Isa auto_isa() {
+  const char* force = std::getenv("REFRL_KERNEL_ISA");
+  if (force != nullptr && std::string(force) == "baseline") return refrl::Isa::generic;
+  return refrl::best_isa();
+}
+
 refrl::Isa checked_isa(const std::string& who, const std::string& name) {
   refrl::Isa isa;
-  if (name == "auto") return refrl::best_isa();
+  if (name == "auto") return auto_isa();
   if (name == "generic") isa = refrl::Isa::generic;
   else if (name == "avx2") isa = refrl::Isa::avx2;
   else if (name == "avx512") isa = refrl::Isa::avx512;
@@ -202,8 +211,9 @@ MlpBatchFxx(theta, sizes, activation, x, isa="auto"); .output() -> y [B, dL];
 void bind_fisher(py::module_& m) {
   bind_for<float>(m, "F32");
   bind_for<double>(m, "F64");
-  m.def("best_isa", [] { return std::string(refrl::isa_name(refrl::best_isa())); },
-        "Kernel variant the native MLP / Fisher code picks on this CPU: 'avx512', 'avx2' or 'generic'.");
+  m.def("best_isa", [] { return std::string(refrl::isa_name(auto_isa())); },
+        "Kernel variant the native MLP / Fisher code picks ('avx512', 'avx2' or 'generic'; "
+        "'generic' when REFRL_KERNEL_ISA=baseline).");
   m.def("isa_supported",
         [](const std::string& name) {
           if (name == "generic") return true;

@@ -5,6 +5,9 @@ conjugate gradient on the native operator, float32, the kernel variants, subsamp
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -180,6 +183,18 @@ def test_fisher_64x64_policy_matches_oracle_on_every_kernel_variant(kind, dtype)
         assert op.isa == isa
         got = op(v.astype(dtype))
         assert_close(got, want, rtol=tol, atol=tol * _scale(want), name=f"F v ({isa})")
+
+
+def test_fisher_operator_honours_refrl_kernel_isa_baseline():
+    """REFRL_KERNEL_ISA=baseline (the switch of the other kernels) selects the portable variant."""
+    code = (
+        "import numpy as np; from refrl import _core; "
+        "op = _core.FisherOperatorF64(np.zeros(43), [4, 5, 3], 'tanh', 'categorical', np.zeros((3, 4))); "
+        "print(op.isa, _core.best_isa())"
+    )
+    env = {**os.environ, "REFRL_KERNEL_ISA": "baseline"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["generic", "generic"]
 
 
 def test_fisher_operator_is_a_native_linear_operator_with_settable_damping(rng):
