@@ -225,7 +225,7 @@ def test_fisher_operator_caches_theta_old(rng):
     assert not np.allclose(pol.fisher_operator(obs)(v), before)
 
 
-@pytest.mark.parametrize("k", [1, 2, 5, 40])
+@pytest.mark.parametrize("k", [1, 2, 5, 40, 2**62])
 def test_fisher_subsample_uses_every_kth_observation(k, rng):
     pol = _policy("discrete", 3, 4, (16, 16))
     pol.policy_params[...] += 0.2 * rng.standard_normal(pol.n_policy_params)

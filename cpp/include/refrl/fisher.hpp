@@ -71,8 +71,9 @@ class FisherOperator final : public LinearOperator<T> {
                  T damping, Isa isa)
       : head_(head), damping_(damping), subsample_(subsample), n_obs_(n_obs), nvec_(nvec, nvec + n_nvec) {
     size_ = fisher_num_params(layout, head);
-    const Index used = (n_obs + subsample - 1) / subsample;
-    mlp_batch_init<T>(net_, layout, activation, isa, theta, used, obs, obs_stride * subsample);
+    const Index k = std::min(subsample, n_obs);  // same rows; keeps k * obs_stride in range
+    const Index used = 1 + (n_obs - 1) / k;
+    mlp_batch_init<T>(net_, layout, activation, isa, theta, used, obs, obs_stride * k);
     const Index B = used, dL = layout.out_dim();
     for (Index b = 0; b < B && forward_finite_; ++b)
       for (Index j = 0; j < dL; ++j)
