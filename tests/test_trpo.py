@@ -8,12 +8,12 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import numerical_grad, rel_error
 
 import refrl
 from refrl import oracle
 from refrl.algos import get_algorithm
 from refrl.algos.trpo import NPG, TRPO, NPGConfig, TRPOConfig
-from helpers import numerical_grad, rel_error
 
 
 def _record_steps(agent):
