@@ -37,6 +37,7 @@ from typing import Any  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+from vs_sb3 import evaluate  # noqa: E402  (same evaluation protocol as the PPO benchmark)
 
 import refrl  # noqa: E402
 from refrl.algos.trpo import TRPOConfig  # noqa: E402
@@ -46,21 +47,6 @@ CASES: dict[str, dict[str, Any]] = {
     "cartpole-zoo": dict(env="CartPole-v1", steps=100_000, hp=tuned_defaults("trpo", "CartPole-v1")),
     "pendulum-zoo": dict(env="Pendulum-v1", steps=100_000, hp=tuned_defaults("trpo", "Pendulum-v1")),
 }
-
-
-def evaluate(predict, env_id: str, n_episodes: int = 10) -> float:
-    env = gym.make(env_id)
-    total = []
-    for i in range(n_episodes):
-        obs, _ = env.reset(seed=10_000 + i)
-        done, ret = False, 0.0
-        while not done:
-            obs, r, term, trunc, _ = env.step(predict(obs))
-            ret += float(r)
-            done = term or trunc
-        total.append(ret)
-    env.close()
-    return float(np.mean(total))
 
 
 def sb3_kwargs(hp: dict[str, Any]) -> tuple[dict[str, Any], int]:
