@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from refrl.distributions import DiagGaussian, make_distribution
+from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, make_distribution
 from refrl.nn import MLP
 
 __all__ = ["ActorCritic", "space_from_dict", "space_to_dict"]
@@ -113,6 +113,11 @@ class ActorCritic:
         if self.log_std is not None:
             self.log_std.fill(self.log_std_init)
         self.vf = MLP(vf_sizes, output_gain=1.0, params=self.value_params, grads=self.value_grads, **kw)
+        self._native = None
+        #: Act through the fused native forward + sampling (refrl._core.ActNetF32/F64) instead of
+        #: NumPy. Default: on for float32 (the training dtype); float64 stays on the NumPy path,
+        #: the verification oracle. Same random stream either way; results equal to rounding.
+        self.native_act = dt == np.dtype(np.float32)
         if isinstance(action_space, spaces.Box):
             self._low = action_space.low.astype(dt).reshape(-1)
             self._high = action_space.high.astype(dt).reshape(-1)
@@ -186,7 +191,69 @@ class ActorCritic:
         Returns actions ([B] int64 for Discrete, [B, K] for MultiDiscrete, [B, *box_shape] UNclipped
         for Box — pass them through ``clip_actions`` for ``env.step`` but keep them for the update),
         logp [B] and values [B].
+
+        With ``native_act`` (default for float32) both forward passes and the Categorical / Gaussian
+        sampling run in one native call (``_act_native``); the NumPy path below is the oracle.
         """
+        if self.native_act:
+            res = self._act_native(obs, rng, deterministic)
+            if res is not None:
+                return res
+        return self._act_numpy(obs, rng, deterministic)
+
+    def _native_net(self):
+        """The native acting network (built once; it reads ``params`` live at every call)."""
+        if self._native is None:
+            from refrl import _core
+
+            cls = _core.ActNetF32 if self.dtype == np.float32 else _core.ActNetF64
+            self._native = cls(list(self.pi.sizes), list(self.vf.sizes), self.n_policy_params, self.activation)
+        return self._native
+
+    def _act_native(self, obs, rng, deterministic):
+        """Fused native act; None when it cannot take this input (then the NumPy path runs and names
+        any bad input). Random numbers are drawn exactly as the NumPy path draws them."""
+        if self._obs_kind == "box":
+            x = obs
+            if type(x) is not np.ndarray or x.dtype != self.dtype:
+                x = np.asarray(x, dtype=self.dtype)
+            if x.ndim != 2 or x.shape[1] != self.obs_dim:
+                shape = self.observation_space.shape
+                if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
+                    return None
+                x = x.reshape(x.shape[0], self.obs_dim)
+            if not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x)
+        else:
+            x = self.preprocess_obs(obs)
+        B = x.shape[0]
+        if B < 1:
+            return None
+        net = self._native or self._native_net()
+        dist = self.dist
+        if not deterministic and type(dist) is Categorical:
+            res = net.act_categorical(self.params, x, rng.random((B, 1)))
+            if res is None:  # non-finite: the NumPy path raises the named error (rng already used)
+                return self._act_numpy(obs, rng, deterministic)
+            if dist.start:
+                res = (res[0] + dist.start, res[1], res[2])
+            return res
+        if not deterministic and self._gaussian:
+            res = net.act_gaussian(self.params, x, rng.standard_normal((B, dist.d)), LOG_STD_MIN, LOG_STD_MAX)
+            if res is None:
+                return self._act_numpy(obs, rng, deterministic)
+            a, logp, values = res
+            return a.reshape((B, *self._act_shape)), logp, values
+        res = net.forward(self.params, x)
+        if res is None:
+            return None
+        out, values = res
+        a, logp = dist.sample_with_log_prob(self._dist_params(out), rng, deterministic)
+        if self._gaussian:
+            a = a.reshape((B, *self._act_shape))
+        return a, logp, values
+
+    def _act_numpy(self, obs, rng, deterministic):
         x = self.preprocess_obs(obs)
         out = self.pi(x)
         self._check_out(out, "the policy output")

@@ -268,19 +268,23 @@ class RolloutCollector:
         env, policy, buf, tap = self.env, self.policy, self.buffer, self._tap
         act, clip_actions, step = policy.act, policy.clip_actions, env.step
         obs, prev_done = self.obs, self.prev_done
+        # the buffer's arrays as locals: this loop runs once per env step (attribute look-ups add up)
+        b_obs, b_actions, b_logp, b_values, b_valid = buf.obs, buf.actions, buf.logp, buf.values, buf.valid
+        b_rew, b_raw, b_term, b_trunc = buf.rewards, buf.raw_rewards, buf.terminated, buf.truncated
+        logical_not, logical_or = np.logical_not, np.logical_or
         for t in range(buf.n_steps):
             actions, logp, values = act(obs, rng)
-            buf.obs[t] = obs
-            buf.actions[t] = actions
-            buf.logp[t] = logp
-            buf.values[t] = values
-            np.logical_not(prev_done, out=buf.valid[t])  # the step after an episode end only resets
+            b_obs[t] = obs
+            b_actions[t] = actions
+            b_logp[t] = logp
+            b_values[t] = values
+            logical_not(prev_done, out=b_valid[t])  # the step after an episode end only resets
             obs, rew, term, trunc, _ = step(clip_actions(actions))
-            buf.rewards[t] = rew
-            buf.raw_rewards[t] = rew if tap is None else tap.raw_rewards
-            buf.terminated[t] = term
-            buf.truncated[t] = trunc
-            prev_done = term | trunc
+            b_rew[t] = rew
+            b_raw[t] = rew if tap is None else tap.raw_rewards
+            b_term[t] = term
+            b_trunc[t] = trunc
+            prev_done = logical_or(term, trunc)
         self.obs, self.prev_done = obs, prev_done
         # V(s'_t): the value of the observation that followed step t.  Under NEXT_STEP this is
         # values[t + 1] (the real final observation when t ended an episode: the policy saw it

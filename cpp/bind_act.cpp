@@ -1,0 +1,209 @@
+// Bindings of act.hpp: the fused per-env-step acting path of refrl.policy.ActorCritic (policy and
+// value MLP forward for a small batch, then Categorical / Gaussian sampling from numpy's random
+// numbers) as _core.ActNetF32/F64. Every size is checked here before C++ touches a buffer; the
+// GIL is released around the computation. A non-finite input or output returns None (the Python
+// caller then runs the NumPy path, which names the culprit in its error).
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "bindings.hpp"
+#include "refrl/act.hpp"
+
+namespace refrl_bind {
+namespace {
+
+using refrl::Index;
+
+template <class T>
+using CArr = py::array_t<T, py::array::c_style>;
+
+[[noreturn]] void fail(const std::string& who, const std::string& msg) { throw py::value_error(who + ": " + msg); }
+
+refrl::MlpLayout layout_of(const std::string& who, const char* name, const std::vector<Index>& sizes) {
+  if (const char* err = refrl::mlp_layout_error(sizes.data(), Index(sizes.size())))
+    fail(who, std::string("'") + name + "': " + err);
+  return refrl::mlp_layout(sizes.data(), Index(sizes.size()));
+}
+
+refrl::Isa isa_of(const std::string& who, const std::string& name) {
+  if (name == "auto") {
+    const char* force = std::getenv("REFRL_KERNEL_ISA");
+    if (force != nullptr && std::string(force) == "baseline") return refrl::Isa::generic;
+    return refrl::best_isa();
+  }
+  refrl::Isa isa;
+  if (name == "generic") isa = refrl::Isa::generic;
+  else if (name == "avx2") isa = refrl::Isa::avx2;
+  else if (name == "avx512") isa = refrl::Isa::avx512;
+  else fail(who, "'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got '" + name + "'");
+  if (!refrl::isa_supported(isa)) fail(who, "'isa'='" + name + "' is not supported by this CPU or build");
+  return isa;
+}
+
+template <class T>
+struct ActNet {
+  refrl::ActNets nets;
+  std::string who;
+
+  Index n_params() const { return nets.vf_offset + nets.vf.num_params; }
+
+  void check_theta(const CArr<T>& theta) const {
+    if (theta.ndim() != 1 || theta.shape(0) != n_params())
+      fail(who, "'theta' must be a 1-D array of length " + std::to_string(n_params()) + ", got shape " +
+                    shape_str(theta));
+  }
+  Index check_x(const CArr<T>& x) const {
+    const Index d0 = nets.pi.in_dim();
+    if (x.ndim() != 2 || x.shape(1) != d0 || x.shape(0) < 1)
+      fail(who, "'x' must have shape (B, " + std::to_string(d0) + ") with B >= 1, got shape " + shape_str(x));
+    return x.shape(0);
+  }
+  template <class A>
+  static std::string shape_str(const A& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+  }
+
+  // forward into fresh arrays; false when x or an output is not finite
+  bool run(const CArr<T>& theta, const CArr<T>& x, Index B, CArr<T>& pi_out, CArr<T>& v_out) const {
+    const T* th = theta.data();
+    const T* xp = x.data();
+    T* po = pi_out.mutable_data();
+    T* vo = v_out.mutable_data();
+    const Index d0 = nets.pi.in_dim(), dpi = nets.pi.out_dim();
+    py::gil_scoped_release release;
+    if (!refrl::all_finite(xp, B * d0)) return false;
+    refrl::act_forward<T>(nets, th, B, xp, po, vo);
+    return refrl::all_finite(po, B * dpi) && refrl::all_finite(vo, B);
+  }
+};
+
+template <class T>
+void bind_for(py::module_& m, const char* suffix) {
+  using Net = ActNet<T>;
+  const std::string name = std::string("ActNet") + suffix;
+  py::class_<Net>(m, name.c_str(), R"pbdoc(
+Fused acting path of an actor-critic: policy MLP + value MLP forward for a small batch, reading
+the live flat parameter vector theta = [policy MLP | (log_std) | ... value MLP at vf_offset]
+(refrl.nn layout), then optionally the action sample (use refrl.policy.ActorCritic.act).
+
+ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
+  .forward(theta, x) -> (pi_out [B, pi_sizes[-1]], values [B]) or None if not finite
+  .act_categorical(theta, x, u) -> (actions int64 [B], logp [B], values [B]) or None;
+      u: float64 [B] (or [B, 1]) uniforms from numpy's rng.random
+  .act_gaussian(theta, x, eps, log_std_min, log_std_max) -> (actions [B, d], logp [B], values [B])
+      or None; eps: float64 [B, d] from rng.standard_normal; log_std = theta[n_pi : n_pi + d]
+)pbdoc")
+      .def(py::init([name](std::vector<Index> pi_sizes, std::vector<Index> vf_sizes, Index vf_offset,
+                           std::string activation, std::string isa_name) {
+             const refrl::MlpLayout pi = layout_of(name, "pi_sizes", pi_sizes);
+             const refrl::MlpLayout vf = layout_of(name, "vf_sizes", vf_sizes);
+             if (vf.in_dim() != pi.in_dim()) fail(name, "'vf_sizes'[0] must equal 'pi_sizes'[0]");
+             if (vf.out_dim() != 1) fail(name, "'vf_sizes'[-1] must be 1 (a value network)");
+             if (vf_offset < pi.num_params || vf_offset > pi.num_params + refrl::kMaxWidth)
+               fail(name, "'vf_offset' must be in [" + std::to_string(pi.num_params) + ", " +
+                              std::to_string(pi.num_params + refrl::kMaxWidth) + "], got " + std::to_string(vf_offset));
+             refrl::Activation act;
+             if (activation == "tanh") act = refrl::Activation::tanh;
+             else if (activation == "relu") act = refrl::Activation::relu;
+             else fail(name, "'activation' must be 'tanh' or 'relu', got '" + activation + "'");
+             const refrl::Isa isa = isa_of(name, isa_name);
+             return Net{refrl::act_nets(pi, vf, vf_offset, act, isa), name};
+           }),
+           py::arg("pi_sizes"), py::arg("vf_sizes"), py::arg("vf_offset"), py::arg("activation") = "tanh",
+           py::arg("isa") = "auto")
+      .def(
+          "forward",
+          [](const Net& net, CArr<T> theta, CArr<T> x) -> py::object {
+            net.check_theta(theta);
+            const Index B = net.check_x(x);
+            CArr<T> po({B, net.nets.pi.out_dim()});
+            CArr<T> vo(B);
+            if (!net.run(theta, x, B, po, vo)) return py::none();
+            return py::make_tuple(po, vo);
+          },
+          py::arg("theta").noconvert(), py::arg("x").noconvert())
+      .def(
+          "act_categorical",
+          [](const Net& net, CArr<T> theta, CArr<T> x, CArr<double> u) -> py::object {
+            net.check_theta(theta);
+            const Index B = net.check_x(x);
+            if (u.size() != B || !(u.ndim() == 1 || (u.ndim() == 2 && u.shape(1) == 1)))
+              fail(net.who, "'u' must have shape (" + std::to_string(B) + ",) or (" + std::to_string(B) + ", 1), got " +
+                                Net::shape_str(u));
+            const Index n = net.nets.pi.out_dim();
+            CArr<T> po({B, n});
+            CArr<T> vo(B);
+            if (!net.run(theta, x, B, po, vo)) return py::none();
+            py::array_t<std::int64_t> a(B);
+            CArr<T> logp(B);
+            {
+              const T* pp = po.data();
+              const double* up = u.data();
+              std::int64_t* ap = a.mutable_data();
+              T* lp = logp.mutable_data();
+              py::gil_scoped_release release;
+              std::vector<T> work(static_cast<std::size_t>(n));
+              refrl::categorical_sample<T>(pp, B, n, up, work.data(), ap, lp);
+            }
+            return py::make_tuple(a, logp, vo);
+          },
+          py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("u").noconvert())
+      .def(
+          "act_gaussian",
+          [](const Net& net, CArr<T> theta, CArr<T> x, CArr<double> eps, double lo, double hi) -> py::object {
+            const Index d = net.nets.pi.out_dim();
+            if (net.nets.vf_offset < net.nets.pi.num_params + d)
+              fail(net.who, "act_gaussian needs log_std (" + std::to_string(d) + " entries) between the networks "
+                            "('vf_offset' too small)");
+            net.check_theta(theta);
+            const Index B = net.check_x(x);
+            if (eps.ndim() != 2 || eps.shape(0) != B || eps.shape(1) != d)
+              fail(net.who, "'eps' must have shape (" + std::to_string(B) + ", " + std::to_string(d) + "), got " +
+                                Net::shape_str(eps));
+            if (!(lo <= hi)) fail(net.who, "'log_std_min' must be <= 'log_std_max'");
+            CArr<T> po({B, d});
+            CArr<T> vo(B);
+            if (!net.run(theta, x, B, po, vo)) return py::none();
+            const T* ls_raw = theta.data() + net.nets.pi.num_params;
+            std::vector<T> ls(static_cast<std::size_t>(d));
+            for (Index j = 0; j < d; ++j) {
+              if (!std::isfinite(ls_raw[j])) return py::none();
+              ls[std::size_t(j)] = std::min(std::max(ls_raw[j], T(lo)), T(hi));  // np.clip
+            }
+            CArr<T> a({B, d});
+            CArr<T> logp(B);
+            {
+              const T* pp = po.data();
+              const double* ep = eps.data();
+              T* ap = a.mutable_data();
+              T* lp = logp.mutable_data();
+              py::gil_scoped_release release;
+              refrl::gaussian_sample<T>(pp, ls.data(), B, d, ep, ap, lp);
+            }
+            if (!refrl::all_finite(a.data(), B * d) || !refrl::all_finite(logp.data(), B)) return py::none();
+            return py::make_tuple(a, logp, vo);
+          },
+          py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("eps").noconvert(),
+          py::arg("log_std_min"), py::arg("log_std_max"))
+      .def_property_readonly("n_params", &Net::n_params)
+      .def_property_readonly("isa", [](const Net& net) { return std::string(refrl::isa_name(net.nets.isa)); })
+      .def_property_readonly("pi_sizes", [](const Net& net) { return net.nets.pi.sizes; })
+      .def_property_readonly("vf_sizes", [](const Net& net) { return net.nets.vf.sizes; })
+      .def_property_readonly("vf_offset", [](const Net& net) { return net.nets.vf_offset; });
+}
+
+}  // namespace
+
+void bind_act(py::module_& m) {
+  bind_for<float>(m, "F32");
+  bind_for<double>(m, "F64");
+}
+
+}  // namespace refrl_bind
