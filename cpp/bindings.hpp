@@ -14,6 +14,8 @@ void bind_linear_operator(py::module_& m);
 void bind_kernels(py::module_& m);
 // bind_fisher.cpp: MLP policy Fisher-vector product (and the TRPO step built on it)
 void bind_fisher(py::module_& m);
+// bind_trpo.cpp: the whole TRPO/NPG policy update (trpo_step.hpp)
+void bind_trpo(py::module_& m);
 // bind_act.cpp: fused policy + value forward and sampling for acting (ActorCritic.act)
 void bind_act(py::module_& m);
 }  // namespace refrl_bind

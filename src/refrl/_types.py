@@ -39,8 +39,22 @@ class CGResult(NamedTuple):
 
 
 class TrpoStepResult(NamedTuple):
+    """Result of ``refrl.kernels.trpo_step`` / ``refrl.oracle.trpo_step`` (the first five fields are
+    the contract; the rest are diagnostics with defaults).
+
+    ``theta`` is θ_old bit for bit when ``accepted`` is False. ``status``: "accepted", "rejected"
+    (no line-search try passed), "zero_gradient", "bad_curvature" (sᵀ(F + λI)s not finite/positive).
+    """
+
     theta: np.ndarray
     kl: float
     surrogate_gain: float
     backtracks: int
     accepted: bool
+    expected_gain: float = 0.0  # gᵀΔθ of the accepted (or last tried) step
+    step_fraction: float = 0.0  # α^j of the accepted step (0 when rejected)
+    cg_iterations: int = 0
+    cg_residual: float = 0.0
+    quadratic_kl: float = 0.0  # ½ β² sᵀ(F + λI)s (= max_kl by construction)
+    surrogate_old: float = 0.0  # L(θ_old) = Σ w Â / Σ w
+    status: str = "accepted"

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from refrl._types import CGResult, GAEResult, SurrogateResult
+from refrl._types import CGResult, GAEResult, SurrogateResult, TrpoStepResult
 
-__all__ = ["clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae"]
+__all__ = ["clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae", "trpo_step"]
 
 
 def gae(rewards, values, next_values, terminated, truncated, gamma, lam) -> GAEResult:
@@ -246,3 +246,132 @@ def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
                         M[o + i, o + j] = (p[i] if i == j else 0.0) - p[i] * p[j]
         F += J[b].T @ M @ J[b]
     return F / B
+
+
+# --- TRPO step (the native trpo_step.hpp) ---
+
+
+def _trpo_oracle_dist(policy, x, theta):
+    """Per-row distribution parameters at θ in float64: list of logits rows, or (means, log σ)."""
+    from refrl.nn import MLP
+
+    net = policy.pi
+    n_pi = net.params.size
+    net64 = MLP(net.sizes, net.activation, dtype=np.float64, rng=None, init=False, params=np.array(theta[:n_pi], dtype=np.float64))
+    y, _ = net64.forward(x)
+    return [[float(v) for v in row] for row in y], [float(v) for v in theta[n_pi:]]
+
+
+def _trpo_oracle_log_softmax(z):
+    zmax = max(z)
+    lse = zmax + math.log(sum(math.exp(zj - zmax) for zj in z))
+    return [zj - lse for zj in z]
+
+
+def trpo_step(
+    policy, obs, actions, logp_old, advantages, g, *, max_kl, weights=None, cg_iters=10, cg_damping=0.1,
+    cg_tol=1e-10, line_search_shrink=0.8, line_search_max_iter=10, subsample=1, line_search=True, trace=None,
+) -> TrpoStepResult:
+    """One TRPO (or, with ``line_search=False``, NPG) policy step, literally, in float64
+    (Schulman et al. 2015, TRPO, §6 and Appendix C):
+
+    s = CG((F + λI), g) (``conjugate_gradient`` over ``fisher_vector_product``, both oracles)
+    β = √(2δ / sᵀ(F + λI)s);   θ_j = θ_old + α^j β s,  j = 0 … K−1
+    accept the first j with  Σ_b w_b KL(π_old(·|s_b) ‖ π_θj(·|s_b)) / Σ w ≤ δ                 (eq. 14)
+                       and  Σ_b w_b (π_θj(a_b|s_b)/π_old(a_b|s_b) − 1) Â_b / Σ w > 0
+    none → θ_old.  KL and log π per sample and per component from their definitions:
+    Categorical KL = Σ_k p_k (log p_k − log q_k); Gaussian (log σ bounded to [−20, 2])
+    KL = Σ_i [s_n − s_o + (σ_o² + (μ_o − μ_n)²)/(2σ_n²) − ½]; log π(a) = −½ Σ ((a − μ)/σ)² − Σ s − (d/2) log 2π.
+
+    ``weights``: 0/1; the Fisher is built on the rows with weight 1. ``trace``: a list that
+    receives (step_fraction, kl, gain) for every try. The returned θ is float64.
+    Trusted because it is the algorithm of the paper written with the oracles of CG and of the
+    Fisher-vector product and with per-sample loops for the KL and the likelihood ratio.
+    """
+    B = len(advantages)
+    w = [1.0] * B if weights is None else [float(v) for v in weights]
+    used = [b for b in range(B) if w[b] != 0.0]
+    w_sum = sum(w[b] for b in used)
+    adv = [float(a) for a in advantages]
+    surr_old = sum(w[b] * adv[b] for b in used) / w_sum
+    theta_old = np.array(policy.policy_params, dtype=np.float64)
+    obs_used = np.asarray(obs)[used]
+
+    def result(accepted, theta, kl=0.0, gain=0.0, backtracks=0, expected=0.0, frac=0.0, cg=None, qkl=0.0, status="rejected"):
+        return TrpoStepResult(theta, kl, gain, backtracks, accepted, expected, frac,
+                              0 if cg is None else cg.iterations, 0.0 if cg is None else cg.residual_norm,
+                              qkl, surr_old, status)  # fmt: skip
+
+    gg = [float(v) for v in g]
+    gnorm2 = sum(v * v for v in gg)
+    if not math.isfinite(gnorm2) or gnorm2 == 0.0:
+        return result(False, theta_old, status="zero_gradient")
+
+    def fvp(v):
+        return fisher_vector_product(policy, obs_used, v, damping=cg_damping, subsample=subsample)
+
+    cg = conjugate_gradient(fvp, gg, iters=cg_iters, tol=cg_tol)
+    s = [float(v) for v in cg.x]
+    Fs = fvp(np.array(s))
+    sFs = sum(s[i] * float(Fs[i]) for i in range(len(s)))
+    if not (math.isfinite(sFs) and sFs > 0.0):
+        return result(False, theta_old, cg=cg, status="bad_curvature")
+    beta = math.sqrt(2.0 * max_kl / sFs)  # ½ (βs)ᵀ(F + λI)(βs) = δ
+    full = [beta * si for si in s]
+    expected_full = sum(gg[i] * full[i] for i in range(len(s)))
+
+    # the batch's actions and π_old on the used rows
+    x = policy.preprocess_obs(obs_used).astype(np.float64)
+    head = type(policy.dist).__name__
+    if head == "DiagGaussian":
+        acts = np.asarray(policy._check_actions(actions, B, "oracle.trpo_step"), dtype=np.float64)[used]
+        comps = None
+    elif head == "Categorical":
+        acts = policy.dist._index(actions, B).reshape(B, 1)[used]
+        comps = [policy.dist.n]
+    else:
+        a = policy.dist._actions(actions, B)
+        acts = np.stack([part._index(a[:, k], B) for k, part in enumerate(policy.dist.parts)], axis=1)[used]
+        comps = [int(k) for k in policy.dist.nvec]
+    out_old, log_std_old = _trpo_oracle_dist(policy, x, theta_old)
+
+    def bound(v):
+        return min(max(v, _LOG_STD_MIN), _LOG_STD_MAX)
+
+    frac = 1.0
+    tries = line_search_max_iter if line_search else 1
+    for j in range(tries):
+        theta = theta_old + frac * np.array(full)
+        out_new, log_std_new = _trpo_oracle_dist(policy, x, theta)
+        kl_sum = gain_sum = 0.0
+        for i, b in enumerate(used):
+            kl = logp = 0.0
+            if comps is None:  # diagonal Gaussian
+                for k in range(len(out_new[i])):
+                    so, sn = bound(log_std_old[k]), bound(log_std_new[k])
+                    mo, mn = out_old[i][k], out_new[i][k]
+                    kl += sn - so + (math.exp(2 * so) + (mo - mn) ** 2) / (2 * math.exp(2 * sn)) - 0.5
+                    logp += -0.5 * ((float(acts[i][k]) - mn) / math.exp(sn)) ** 2 - sn - 0.5 * math.log(2 * math.pi)
+            else:
+                o = 0
+                for c, nk in enumerate(comps):
+                    lp = _trpo_oracle_log_softmax(out_old[i][o : o + nk])
+                    lq = _trpo_oracle_log_softmax(out_new[i][o : o + nk])
+                    kl += sum(math.exp(lp[k]) * (lp[k] - lq[k]) for k in range(nk))
+                    logp += lq[int(acts[i][c])]
+                    o += nk
+            try:
+                ratio = math.exp(logp - float(logp_old[b]))
+            except OverflowError:
+                ratio = math.inf
+            kl_sum += w[b] * kl
+            gain_sum += w[b] * (ratio - 1.0) * adv[b]
+        kl, gain = kl_sum / w_sum, gain_sum / w_sum
+        if trace is not None:
+            trace.append((frac, kl, gain))
+        finite = math.isfinite(kl) and math.isfinite(gain)
+        if (finite and kl <= max_kl and gain > 0.0) if line_search else finite:
+            return result(True, theta, kl, gain, j, frac * expected_full, frac, cg, 0.5 * beta * beta * sFs, "accepted")
+        frac *= line_search_shrink
+    return result(False, theta_old, 0.0, 0.0, tries if line_search else 0, frac / line_search_shrink * expected_full,
+                  0.0, cg, 0.5 * beta * beta * sFs, "rejected")

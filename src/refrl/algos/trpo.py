@@ -18,10 +18,13 @@ reset slots excluded).  Â_t is GAE(γ, λ), normalised over the batch when ``no
 (as sb3-contrib).  The value function is fitted separately by Adam on minibatches of the
 returns (``n_critic_updates`` epochs), as sb3-contrib, OpenAI Baselines and Spinning Up do.
 
-Where the work runs: the Fisher-vector products and the whole CG solve run natively
-(``ActorCritic.fisher_operator`` + ``kernels.conjugate_gradient`` on the native operator, no
-Python per CG iteration).  The line search is NumPy: each try is one forward pass of the policy
-MLP over the batch (log π and the exact KL from the same distribution parameters).
+Where the work runs: with ``use_native_step=True`` (the default) everything after the policy
+gradient g — CG over the native Fisher operator, the scaling to the KL radius and the whole
+backtracking line search with the exact mean KL and surrogate — is one call of
+``kernels.trpo_step`` (cpp/include/refrl/trpo_step.hpp; no Python per CG iteration or per try,
+GIL released).  ``use_native_step=False`` keeps the NumPy line search (``step_direction`` +
+``try_step`` below: native CG, then one NumPy forward pass of the policy MLP per try); both paths
+make the same decisions (tests/test_trpo_step.py).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class NPGConfig(OnPolicyConfig):
     cg_damping: float = _f(0.1, "damping λ added to the Fisher matrix (>= 0)")
     cg_tol: float = _f(1e-10, "CG stops early when rᵀr <= cg_tol (>= 0)")
     fvp_subsample: int = _f(1, "use every k-th observation in the Fisher-vector product (sb3-contrib sub_sampling_factor)")
+    use_native_step: bool = _f(True, "run CG + step scaling + line search in one native call (kernels.trpo_step); False: NumPy line search")
 
     def _validate(self) -> None:
         super()._validate()
@@ -65,6 +69,7 @@ class NPGConfig(OnPolicyConfig):
         self._check_real("cg_damping", 0.0, None)
         self._check_real("cg_tol", 0.0, None)
         self._check_int("fvp_subsample", 1)
+        self._check_bool("use_native_step")
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,19 @@ class NPG(OnPolicyAlgorithm):
         no_step = PolicyStepInfo(False, 0.0, 0.0, 0.0, 0, 0.0, 0, 0.0, grad_norm, 0.0, surr_old)
         if not math.isfinite(grad_norm) or grad_norm == 0.0:
             return no_step  # nothing to follow; θ untouched
+
+        if cfg.use_native_step:  # CG, scaling and line search in one native call
+            r = kernels.trpo_step(
+                policy, obs, actions, logp_old, adv, g, max_kl=cfg.max_kl, cg_iters=cfg.cg_iters,
+                cg_damping=cfg.cg_damping, cg_tol=cfg.cg_tol, subsample=cfg.fvp_subsample,
+                line_search_shrink=getattr(cfg, "line_search_shrink", 0.8),
+                line_search_max_iter=getattr(cfg, "line_search_max_iter", 1), line_search=self.line_search,
+            )  # fmt: skip
+            if r.accepted:
+                theta[...] = r.theta
+            # (rejected: θ was never written, it is θ_old bit for bit)
+            return PolicyStepInfo(r.accepted, r.kl, r.surrogate_gain, r.expected_gain, r.backtracks, r.step_fraction,
+                                  r.cg_iterations, r.cg_residual, grad_norm, r.quadratic_kl, surr_old)  # fmt: skip
 
         # s ≈ (F + λI)⁻¹ g: the whole CG solve runs natively on the native Fisher operator
         cg, fvp = self.step_direction(obs, g)
