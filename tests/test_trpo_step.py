@@ -86,44 +86,55 @@ def _check_against_oracle(problem, hp, rtol):
     np.testing.assert_array_equal(pol.policy_params, theta_old)  # the kernel never writes the policy
     trace: list = []
     want = oracle.trpo_step(pol, obs, actions, logp_old, adv, g, weights=weights, trace=trace, **hp)
+    # Two CGs that stop with residuals r1, r2 both solve (F + λI)s = g − r, so their directions
+    # differ by at most (‖r1‖ + ‖r2‖)/λ: on ill-conditioned F (small λ) round-off alone moves
+    # the truncated solution that much (seen: 1e-3 of the step at λ = 1e-3). That bound, relative
+    # to ‖s‖, widens the comparison of θ, KL and gain below; the line search itself is exact.
+    used = weights != 0
+
+    def fvp(v):
+        return oracle.fisher_vector_product(pol, obs[used], v, damping=hp["cg_damping"], subsample=hp["subsample"])
+
+    s_norm = float(np.linalg.norm(oracle.conjugate_gradient(fvp, g, iters=hp["cg_iters"]).x))
+    slack = (got.cg_residual + want.cg_residual) / (hp["cg_damping"] * s_norm) if s_norm > 0 else 0.0
+    tol = 100 * rtol + 4.0 * slack  # relative, on the step and on the KL / gain of the same try
     # guarantees of the native step, whatever the oracle says
     if got.accepted:
         if hp["line_search"]:
             assert got.kl <= hp["max_kl"] and got.surrogate_gain > 0.0
-        used = weights != 0  # the KL recomputed independently by ActorCritic.kl (NumPy)
+        # the KL recomputed independently by ActorCritic.kl (NumPy)
         old_dp = pol.dist_params(obs[used])
         pol.policy_params[...] = got.theta
-        atol = 1e-12 if rtol < 1e-6 else 1e-6  # float32 NumPy KL: cancellation at ~1e-7 per term
+        atol = 1e-12 if np.dtype(pol.dtype) == np.float64 else 1e-6  # float32 NumPy KL: cancellation ~1e-7/term
         assert pol.kl(obs[used], old_dp) == pytest.approx(got.kl, rel=10 * rtol, abs=atol)
         pol.policy_params[...] = theta_old
     else:
         assert got.theta.tobytes() == theta_old.tobytes()  # θ_old bit for bit
         assert got.kl == 0.0 and got.surrogate_gain == 0.0
-    assert got.status == want.status or _near_boundary(trace, hp["max_kl"], 1e3 * rtol, hp["line_search"])
-    if rtol < 1e-6:  # float32 CG may need one more iteration to reach cg_tol
-        assert got.cg_iterations == want.cg_iterations
+    assert got.status == want.status or _near_boundary(trace, hp["max_kl"], 1e3 * rtol + 4.0 * tol, hp["line_search"])
+    if np.dtype(pol.dtype) == np.float64:  # rᵀr ≤ cg_tol may be crossed one iteration apart
+        assert abs(got.cg_iterations - want.cg_iterations) <= 1
     assert got.surrogate_old == pytest.approx(want.surrogate_old, rel=rtol, abs=rtol)
     if want.status in ("accepted", "rejected"):
         assert got.quadratic_kl == pytest.approx(hp["max_kl"], rel=1e-9)
     event(f"oracle: {want.status}, line_search={hp['line_search']}")
-    if _near_boundary(trace, hp["max_kl"], 1e3 * rtol, hp["line_search"]):
+    if _near_boundary(trace, hp["max_kl"], 1e3 * rtol + 4.0 * tol, hp["line_search"]):
         event("near the KL/improvement boundary: decision not compared")
         return  # the decision may differ by round-off; the guarantees above still hold
     assert (got.accepted, got.backtracks) == (want.accepted, want.backtracks)
     step = np.linalg.norm(want.theta - theta_old) + 1e-30
-    assert np.linalg.norm(got.theta - want.theta) <= 100 * rtol * step + 1e-300
+    assert np.linalg.norm(got.theta - want.theta) <= tol * step + 1e-300
     if got.accepted:
         assert got.step_fraction == want.step_fraction
-        assert got.kl == pytest.approx(want.kl, rel=100 * rtol, abs=1e-14)
-        assert got.surrogate_gain == pytest.approx(want.surrogate_gain, rel=100 * rtol, abs=1e-14)
-        assert got.expected_gain == pytest.approx(want.expected_gain, rel=100 * rtol, abs=1e-14)
+        assert got.kl == pytest.approx(want.kl, rel=2 * tol, abs=1e-14)
+        assert got.surrogate_gain == pytest.approx(want.surrogate_gain, rel=2 * tol, abs=1e-14)
+        assert got.expected_gain == pytest.approx(want.expected_gain, rel=2 * tol, abs=1e-14)
 
 
 @given(trpo_case())
 def test_trpo_step_matches_oracle(case):
     problem, hp = case
-    # CG amplifies round-off by about the condition number of F + λI, which grows as 1/λ
-    _check_against_oracle(problem, hp, rtol=1e-9 * max(1.0, 1.0 / hp["cg_damping"]))
+    _check_against_oracle(problem, hp, rtol=1e-8)
 
 
 @settings(max_examples=25)

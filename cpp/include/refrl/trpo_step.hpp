@@ -91,6 +91,28 @@ inline double log_sum_exp(const double* z, Index n) {
 
 inline double clamp_log_std(double s) { return std::min(std::max(s, kLogStdMin), kLogStdMax); }
 
+// Set up m for forward passes only (W_l, h_l and y; no transposes or product workspace) on the
+// rows x + b * d_0, b = 0..batch-1.
+template <class T>
+void mlp_forward_init(MlpBatch<T>& m, const MlpLayout& layout, Activation activation, Isa isa, Index batch, const T* x) {
+  m.layout = layout;
+  m.activation = activation;
+  m.isa = isa;
+  m.batch = batch;
+  m.tile = std::min(batch, kMlpTileRows);
+  const Index L = layout.n_layers();
+  m.W.assign(std::size_t(L), Mat<T>());
+  m.H.assign(std::size_t(L), Mat<T>());
+  for (Index l = 1; l <= L; ++l) {
+    m.W[l - 1].resize(layout.sizes[l - 1], layout.sizes[l]);
+    if (l < L) m.H[l].resize(batch, layout.sizes[l]);
+  }
+  m.Y.resize(batch, layout.out_dim());
+  m.H[0].resize(batch, layout.in_dim());
+  for (Index b = 0; b < batch; ++b)
+    std::memcpy(m.H[0].row(b), x + b * layout.in_dim(), sizeof(T) * std::size_t(layout.in_dim()));
+}
+
 // Write theta's weight blocks into the cached W_l of m and run the forward pass at theta.
 template <class T>
 void mlp_forward_at(MlpBatch<T>& m, const T* theta) {
@@ -187,7 +209,8 @@ TrpoStepInfo trpo_step(const MlpLayout& layout, Activation activation, PolicyHea
 
   // pi_old on the used rows: log-softmax per component, or (mu, bounded log sigma)
   MlpBatch<T> net;
-  mlp_batch_init<T>(net, layout, activation, isa, theta_old, Bu, x.data(), d0);
+  detail::mlp_forward_init<T>(net, layout, activation, isa, Bu, x.data());
+  detail::mlp_forward_at<T>(net, theta_old);
   std::vector<double> old_out(static_cast<std::size_t>(Bu * dL));  // log p (categorical) or mu (gaussian)
   std::vector<double> old_s(gaussian ? std::size_t(dL) : 0), buf(static_cast<std::size_t>(dL));
   for (Index b = 0; b < Bu; ++b) {
@@ -204,7 +227,7 @@ TrpoStepInfo trpo_step(const MlpLayout& layout, Activation activation, PolicyHea
 
   static constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
   std::vector<T> theta(static_cast<std::size_t>(n));
-  std::vector<double> new_s(gaussian ? std::size_t(dL) : 0);
+  std::vector<double> new_s(gaussian ? std::size_t(dL) : 0), inv_std(new_s.size()), kl_const(new_s.size());
   double frac = 1.0;
   const Index tries = cfg.line_search ? cfg.max_iter : 1;
   for (Index j = 0; j < tries; ++j) {
@@ -212,8 +235,18 @@ TrpoStepInfo trpo_step(const MlpLayout& layout, Activation activation, PolicyHea
     info.expected_gain = frac * expected_full;
     detail::mlp_forward_at<T>(net, theta.data());
     double kl_sum = 0.0, gain_sum = 0.0;
-    if (gaussian)
-      for (Index i = 0; i < dL; ++i) new_s[std::size_t(i)] = detail::clamp_log_std(double(theta[std::size_t(layout.num_params + i)]));
+    double gauss_const = 0.0;  // -sum_i s_i - (d/2) log 2 pi
+    if (gaussian) {
+      gauss_const = -0.5 * double(dL) * kLog2Pi;
+      for (Index i = 0; i < dL; ++i) {
+        const double so = old_s[std::size_t(i)], sn = detail::clamp_log_std(double(theta[std::size_t(layout.num_params + i)]));
+        new_s[std::size_t(i)] = sn;
+        inv_std[std::size_t(i)] = std::exp(-sn);
+        // KL_i = c_i + (mu_o - mu_n)^2 / (2 sigma_n^2),  c_i = s_n - s_o + sigma_o^2 / (2 sigma_n^2) - 1/2
+        kl_const[std::size_t(i)] = sn - so + 0.5 * std::exp(2.0 * so) * std::exp(-2.0 * sn) - 0.5;
+        gauss_const -= sn;
+      }
+    }
     for (Index b = 0; b < Bu; ++b) {
       const Index r = rows[std::size_t(b)];
       const double* o = old_out.data() + b * dL;
@@ -223,13 +256,13 @@ TrpoStepInfo trpo_step(const MlpLayout& layout, Activation activation, PolicyHea
       if (gaussian) {
         const T* a = act_cont + r * dL;
         for (Index i = 0; i < dL; ++i) {
-          const double so = old_s[std::size_t(i)], sn = new_s[std::size_t(i)];
-          const double diff = o[i] - q[i];
-          kl += sn - so + 0.5 * (std::exp(2.0 * so) + diff * diff) * std::exp(-2.0 * sn) - 0.5;
-          const double z = (double(a[i]) - q[i]) * std::exp(-sn);
-          logp += -0.5 * z * z - sn;
+          const double is = inv_std[std::size_t(i)];
+          const double diff = (o[i] - q[i]) * is;
+          kl += kl_const[std::size_t(i)] + 0.5 * diff * diff;
+          const double z = (double(a[i]) - q[i]) * is;
+          logp += -0.5 * z * z;
         }
-        logp -= 0.5 * double(dL) * kLog2Pi;
+        logp += gauss_const;
       } else {
         const std::int64_t* a = act_index + r * K;
         for (Index k = 0, off = 0; k < K; off += comps[std::size_t(k)], ++k) {
