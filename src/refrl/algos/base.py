@@ -41,6 +41,7 @@ from gymnasium.vector import VectorEnv
 from refrl import kernels
 from refrl.config import OnPolicyConfig
 from refrl.logger import Logger
+from refrl.optim import clip_grad_norm_
 from refrl.policy import ActorCritic
 from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
 from refrl.serialization import load_checkpoint, save_checkpoint
@@ -426,6 +427,28 @@ class OnPolicyAlgorithm:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={self.env_id!r}, seed={self.seed}, num_timesteps={self.num_timesteps})"
+
+
+def fit_value_minibatches(policy, optimizer, obs: np.ndarray, returns: np.ndarray, *, n_epochs: int,
+                          batch_size: int, max_grad_norm: float | None, rng: np.random.Generator) -> float:
+    """Fit the value network alone: ``n_epochs`` passes of Adam over shuffled minibatches of the
+    squared error (V(s) − R)² (no ½), as the TRPO/VPG critics of the peers; returns the mean loss
+    (NaN when no step was taken).  PPO fits V jointly with the policy instead."""
+    B = returns.shape[0]
+    losses = []
+    for _epoch in range(n_epochs):
+        perm = rng.permutation(B)
+        for start in range(0, B, batch_size):
+            mb = perm[start : start + batch_size]
+            values, cache = policy.evaluate_values(obs[mb])
+            err = values - returns[mb]
+            losses.append(float(np.dot(err.astype(np.float64), err)) / mb.size)
+            policy.value_grads.fill(0)
+            policy.backward(cache, dvalues=(2.0 / mb.size) * err)
+            if max_grad_norm is not None:
+                clip_grad_norm_(policy.value_grads, max_grad_norm)
+            optimizer.step()
+    return float(np.mean(losses)) if losses else float("nan")
 
 
 def evaluate_policy(agent: OnPolicyAlgorithm, env: str | gym.Env | None = None, *, n_episodes: int = 10, seed: int = 0,

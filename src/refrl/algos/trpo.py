@@ -36,9 +36,9 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from refrl import kernels
-from refrl.algos.base import OnPolicyAlgorithm, explained_variance
+from refrl.algos.base import OnPolicyAlgorithm, explained_variance, fit_value_minibatches
 from refrl.config import OnPolicyConfig, _f
-from refrl.optim import Adam, clip_grad_norm_
+from refrl.optim import Adam
 
 __all__ = ["NPG", "TRPO", "NPGConfig", "PolicyStepInfo", "TRPOConfig"]
 
@@ -273,23 +273,10 @@ class NPG(OnPolicyAlgorithm):
 
     def fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
         """``n_critic_updates`` epochs of Adam on minibatches of ½-free MSE (V(s) − R)²; mean loss."""
-        cfg, policy, opt = self.config, self.policy, self.critic_optimizer
-        opt.lr = cfg.learning_rate * (self.progress_remaining if cfg.anneal_lr else 1.0)
-        B, M = returns.shape[0], cfg.batch_size
-        losses = []
-        for _epoch in range(cfg.n_critic_updates):
-            perm = self.rng.permutation(B)
-            for start in range(0, B, M):
-                mb = perm[start : start + M]
-                values, cache = policy.evaluate_values(obs[mb])
-                err = values - returns[mb]
-                losses.append(float(np.dot(err.astype(np.float64), err)) / mb.size)
-                policy.value_grads.fill(0)
-                policy.backward(cache, dvalues=(2.0 / mb.size) * err)
-                if cfg.max_grad_norm is not None:
-                    clip_grad_norm_(policy.value_grads, cfg.max_grad_norm)
-                opt.step()
-        return float(np.mean(losses)) if losses else float("nan")
+        cfg = self.config
+        self.critic_optimizer.lr = cfg.learning_rate * (self.progress_remaining if cfg.anneal_lr else 1.0)
+        return fit_value_minibatches(self.policy, self.critic_optimizer, obs, returns, n_epochs=cfg.n_critic_updates,
+                                     batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng)
 
     # ------------------------------------------------------------------ checkpoint extras
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from refrl import kernels
-from refrl.algos.base import OnPolicyAlgorithm, explained_variance
+from refrl.algos.base import OnPolicyAlgorithm, explained_variance, fit_value_minibatches
 from refrl.config import OnPolicyConfig, _f
 from refrl.optim import Adam, clip_grad_norm_
 
@@ -124,7 +124,8 @@ class VPG(OnPolicyAlgorithm):
         # baseline: n_critic_updates epochs of Adam on minibatches of (V(s) − R)²
         value_loss = float("nan")
         if cfg.use_baseline and cfg.n_critic_updates > 0:
-            value_loss = self._fit_value(b_obs, b_ret)
+            value_loss = fit_value_minibatches(policy, self.critic_optimizer, b_obs, b_ret, n_epochs=cfg.n_critic_updates,
+                                               batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng)
             log.record("train/explained_variance", explained_variance(b_val, b_ret, np.ones_like(b_ret)))
         self.n_updates += 1
         log.record("train/kl", kl)
@@ -133,24 +134,6 @@ class VPG(OnPolicyAlgorithm):
         log.record("train/n_updates", self.n_updates)
         if policy.log_std is not None:
             log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
-
-    def _fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
-        cfg, policy, opt = self.config, self.policy, self.critic_optimizer
-        B, M = returns.shape[0], cfg.batch_size
-        losses = []
-        for _epoch in range(cfg.n_critic_updates):
-            perm = self.rng.permutation(B)
-            for start in range(0, B, M):
-                mb = perm[start : start + M]
-                values, cache = policy.evaluate_values(obs[mb])
-                err = values - returns[mb]
-                losses.append(float(np.dot(err.astype(np.float64), err)) / mb.size)
-                policy.value_grads.fill(0)
-                policy.backward(cache, dvalues=(2.0 / mb.size) * err)
-                if cfg.max_grad_norm is not None:
-                    clip_grad_norm_(policy.value_grads, cfg.max_grad_norm)
-                opt.step()
-        return float(np.mean(losses))
 
     # ------------------------------------------------------------------ checkpoint extras
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
