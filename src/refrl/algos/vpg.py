@@ -22,7 +22,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from refrl import kernels
-from refrl.algos.base import OnPolicyAlgorithm, explained_variance, fit_value_minibatches
+from refrl.algos.base import (
+    OnPolicyAlgorithm,
+    explained_variance,
+    fit_value_minibatches,
+)
 from refrl.config import OnPolicyConfig, _f
 from refrl.optim import Adam, clip_grad_norm_
 
