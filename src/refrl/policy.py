@@ -195,6 +195,8 @@ class ActorCritic:
         With ``native_act`` (default for float32) both forward passes and the Categorical / Gaussian
         sampling run in one native call (``_act_native``); the NumPy path below is the oracle.
         """
+        if self._gaussian and not np.isfinite(self.log_std).all():  # else NaN actions, silently
+            raise ValueError("ActorCritic.act: 'params' contain NaN or inf (log_std is not finite)")
         if self.native_act:
             res = self._act_native(obs, rng, deterministic)
             if res is not None:
