@@ -104,6 +104,31 @@ class Distribution:
     def fisher_product(self, params: np.ndarray, u: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """(log π(a) [B], H [B], stash): ``log_prob`` and ``entropy`` in one call, plus whatever
+        ``params_grad_from_stash`` needs to form their gradients without recomputing them.
+
+        The generic version just calls the separate methods; subclasses share the work (the
+        Categorical normalisation is computed once here and reused for both gradients).
+        """
+        return self.log_prob(params, actions), self.entropy(params), (params, actions)
+
+    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
+        """Σ_i dlogp_i ∂log π(a_i)/∂params_i + dentropy_i ∂H_i/∂params_i, per sample [B, param_dim]
+        (None when both weights are None); ``stash`` from ``log_prob_entropy`` at the same params.
+        Same values as ``log_prob_grad(params, a) * dlogp[:, None] + entropy_grad(params) * dentropy[:, None]``.
+        """
+        params, actions = stash
+        ddist = None
+        if dlogp is not None:
+            ddist = self.log_prob_grad(params, actions)
+            ddist *= dlogp[:, None]
+        if dentropy is not None:
+            g = self.entropy_grad(params)
+            g *= dentropy[:, None]
+            ddist = g if ddist is None else ddist + g
+        return ddist
+
     def sample_with_log_prob(
         self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -206,6 +231,32 @@ class Categorical(Distribution):
     def entropy(self, params: np.ndarray) -> np.ndarray:
         logp = _log_softmax(self._params(params))
         return -(np.exp(logp) * logp).sum(axis=1)
+
+    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """log π(a), H and a stash (log p, p, H, action indices): one log-softmax for all four
+        quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their gradients)."""
+        logits = self._params(params)
+        B = logits.shape[0]
+        idx = self._index(actions, B)
+        logp_all = _log_softmax(logits)
+        p = np.exp(logp_all)
+        ent = -(p * logp_all).sum(axis=1)
+        return logp_all[np.arange(B), idx], ent, (logp_all, p, ent, idx)
+
+    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
+        """dlogp ⊙ (onehot(a) − p) + dentropy ⊙ (−p (log p + H)), from the cached log p, p, H
+        (the same operations, in the same order, as ``log_prob_grad`` and ``entropy_grad``)."""
+        logp_all, p, ent, idx = stash
+        ddist = None
+        if dlogp is not None:
+            ddist = -p
+            ddist[np.arange(p.shape[0]), idx] += 1.0
+            ddist *= dlogp[:, None]
+        if dentropy is not None:
+            g = -p * (logp_all + ent[:, None])
+            g *= dentropy[:, None]
+            ddist = g if ddist is None else ddist + g
+        return ddist
 
     def entropy_grad(self, params: np.ndarray) -> np.ndarray:
         logp = _log_softmax(self._params(params))
