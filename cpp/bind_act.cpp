@@ -11,39 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "bindings.hpp"
+#include "bind_checks.hpp"
 #include "refrl/act.hpp"
 
 namespace refrl_bind {
 namespace {
 
 using refrl::Index;
-
-template <class T>
-using CArr = py::array_t<T, py::array::c_style>;
-
-[[noreturn]] void fail(const std::string& who, const std::string& msg) { throw py::value_error(who + ": " + msg); }
-
-refrl::MlpLayout layout_of(const std::string& who, const char* name, const std::vector<Index>& sizes) {
-  if (const char* err = refrl::mlp_layout_error(sizes.data(), Index(sizes.size())))
-    fail(who, std::string("'") + name + "': " + err);
-  return refrl::mlp_layout(sizes.data(), Index(sizes.size()));
-}
-
-refrl::Isa isa_of(const std::string& who, const std::string& name) {
-  if (name == "auto") {
-    const char* force = std::getenv("REFRL_KERNEL_ISA");
-    if (force != nullptr && std::string(force) == "baseline") return refrl::Isa::generic;
-    return refrl::best_isa();
-  }
-  refrl::Isa isa;
-  if (name == "generic") isa = refrl::Isa::generic;
-  else if (name == "avx2") isa = refrl::Isa::avx2;
-  else if (name == "avx512") isa = refrl::Isa::avx512;
-  else fail(who, "'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got '" + name + "'");
-  if (!refrl::isa_supported(isa)) fail(who, "'isa'='" + name + "' is not supported by this CPU or build");
-  return isa;
-}
 
 template <class T>
 struct ActNet {
@@ -102,18 +76,15 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
 )pbdoc")
       .def(py::init([name](std::vector<Index> pi_sizes, std::vector<Index> vf_sizes, Index vf_offset,
                            std::string activation, std::string isa_name) {
-             const refrl::MlpLayout pi = layout_of(name, "pi_sizes", pi_sizes);
-             const refrl::MlpLayout vf = layout_of(name, "vf_sizes", vf_sizes);
+             const refrl::MlpLayout pi = checked_layout(name, "pi_sizes", pi_sizes);
+             const refrl::MlpLayout vf = checked_layout(name, "vf_sizes", vf_sizes);
              if (vf.in_dim() != pi.in_dim()) fail(name, "'vf_sizes'[0] must equal 'pi_sizes'[0]");
              if (vf.out_dim() != 1) fail(name, "'vf_sizes'[-1] must be 1 (a value network)");
              if (vf_offset < pi.num_params || vf_offset > pi.num_params + refrl::kMaxWidth)
                fail(name, "'vf_offset' must be in [" + std::to_string(pi.num_params) + ", " +
                               std::to_string(pi.num_params + refrl::kMaxWidth) + "], got " + std::to_string(vf_offset));
-             refrl::Activation act;
-             if (activation == "tanh") act = refrl::Activation::tanh;
-             else if (activation == "relu") act = refrl::Activation::relu;
-             else fail(name, "'activation' must be 'tanh' or 'relu', got '" + activation + "'");
-             const refrl::Isa isa = isa_of(name, isa_name);
+             const refrl::Activation act = checked_activation(name, activation);
+             const refrl::Isa isa = checked_isa(name, isa_name);
              return Net{refrl::act_nets(pi, vf, vf_offset, act, isa), name};
            }),
            py::arg("pi_sizes"), py::arg("vf_sizes"), py::arg("vf_offset"), py::arg("activation") = "tanh",

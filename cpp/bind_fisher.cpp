@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "bindings.hpp"
+#include "bind_checks.hpp"
 #include "refrl/fisher.hpp"
 #include "refrl/mlp.hpp"
 
@@ -19,41 +19,6 @@ namespace refrl_bind {
 namespace {
 
 using refrl::Index;
-
-template <class T>
-using CArr = py::array_t<T, py::array::c_style>;
-
-[[noreturn]] void fail(const std::string& who, const std::string& msg) { throw py::value_error(who + ": " + msg); }
-
-refrl::MlpLayout checked_layout(const std::string& who, const std::vector<Index>& sizes) {
-  if (const char* err = refrl::mlp_layout_error(sizes.data(), Index(sizes.size()))) fail(who, std::string("'sizes': ") + err);
-  return refrl::mlp_layout(sizes.data(), Index(sizes.size()));
-}
-
-refrl::Activation checked_activation(const std::string& who, const std::string& a) {
-  if (a == "tanh") return refrl::Activation::tanh;
-  if (a == "relu") return refrl::Activation::relu;
-  fail(who, "'activation' must be 'tanh' or 'relu', got '" + a + "'");
-}
-
-// "auto": the best variant this CPU supports, or the portable one when REFRL_KERNEL_ISA=baseline
-// (the switch bind_kernels.cpp honours for the other kernels).
-refrl::Isa auto_isa() {
-  const char* force = std::getenv("REFRL_KERNEL_ISA");
-  if (force != nullptr && std::string(force) == "baseline") return refrl::Isa::generic;
-  return refrl::best_isa();
-}
-
-refrl::Isa checked_isa(const std::string& who, const std::string& name) {
-  refrl::Isa isa;
-  if (name == "auto") return auto_isa();
-  if (name == "generic") isa = refrl::Isa::generic;
-  else if (name == "avx2") isa = refrl::Isa::avx2;
-  else if (name == "avx512") isa = refrl::Isa::avx512;
-  else fail(who, "'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got '" + name + "'");
-  if (!refrl::isa_supported(isa)) fail(who, "'isa'='" + name + "' is not supported by this CPU or build");
-  return isa;
-}
 
 template <class T>
 void check_obs(const std::string& who, const CArr<T>& obs, Index d0) {
@@ -96,7 +61,7 @@ FisherOperatorFxx(theta, sizes, activation, head, obs, damping=0.0, subsample=1,
       .def(py::init([fname](CArr<T> theta, std::vector<Index> sizes, std::string activation, std::string head,
                             CArr<T> obs, double damping, Index subsample, std::optional<std::vector<Index>> nvec,
                             std::string isa_name) {
-             const refrl::MlpLayout layout = checked_layout(fname, sizes);
+             const refrl::MlpLayout layout = checked_layout(fname, "sizes", sizes);
              const refrl::Activation act = checked_activation(fname, activation);
              refrl::PolicyHead h;
              if (head == "categorical") h = refrl::PolicyHead::categorical;
@@ -151,7 +116,7 @@ MlpBatchFxx(theta, sizes, activation, x, isa="auto"); .output() -> y [B, dL];
 )pbdoc")
       .def(py::init([mname](CArr<T> theta, std::vector<Index> sizes, std::string activation, CArr<T> x,
                             std::string isa_name) {
-             const refrl::MlpLayout layout = checked_layout(mname, sizes);
+             const refrl::MlpLayout layout = checked_layout(mname, "sizes", sizes);
              const refrl::Activation act = checked_activation(mname, activation);
              check_vec<T>(mname, "theta", theta, layout.num_params);
              if (x.ndim() != 2 || x.shape(1) != layout.in_dim() || x.shape(0) < 1)

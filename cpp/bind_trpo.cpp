@@ -12,33 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "bindings.hpp"
+#include "bind_checks.hpp"
 #include "refrl/trpo_step.hpp"
 
 namespace refrl_bind {
 namespace {
 
 using refrl::Index;
-
-template <class T>
-using CArr = py::array_t<T, py::array::c_style>;
-
-[[noreturn]] void fail(const std::string& who, const std::string& msg) { throw py::value_error(who + ": " + msg); }
-
-refrl::Isa trpo_isa(const std::string& who, const std::string& name) {
-  if (name == "auto") {
-    const char* force = std::getenv("REFRL_KERNEL_ISA");
-    if (force != nullptr && std::string(force) == "baseline") return refrl::Isa::generic;
-    return refrl::best_isa();
-  }
-  refrl::Isa isa;
-  if (name == "generic") isa = refrl::Isa::generic;
-  else if (name == "avx2") isa = refrl::Isa::avx2;
-  else if (name == "avx512") isa = refrl::Isa::avx512;
-  else fail(who, "'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got '" + name + "'");
-  if (!refrl::isa_supported(isa)) fail(who, "'isa'='" + name + "' is not supported by this CPU or build");
-  return isa;
-}
 
 template <class T>
 void check_len(const std::string& who, const char* name, const CArr<T>& a, Index n) {
@@ -52,12 +32,8 @@ py::tuple trpo_step_py(const std::string& who, CArr<T> theta_old, std::vector<In
                        CArr<T> adv, CArr<T> weights, CArr<T> g, double max_kl, Index cg_iters, double cg_tol,
                        double cg_damping, double shrink, Index max_iter, Index subsample, bool line_search,
                        std::string isa_name) {
-  if (const char* err = refrl::mlp_layout_error(sizes.data(), Index(sizes.size()))) fail(who, std::string("'sizes': ") + err);
-  const refrl::MlpLayout layout = refrl::mlp_layout(sizes.data(), Index(sizes.size()));
-  refrl::Activation act;
-  if (activation == "tanh") act = refrl::Activation::tanh;
-  else if (activation == "relu") act = refrl::Activation::relu;
-  else fail(who, "'activation' must be 'tanh' or 'relu', got '" + activation + "'");
+  const refrl::MlpLayout layout = checked_layout(who, "sizes", sizes);
+  const refrl::Activation act = checked_activation(who, activation);
   refrl::PolicyHead h;
   if (head == "categorical") h = refrl::PolicyHead::categorical;
   else if (head == "gaussian") h = refrl::PolicyHead::gaussian;
@@ -104,7 +80,7 @@ py::tuple trpo_step_py(const std::string& who, CArr<T> theta_old, std::vector<In
   if (!(shrink > 0 && shrink < 1)) fail(who, "'line_search_shrink' must be in (0, 1)");
   if (max_iter < 1) fail(who, "'line_search_max_iter' must be >= 1");
   if (subsample < 1) fail(who, "'subsample' must be >= 1");
-  const refrl::Isa isa = trpo_isa(who, isa_name);
+  const refrl::Isa isa = checked_isa(who, isa_name);
 
   refrl::TrpoStepSettings cfg;
   cfg.max_kl = max_kl;
