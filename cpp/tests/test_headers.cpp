@@ -8,24 +8,11 @@
 #include <limits>
 #include <vector>
 
+#include "check.hpp"
 #include "refrl/cg.hpp"
 #include "refrl/common.hpp"
 #include "refrl/gae.hpp"
 #include "refrl/surrogate.hpp"
-
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    ++checks;                                                                \
-    if (!(cond)) {                                                           \
-      ++failures;                                                            \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_NEAR(a, b, tol) CHECK(std::fabs(static_cast<double>(a) - static_cast<double>(b)) <= (tol))
 
 using refrl::Index;
 

@@ -9,19 +9,10 @@
 #include <cstring>
 #include <vector>
 
+#include "check.hpp"
 #include "refrl/trpo_step.hpp"
 
 using refrl::Index;
-
-static int checks = 0, failures = 0;
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    ++checks;                                                                        \
-    if (!(cond)) {                                                                   \
-      ++failures;                                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                                \
-  } while (0)
 
 // log softmax of the logits of row b of x at theta (layout: W [d0, n] row-major, then b [n])
 template <class T>
