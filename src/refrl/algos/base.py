@@ -243,6 +243,21 @@ class OnPolicyAlgorithm:
             weights=buf.valid.reshape(B).astype(buf.logp.dtype),
         )
 
+    def real_transitions(self, normalize_advantage: bool) -> RolloutBatch | None:
+        """The flat batch restricted to real transitions (NEXT_STEP reset slots dropped, so they are
+        in no mean), advantages standardised over it when asked (torch's unbiased std, as
+        sb3-contrib's TRPO); None when the rollout holds no real transition.  For the full-batch
+        algorithms (TRPO/NPG, VPG); PPO keeps the weights and normalises per minibatch instead."""
+        b = self.flat_batch()
+        idx = np.flatnonzero(b.weights > 0)
+        if idx.size == 0:
+            return None
+        adv = b.advantages[idx]
+        if normalize_advantage and idx.size > 1:
+            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
+        return RolloutBatch(obs=b.obs[idx], actions=b.actions[idx], logp=b.logp[idx], values=b.values[idx],
+                            advantages=adv, returns=b.returns[idx], weights=b.weights[idx])
+
     def learn(
         self,
         total_timesteps: int,

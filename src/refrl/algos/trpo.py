@@ -132,16 +132,11 @@ class NPG(OnPolicyAlgorithm):
     def train(self) -> None:
         """Collected rollout -> normalised advantages -> natural/TRPO policy step -> critic epochs."""
         cfg, policy, log = self.config, self.policy, self.logger
-        # flatten to b_* and keep only real transitions (reset slots are not in any mean)
-        b = self.flat_batch()
-        idx = np.flatnonzero(b.weights > 0)
-        if idx.size == 0:
+        # flatten to b_*, real transitions only; advantages normalised over the whole batch (sb3-contrib)
+        b = self.real_transitions(cfg.normalize_advantage)
+        if b is None:
             return
-        b_obs, b_actions = b.obs[idx], b.actions[idx]
-        b_adv, b_ret, b_val = b.advantages[idx], b.returns[idx], b.values[idx]
-        # advantage normalisation over the whole batch (sb3-contrib; torch's unbiased std)
-        if cfg.normalize_advantage and idx.size > 1:
-            b_adv = (b_adv - b_adv.mean()) / (b_adv.std(ddof=1) + 1e-8)
+        b_obs, b_actions, b_adv, b_ret, b_val = b.obs, b.actions, b.advantages, b.returns, b.values
 
         # policy: natural gradient step (+ line search for TRPO)
         info = self.policy_step(b_obs, b_actions, b_adv)

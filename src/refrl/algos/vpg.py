@@ -97,15 +97,11 @@ class VPG(OnPolicyAlgorithm):
         self.critic_optimizer.lr = cfg.vf_learning_rate * frac
 
         # flatten; keep real transitions only
-        b = self.flat_batch()
-        idx = np.flatnonzero(b.weights > 0)
-        if idx.size == 0:
+        b = self.real_transitions(cfg.normalize_advantage)
+        if b is None:
             return
-        b_obs, b_actions = b.obs[idx], b.actions[idx]
-        b_adv, b_ret, b_val = b.advantages[idx], b.returns[idx], b.values[idx]
-        if cfg.normalize_advantage and idx.size > 1:
-            b_adv = (b_adv - b_adv.mean()) / (b_adv.std(ddof=1) + 1e-8)
-        B = idx.size
+        b_obs, b_actions, b_adv, b_ret, b_val = b.obs, b.actions, b.advantages, b.returns, b.values
+        B = b_adv.size
 
         # policy: maximise L^PG(θ) = Ê[log π_θ(a|s) Â] (+ c·H) by n_epochs full-batch Adam steps
         b_dist_old = None
