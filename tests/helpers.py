@@ -80,3 +80,22 @@ def assert_matches_oracle(got, want, *, rtol: float, atol: float, skip: tuple[st
             assert g == w, f"{field}: {g!r} != {w!r}"
         else:
             assert_close(g, w, rtol=rtol, atol=atol, name=field)
+
+
+def random_pendulum_return(n_episodes: int = 5) -> float:
+    """Mean raw return of a uniformly random Pendulum-v1 policy over the evaluation seeds
+    10_000 + i (the baseline the learning tests' thresholds are measured against; ≈ −1100)."""
+    import gymnasium as gym
+
+    rng = np.random.default_rng(0)
+    env = gym.make("Pendulum-v1")
+    returns = []
+    for i in range(n_episodes):
+        env.reset(seed=10_000 + i)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(rng.uniform(-2.0, 2.0, size=1).astype(np.float32))
+            total += r
+            done = term or trunc
+        returns.append(total)
+    return float(np.mean(returns))

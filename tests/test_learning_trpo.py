@@ -5,30 +5,14 @@ TRPO Pendulum −215 / −434, NPG Pendulum −215 / −232; a uniformly random 
 
 from __future__ import annotations
 
-import gymnasium as gym
-import numpy as np
 import pytest
+from helpers import random_pendulum_return
 
 import refrl
 from refrl.algos.base import evaluate_policy
 from refrl.config import tuned_defaults
 
 pytestmark = pytest.mark.slow
-
-
-def _random_pendulum_return() -> float:
-    rng = np.random.default_rng(0)
-    env = gym.make("Pendulum-v1")
-    returns = []
-    for i in range(5):
-        env.reset(seed=10_000 + i)
-        total, done = 0.0, False
-        while not done:
-            _, r, term, trunc, _ = env.step(rng.uniform(-2.0, 2.0, size=1).astype(np.float32))
-            total += r
-            done = term or trunc
-        returns.append(total)
-    return float(np.mean(returns))
 
 
 def test_trpo_learns_cartpole():
@@ -47,7 +31,7 @@ def test_trpo_learns_cartpole():
 @pytest.mark.parametrize("algo", ["TRPO", "NPG"])
 def test_trpo_and_npg_learn_pendulum_clearly_better_than_random(algo):
     """Zoo TRPO Pendulum-v1 settings minus gSDE (2 envs x 1024, γ 0.9, 15 critic epochs), 50k steps."""
-    assert _random_pendulum_return() < -900.0  # the baseline, so that the threshold means something
+    assert random_pendulum_return() < -900.0  # the baseline, so that the threshold means something
     agent = getattr(refrl, algo)("Pendulum-v1", seed=0, **tuned_defaults("trpo", "Pendulum-v1")).learn(50_000)
     returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
     assert returns.mean() > -600.0, returns
