@@ -1,4 +1,4 @@
-// Bindings of gae, clipped_surrogate and conjugate_gradient (float and double).
+// Bindings of gae, clipped_surrogate, conjugate_gradient and adam_step (float and double).
 // Thin: refrl.kernels has already validated and converted everything; these functions only
 // re-check what guards memory safety (ndim, equal shapes, contiguity via c_style +
 // noconvert: no silent copies), release the GIL and call the header.
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "bindings.hpp"
+#include "refrl/adam.hpp"
 #include "refrl/cg.hpp"
 #include "refrl/gae.hpp"
 #include "refrl/surrogate.hpp"
@@ -108,6 +109,48 @@ refrl::SurrogateStats surrogate_impl(refrl::Index b, const T* lp, const T* lpo, 
   if (cpu_has_v3()) return surrogate_v3<T>(b, lp, lpo, ad, w, eps, g);
 #endif
   return surrogate_base<T>(b, lp, lpo, ad, w, eps, g);
+}
+
+template <class T>
+REFRL_TARGET_V3 void adam_v3(refrl::Index n, T* th, const T* g, T* m, T* v, long long t, double lr, double b1,
+                             double b2, double eps) {
+  refrl::adam_step<T>(n, th, g, m, v, t, lr, b1, b2, eps);
+}
+template <class T>
+REFRL_TARGET_BASE void adam_base(refrl::Index n, T* th, const T* g, T* m, T* v, long long t, double lr, double b1,
+                                 double b2, double eps) {
+  refrl::adam_step<T>(n, th, g, m, v, t, lr, b1, b2, eps);
+}
+
+// Whether the byte ranges of two arrays overlap (adam_step updates three of them in place).
+template <class A, class B>
+bool overlap(const A& a, const B& b) {
+  const auto* a0 = reinterpret_cast<const char*>(a.data());
+  const auto* b0 = reinterpret_cast<const char*>(b.data());
+  return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+template <class T>
+void adam_binding(Arr<T> params, const Arr<T>& grads, Arr<T> m, Arr<T> v, long long t, double lr, double beta1,
+                  double beta2, double eps) {
+  if (t < 1) throw py::value_error("'t' must be >= 1");
+  if (params.ndim() != 1) throw py::value_error("'params' must be 1-D");
+  const py::ssize_t shape[1] = {params.shape(0)};
+  require_shape(grads, "grads", 1, shape);
+  require_shape(m, "m", 1, shape);
+  require_shape(v, "v", 1, shape);
+  if (overlap(params, grads) || overlap(params, m) || overlap(params, v) || overlap(m, v) || overlap(m, grads) ||
+      overlap(v, grads))
+    throw py::value_error("'params', 'grads', 'm' and 'v' must not share memory");
+  T* th = params.mutable_data();  // raises if not writeable
+  T* mp = m.mutable_data();
+  T* vp = v.mutable_data();
+  const T* g = grads.data();
+  py::gil_scoped_release nogil;
+#ifdef REFRL_DISPATCH
+  if (cpu_has_v3()) return adam_v3<T>(shape[0], th, g, mp, vp, t, lr, beta1, beta2, eps);
+#endif
+  adam_base<T>(shape[0], th, g, mp, vp, t, lr, beta1, beta2, eps);
 }
 
 template <class T>
@@ -235,6 +278,10 @@ void bind_for(py::module_& m, const std::string& suffix) {
         py::arg("clip_eps"),
         "PPO clipped surrogate -> (objective, grad_logp, clip_fraction, approx_kl, ratio_min, ratio_mean, "
         "ratio_max, weight_sum). Use refrl.kernels.clipped_surrogate.");
+  m.def(("adam_step_" + suffix).c_str(), &adam_binding<T>, py::arg("params").noconvert(),
+        py::arg("grads").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("t"), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        "One Adam step in place on params, m, v. Use refrl.kernels.adam_step (or refrl.optim.Adam).");
   m.def(("conjugate_gradient_" + suffix).c_str(), &cg_native_binding<T>, py::arg("operator"),
         py::arg("b").noconvert(), py::arg("iters"), py::arg("tol"), py::arg("damping"),
         "CG with a native operator (whole solve without the GIL) -> (x, iterations, residual_norm, status).");

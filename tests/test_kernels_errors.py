@@ -242,6 +242,7 @@ _CORE_CALLS = {
         a[1], 3, 1e-10, 0.0),
     "conjugate_gradient_callable": lambda a, s: getattr(_core, f"conjugate_gradient_callable_{s}")(
         lambda v: a[0], a[1], 3, 1e-10, 0.0),
+    "adam_step": lambda a, s: getattr(_core, f"adam_step_{s}")(a[0], a[1], a[2], a[3], 1, 1e-3, 0.9, 0.999, 1e-5),
 }
 
 
@@ -256,3 +257,59 @@ def test_core_bindings_fuzz_only_clear_errors(name, suffix, args):
         _CORE_CALLS[name](args, suffix)
     except (ValueError, TypeError):
         pass
+
+
+# ------------------------------------------------------------------ adam_step
+def _adam_args(n=4, dtype=np.float64):
+    return {"params": np.zeros(n, dtype), "grads": np.ones(n, dtype), "m": np.zeros(n, dtype), "v": np.zeros(n, dtype),
+            "t": 1, "lr": 1e-3}
+
+
+def _read_only(n):
+    a = np.zeros(n)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"params": [0.0, 0.0, 0.0, 0.0]}, TypeError, "adam_step: 'params' must be a numpy array, got list"),
+        ({"params": np.zeros(4, np.int64)}, TypeError, "'params' must be float32 or float64, got dtype int64"),
+        ({"params": np.zeros((2, 2))}, ValueError, r"'params' must be 1-D \[P\], got shape \(2, 2\)"),
+        ({"grads": np.ones(4, np.float32)}, TypeError, "'grads' must have dtype float64 \\(that of 'params'\\), got float32"),
+        ({"m": np.zeros(3)}, ValueError, r"'m' must have shape \(4,\), got \(3,\)"),
+        ({"v": np.zeros(8)[::2]}, ValueError, "'v' must be C-contiguous"),
+        ({"params": _read_only(4)}, ValueError, "'params' must be writeable"),
+        ({"t": 0}, ValueError, "'t' must be >= 1"),
+        ({"t": 1.5}, TypeError, "'t' must be an integer, got float"),
+        ({"lr": -1.0}, ValueError, "'lr' must be >= 0.0"),
+        ({"lr": float("nan")}, ValueError, "'lr' must be finite"),
+        ({"beta1": 1.0}, ValueError, "'beta1' must be < 1.0"),
+        ({"beta2": -0.1}, ValueError, "'beta2' must be >= 0.0"),
+        ({"eps": 0.0}, ValueError, "'eps' must be > 0.0"),
+    ],
+)
+def test_adam_step_rejects_bad_input(change, error, match):
+    with pytest.raises(error, match=match):
+        kernels.adam_step(**{**_adam_args(), **change})
+
+
+def test_adam_step_rejects_overlapping_arrays():
+    buf = np.zeros(8)
+    args = _adam_args()
+    args["m"], args["v"] = buf[0:4], buf[2:6]
+    with pytest.raises(ValueError, match="adam_step: 'params', 'grads', 'm' and 'v' must not share memory"):
+        kernels.adam_step(**args)
+    np.testing.assert_array_equal(buf, 0.0)  # nothing written
+
+
+@given(data=st.data(), n=st.integers(0, 5))
+def test_adam_step_fuzz_only_clear_errors(data, n):
+    arrays = {k: data.draw(_maybe_valid_array((n,)), label=k) for k in ("params", "grads", "m", "v")}
+    scalars = {k: data.draw(st.one_of(st.just(d), _any_scalar()), label=k)
+               for k, d in (("t", 1), ("lr", 1e-3), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-5))}
+    try:
+        kernels.adam_step(**arrays, **scalars)
+    except (ValueError, TypeError) as exc:
+        assert str(exc).startswith("adam_step: '"), str(exc)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from refrl import kernels, oracle
 from refrl.optim import Adam, clip_grad_norm_, linear_schedule
 
 
@@ -177,3 +178,42 @@ def test_linear_schedule_follows_sb3_progress_remaining():
     assert f(1.0) == pytest.approx(3e-4) and f(0.5) == pytest.approx(1.5e-4) and f(0.0) == 0.0
     h = linear_schedule(0.2, 0.05)
     assert h(1.0) == pytest.approx(0.2) and h(0.0) == pytest.approx(0.05)
+
+
+# ------------------------------------------------------------------ the compiled step vs its oracle
+@given(
+    n=st.integers(1, 300),  # beyond a few vector widths: the SIMD body and its tail
+    dtype=st.sampled_from([np.float32, np.float64]),
+    t=st.integers(1, 10_000),
+    lr=st.floats(0.0, 1.0),
+    betas=st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99), (0.99, 0.0)]),
+    eps=st.sampled_from([1e-5, 1e-8, 1e-2]),
+    data=st.data(),
+)
+def test_adam_step_matches_oracle(n, dtype, t, lr, betas, eps, data):
+    """kernels.adam_step (one fused pass in C++) == oracle.adam_step (Algorithm 1, a scalar loop in
+    float64); float32 computes in float32: tolerance 1e-5 relative (a few ulp per operation)."""
+    elems = st.floats(-10, 10, width=64)
+    params, grads, m = (data.draw(arrays(np.float64, n, elements=elems)).astype(dtype) for _ in range(3))
+    v = data.draw(arrays(np.float64, n, elements=st.floats(0, 100, width=64))).astype(dtype)
+    want_theta, want_m, want_v = oracle.adam_step(params, grads, m, v, t, lr, *betas, eps)
+    g_before = grads.copy()
+    kernels.adam_step(params, grads, m, v, t, lr, *betas, eps)
+    assert params.dtype == m.dtype == v.dtype == dtype
+    rtol, atol = (1e-12, 1e-12) if dtype == np.float64 else (1e-5, 1e-5)
+    np.testing.assert_allclose(m, want_m, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(v, want_v, rtol=rtol, atol=atol)
+    # θ's error is that of the step α·m̂/(√v̂+ε), which can be large against a small θ
+    step_scale = lr / (1 - betas[0] ** t) * (np.abs(want_m) + 1e-12) / (np.sqrt(want_v / (1 - betas[1] ** t)) + eps)
+    np.testing.assert_allclose(params, want_theta, rtol=rtol, atol=atol + rtol * float(step_scale.max()))
+    np.testing.assert_array_equal(grads, g_before)  # read only
+
+
+def test_adam_rejects_arrays_the_kernel_cannot_update_in_place():
+    with pytest.raises(TypeError, match="Adam: 'params' must be a 1-D float32 or float64 numpy array"):
+        Adam(np.zeros(3, np.float16), np.zeros(3, np.float16))
+    with pytest.raises(ValueError, match="Adam: 'params' must be C-contiguous"):
+        Adam(np.zeros(6)[::2], np.zeros(3))
+    buf = np.zeros(4)
+    with pytest.raises(ValueError, match="Adam: 'params' and 'grads' must not share memory"):
+        Adam(buf[:3], buf[1:])

@@ -39,7 +39,7 @@ def _record_steps(agent):
     [
         # line_search_max_iter=1 and a large δ make rejections frequent (so both branches are seen)
         ("CartPole-v1", dict(line_search_max_iter=1, max_kl=0.05, cg_damping=1e-3)),
-        ("CartPole-v1", dict(line_search_max_iter=2, line_search_shrink=0.5, max_kl=0.1, cg_damping=1e-3)),
+        ("CartPole-v1", dict(line_search_max_iter=2, line_search_shrink=0.5, max_kl=0.2, cg_damping=1e-3)),
         ("Pendulum-v1", dict(line_search_max_iter=1, max_kl=0.05, cg_damping=1e-3)),
         ("CartPole-v1", dict(dtype="float64", max_kl=0.01)),  # defaults otherwise
     ],
@@ -71,7 +71,9 @@ def test_trpo_every_accepted_step_within_max_kl_and_rejected_step_bit_identical(
 
 
 def test_npg_takes_the_full_natural_step_every_update():
-    agent = NPG("CartPole-v1", seed=1, n_envs=2, n_steps=256, n_critic_updates=2, dtype="float64", cg_damping=1e-3)
+    # damping 1e-2: with 1e-3 the step follows near-null directions of F where the quadratic
+    # model is poor (exact KL up to 4.5δ on one update of seed 1), which is what the line search is for
+    agent = NPG("CartPole-v1", seed=1, n_envs=2, n_steps=256, n_critic_updates=2, dtype="float64", cg_damping=1e-2)
     records = _record_steps(agent)
     agent.learn(2 * 256 * 6)
     for obs, dist_old, before, after, info in records:

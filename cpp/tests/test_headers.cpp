@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "refrl/adam.hpp"
 #include "refrl/cg.hpp"
 #include "refrl/common.hpp"
 #include "refrl/gae.hpp"
@@ -229,7 +230,43 @@ static void test_cg(double tol) {
   CHECK(info_z.status == refrl::CGStatus::converged && info_z.iterations == 0);
 }
 
+// Adam: two steps against Algorithm 1 written out in double, over lengths that cover the
+// vector body and its tail; the gradient is read only.
+template <class T>
+static void test_adam(double tol) {
+  for (Index n = 1; n <= 37; n += 3) {
+    std::vector<T> theta(n), g(n), m(n, T(0)), v(n, T(0));
+    std::vector<double> th_ref(n), m_ref(n, 0.0), v_ref(n, 0.0);
+    for (Index i = 0; i < n; ++i) {
+      theta[i] = static_cast<T>(0.1 * static_cast<double>(i) - 1.0);
+      th_ref[i] = static_cast<double>(theta[i]);
+    }
+    const double lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-5;
+    for (long long t = 1; t <= 2; ++t) {
+      for (Index i = 0; i < n; ++i) g[i] = static_cast<T>(std::sin(static_cast<double>(i + t)));
+      const std::vector<T> g_before = g;
+      refrl::adam_step<T>(n, theta.data(), g.data(), m.data(), v.data(), t, lr, b1, b2, eps);
+      CHECK(g == g_before);
+      for (Index i = 0; i < n; ++i) {
+        const double gi = static_cast<double>(g[i]);
+        m_ref[i] = b1 * m_ref[i] + (1 - b1) * gi;
+        v_ref[i] = b2 * v_ref[i] + (1 - b2) * gi * gi;
+        const double m_hat = m_ref[i] / (1 - std::pow(b1, static_cast<double>(t)));
+        const double v_hat = v_ref[i] / (1 - std::pow(b2, static_cast<double>(t)));
+        th_ref[i] -= lr * m_hat / (std::sqrt(v_hat) + eps);
+      }
+    }
+    for (Index i = 0; i < n; ++i) {
+      CHECK_NEAR(theta[i], th_ref[i], tol);
+      CHECK_NEAR(m[i], m_ref[i], tol);
+      CHECK_NEAR(v[i], v_ref[i], tol);
+    }
+  }
+}
+
 int main() {
+  test_adam<double>(1e-12);
+  test_adam<float>(1e-6);
   test_gae<double>(1e-12);
   test_gae<float>(1e-4);
   test_surrogate<double>(1e-12);

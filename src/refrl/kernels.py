@@ -31,6 +31,7 @@ by every kernel in this module so that errors read the same everywhere.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +49,7 @@ except ImportError as exc:  # never fall back to the oracles: they are slow on p
         "a C++17 compiler is needed. Original error: " + str(exc)
     ) from exc
 
-__all__ = ["clipped_surrogate", "conjugate_gradient", "fisher_operator", "fisher_vector_product", "gae", "trpo_step"]
+__all__ = ["adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_operator", "fisher_vector_product", "gae", "trpo_step"]
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _FLOAT_DTYPES = (_F32, _F64)
@@ -426,6 +427,96 @@ def clipped_surrogate(
         float(ratio_mean),
         float(ratio_max),
     )
+
+
+# ----------------------------------------------------------------------------------------
+# Adam step
+# ----------------------------------------------------------------------------------------
+
+
+def _adam_moment_array(x: Any, name: str, fn: str, like: np.ndarray, *, writeable: bool) -> np.ndarray:
+    """``x`` must already be a 1-D C-contiguous array of ``like``'s dtype and length (updated in place)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: '{name}' must be a numpy array, got {type(x).__name__}")
+    if x.dtype != like.dtype:
+        raise TypeError(f"{fn}: '{name}' must have dtype {like.dtype} (that of 'params'), got {x.dtype}")
+    if x.shape != like.shape:
+        raise ValueError(f"{fn}: '{name}' must have shape {_fmt_shape(like.shape)}, got {_fmt_shape(x.shape)}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{fn}: '{name}' must be C-contiguous (it is updated in place, never copied)")
+    if writeable and not x.flags.writeable:
+        raise ValueError(f"{fn}: '{name}' must be writeable (it is updated in place)")
+    return x
+
+
+def adam_step(
+    params: np.ndarray,
+    grads: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-5,
+) -> None:
+    r"""One Adam step, in place on ``params``, ``m`` and ``v`` (Kingma & Ba 2015, Algorithm 1).
+
+    .. math::
+        m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2
+
+        \theta \leftarrow \theta - \alpha \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
+
+    ε is added after the bias-corrected square root, as in Algorithm 1 and ``torch.optim.Adam``
+    (see :class:`refrl.optim.Adam`, which calls this).
+
+    Parameters
+    ----------
+    params : ndarray, shape [P], float32 or float64, C-contiguous, writeable
+        θ, updated in place. Its dtype decides the computation's dtype.
+    grads : ndarray, shape [P], same dtype
+        g.
+    m, v : ndarray, shape [P], same dtype, C-contiguous, writeable
+        First and second moment estimates, updated in place (start at 0).
+    t : int >= 1
+        The step number *after* this step (1 for the first), for the bias corrections.
+    lr : float >= 0
+        α.
+    beta1, beta2 : float in [0, 1)
+    eps : float > 0
+
+    Raises
+    ------
+    TypeError
+        An argument that is not a numpy array of the dtype of ``params``; non-number scalars.
+    ValueError
+        Wrong shapes, non-contiguous or read-only arrays, overlapping arrays, scalars out of range.
+    """
+    fn = "adam_step"
+    if not isinstance(params, np.ndarray):
+        raise TypeError(f"{fn}: 'params' must be a numpy array, got {type(params).__name__}")
+    if params.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{fn}: 'params' must be float32 or float64, got dtype {params.dtype}")
+    if params.ndim != 1:
+        raise ValueError(f"{fn}: 'params' must be 1-D [P], got shape {_fmt_shape(params.shape)}")
+    _adam_moment_array(params, "params", fn, params, writeable=True)
+    _adam_moment_array(grads, "grads", fn, params, writeable=False)
+    _adam_moment_array(m, "m", fn, params, writeable=True)
+    _adam_moment_array(v, "v", fn, params, writeable=True)
+    t = _check_scalar("t", t, fn=fn, lo=1, integer=True)
+    lr = _check_scalar("lr", lr, fn=fn, lo=0.0)
+    beta1 = _check_scalar("beta1", beta1, fn=fn, lo=0.0, hi=1.0, hi_open=True)
+    beta2 = _check_scalar("beta2", beta2, fn=fn, lo=0.0, hi=1.0, hi_open=True)
+    eps = _check_scalar("eps", eps, fn=fn, lo=0.0, lo_open=True)
+    _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
+
+
+def _adam_call(params, grads, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """The compiled step on arrays already checked (refrl.optim.Adam checks them once, at construction)."""
+    try:
+        _core_fn("adam_step", params.dtype)(params, grads, m, v, t, lr, beta1, beta2, eps)
+    except ValueError as exc:  # overlapping arrays (checked in C++: cheaper than np.shares_memory)
+        raise ValueError(f"adam_step: {exc}") from None
 
 
 # ----------------------------------------------------------------------------------------

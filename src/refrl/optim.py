@@ -10,7 +10,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from refrl import kernels
+
 __all__ = ["Adam", "clip_grad_norm_", "linear_schedule"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Adam:
@@ -49,8 +53,10 @@ class Adam:
         eps: float = 1e-5,
     ) -> None:
         for name, arr in (("params", params), ("grads", grads)):
-            if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind != "f":
-                raise TypeError(f"Adam: '{name}' must be a 1-D float numpy array")
+            if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype not in _FLOAT_DTYPES:
+                raise TypeError(f"Adam: '{name}' must be a 1-D float32 or float64 numpy array")
+            if not arr.flags.c_contiguous:
+                raise ValueError(f"Adam: '{name}' must be C-contiguous (a flat vector or a slice of one)")
         if grads.shape != params.shape or grads.dtype != params.dtype:
             raise ValueError(
                 f"Adam: 'grads' must match 'params' (shape {params.shape}, dtype {params.dtype}), "
@@ -58,6 +64,8 @@ class Adam:
             )
         if not params.flags.writeable:
             raise ValueError("Adam: 'params' must be writeable")
+        if np.shares_memory(params, grads):
+            raise ValueError("Adam: 'params' and 'grads' must not share memory")
         b1, b2 = (float(b) for b in betas)
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"Adam: 'betas' must lie in [0, 1), got {betas}")
@@ -73,31 +81,16 @@ class Adam:
         self.t = 0
         self.m = np.zeros_like(params)
         self.v = np.zeros_like(params)
-        self._tmp = np.empty_like(params)
 
     def step(self) -> None:
-        """One Adam update θ ← θ − α m̂/(√v̂ + ε) from the current ``grads`` (not zeroed here)."""
-        b1, b2 = self.betas
-        g, m, v, tmp = self.grads, self.m, self.v, self._tmp
+        """One Adam update θ ← θ − α m̂/(√v̂ + ε) from the current ``grads`` (not zeroed here).
+
+        One pass in the compiled core (``refrl.kernels.adam_step``; its oracle is
+        ``refrl.oracle.adam_step``, the paper's Algorithm 1 as a loop).
+        """
         self.t += 1
-        t = self.t
-        # m ← β1 m + (1 − β1) g ;  v ← β2 v + (1 − β2) g²   (no temporaries beyond tmp)
-        m *= b1
-        np.multiply(g, 1.0 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp
-        bias1 = 1.0 - b1**t
-        bias2 = 1.0 - b2**t
-        # denominator √v̂ + ε = √v / √(1 − β2^t) + ε   (ε after the bias correction, as Algorithm 1)
-        np.sqrt(v, out=tmp)
-        tmp *= 1.0 / math.sqrt(bias2)
-        tmp += self.eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= self.lr / bias1
-        self.params -= tmp
+        b1, b2 = self.betas
+        kernels._adam_call(self.params, self.grads, self.m, self.v, self.t, self.lr, b1, b2, self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray | float]:
         b1, b2 = self.betas

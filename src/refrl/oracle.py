@@ -16,7 +16,7 @@ import numpy as np
 
 from refrl._types import CGResult, GAEResult, SurrogateResult, TrpoStepResult
 
-__all__ = ["clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae", "trpo_step"]
+__all__ = ["adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae", "trpo_step"]
 
 
 def gae(rewards, values, next_values, terminated, truncated, gamma, lam) -> GAEResult:
@@ -97,6 +97,30 @@ def clipped_surrogate(logp, logp_old, advantages, clip_range, weights=None) -> S
         ratio_sum / w_sum,
         max(ratios_used),
     )
+
+
+def adam_step(params, grads, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-5):
+    """One step of Adam, literally (Kingma & Ba 2015, Algorithm 1, the loop body for step t).
+
+    m_t ← β1·m_{t−1} + (1 − β1)·g_t
+    v_t ← β2·v_{t−1} + (1 − β2)·g_t²
+    m̂_t ← m_t / (1 − β1^t);   v̂_t ← v_t / (1 − β2^t)
+    θ_t ← θ_{t−1} − α·m̂_t / (√v̂_t + ε)
+
+    Trusted because it is the pseudocode, one parameter at a time over Python floats.
+    Returns the new (params, m, v) as float64 arrays; the inputs are not modified.
+    """
+    n = len(params)
+    theta_out, m_out, v_out = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in range(n):
+        g_i = float(grads[i])
+        m_i = beta1 * float(m[i]) + (1.0 - beta1) * g_i  # biased first moment
+        v_i = beta2 * float(v[i]) + (1.0 - beta2) * g_i**2  # biased second raw moment
+        m_hat = m_i / (1.0 - beta1**t)  # bias-corrected first moment
+        v_hat = v_i / (1.0 - beta2**t)  # bias-corrected second moment
+        theta_out[i] = float(params[i]) - lr * m_hat / (math.sqrt(v_hat) + eps)
+        m_out[i], v_out[i] = m_i, v_i
+    return theta_out, m_out, v_out
 
 
 def conjugate_gradient(operator: Callable | np.ndarray, b, iters=10, tol=1e-10, damping=0.0) -> CGResult:

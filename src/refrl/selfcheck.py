@@ -153,11 +153,31 @@ def check_fisher_vector_product(rng: np.random.Generator, trials: int) -> Errors
     return {k: (e, tol[k]) for k, e in worst.items()}
 
 
+def check_adam_step(rng: np.random.Generator, trials: int) -> Errors:
+    """One compiled Adam step (adam.hpp) vs Algorithm 1 of Kingma & Ba as a scalar loop."""
+    from refrl import kernels, oracle
+
+    worst = {"float64": 0.0, "float32": 0.0}
+    for _ in range(trials):
+        n = int(rng.integers(1, 200))
+        t = int(rng.integers(1, 1000))
+        lr, b1, b2, eps = float(rng.uniform(0, 0.1)), float(rng.choice([0.0, 0.9])), float(rng.choice([0.9, 0.999])), 1e-5
+        theta, g, m = (rng.normal(size=n) for _ in range(3))
+        v = rng.uniform(0, 2, size=n)
+        for name, dt in (("float64", np.float64), ("float32", np.float32)):
+            th, gg, mm, vv = (x.astype(dt) for x in (theta, g, m, v))
+            want = oracle.adam_step(th, gg, mm, vv, t, lr, b1, b2, eps)
+            kernels.adam_step(th, gg, mm, vv, t, lr, b1, b2, eps)
+            worst[name] = max(worst[name], _err(th, want[0]), _err(mm, want[1]), _err(vv, want[2]))
+    return {k: (e, TOL[k]) for k, e in worst.items()}
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("gae", check_gae),
     ("clipped_surrogate", check_clipped_surrogate),
     ("conjugate_gradient", check_conjugate_gradient),
     ("fisher_vector_product", check_fisher_vector_product),
+    ("adam_step", check_adam_step),
 ]
 
 
