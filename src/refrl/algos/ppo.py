@@ -73,18 +73,24 @@ class PPO(OnPolicyAlgorithm):
             e_obs, e_actions, e_w, e_adv = b_obs[perm], b_actions[perm], b.weights[perm], b.advantages[perm]
             e_logp, e_ret, e_v = b.logp[perm], b.returns[perm], b.values[perm]
             e_dist_old = b_dist_old[perm] if kl_pen else None
+            # per-minibatch weight sums and advantage normalisation, for all minibatches at once
+            # (rows of [B/M, M]; B is a multiple of M): the same statistics, fewer NumPy calls
+            w_mb, adv_mb = e_w.reshape(-1, M), e_adv.reshape(-1, M)
+            w_sums = w_mb.sum(axis=1, dtype=np.float64)
+            if cfg.normalize_advantage:  # weighted, unbiased std as torch's .std() in SB3/CleanRL
+                safe = np.maximum(w_sums, 1.0)[:, None]
+                mean = (w_mb * adv_mb).sum(axis=1, dtype=np.float64)[:, None] / safe
+                centred = adv_mb - mean
+                var = (w_mb * centred * centred).sum(axis=1, dtype=np.float64)[:, None] / np.maximum(safe - 1.0, 1.0)
+                e_adv = (centred / (np.sqrt(var) + 1e-8)).astype(e_adv.dtype).reshape(-1)
             epoch_ratio_max = 0.0
-            for start in range(0, B, M):
+            for i_mb, start in enumerate(range(0, B, M)):
                 mb = slice(start, start + M)
                 mb_w = e_w[mb]
-                w_sum = float(np.dot(mb_w, np.ones_like(mb_w)))
+                w_sum = float(w_sums[i_mb])
                 if w_sum == 0.0:  # only reset slots: nothing to learn from
                     continue
                 mb_adv = e_adv[mb]
-                if cfg.normalize_advantage:  # weighted, unbiased std as torch's .std() in SB3/CleanRL
-                    mean = float(np.dot(mb_w, mb_adv)) / w_sum
-                    var = float(np.dot(mb_w, (mb_adv - mean) ** 2)) / max(w_sum - 1.0, 1.0)
-                    mb_adv = (mb_adv - mean) / (np.sqrt(var) + 1e-8)
 
                 logp, ent, values, cache = policy.evaluate(e_obs[mb], e_actions[mb])
                 mb_logp_old = e_logp[mb]
