@@ -5,6 +5,7 @@ after the other in the same process, both single-threaded.
     python benchmarks/vs_sb3.py                      # CartPole-v1 (SB3 defaults + RL Zoo), Pendulum-v1
     python benchmarks/vs_sb3.py --cases cartpole-zoo --seeds 0 1 2 3 4
     python benchmarks/vs_sb3.py --long               # + Hopper-v5, 1M steps (needs refrl[mujoco]; hours)
+    python benchmarks/vs_sb3.py --cases hopper-zoo --seeds 0   # Hopper-v5 with the zoo's tuned settings
 
 SPS = environment transitions per second of ``learn()`` (collection + updates; refrl counts
 real transitions only, SB3 every step: the same thing since SB3 resets inside the step), by wall
@@ -41,6 +42,7 @@ CASES: dict[str, dict[str, Any]] = {
     "pendulum-default": dict(env="Pendulum-v1", steps=100_000, hp={}),
     "pendulum-zoo": dict(env="Pendulum-v1", steps=100_000, hp=tuned_defaults("ppo", "Pendulum-v1")),
     "hopper-default": dict(env="Hopper-v5", steps=1_000_000, hp={}, long=True),
+    "hopper-zoo": dict(env="Hopper-v5", steps=1_000_000, hp=tuned_defaults("ppo", "Hopper-v5"), long=True),
 }
 
 
