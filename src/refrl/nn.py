@@ -284,7 +284,7 @@ class MLP:
         delta = np.asarray(dy, dtype=self.dtype)
         if delta.shape != (B, self.sizes[-1]):
             raise ValueError(f"MLP.backward: 'dy' must have shape ({B}, {self.sizes[-1]}), got {delta.shape}")
-        if out is None or (out is not self.grads and _same_view(out, self.grads)):
+        if out is None:
             dWs, dbs = self.dW, self.db
         else:
             out = self._storage(out, self.params.size, "out")
@@ -337,14 +337,6 @@ class MLP:
 
     def __repr__(self) -> str:
         return f"MLP(sizes={self.sizes}, activation={self.activation!r}, dtype={self.dtype.name})"
-
-
-def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when the 1-D arrays ``a`` and ``b`` are views of the same memory (same start, length, dtype)."""
-    return (
-        isinstance(a, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
-        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-    )
 
 
 def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:

@@ -389,12 +389,13 @@ class ActorCritic:
         if target.shape != (self.n_policy_params,):
             raise ValueError(f"ActorCritic.backward_dist_params: 'out' must have shape ({self.n_policy_params},)")
         n_pi = self.pi.params.size
+        pi_out = None if out is None else target[:n_pi]  # None: the policy MLP's own grads (views kept)
         if self._gaussian:
             d = self.dist.d
-            self.pi.backward(g[:, :d], cache["pi"], out=target[:n_pi], need_dx=False)
+            self.pi.backward(g[:, :d], cache["pi"], out=pi_out, need_dx=False)
             target[n_pi:] += g[:, d:].sum(axis=0)
         else:
-            self.pi.backward(g, cache["pi"], out=target[:n_pi], need_dx=False)
+            self.pi.backward(g, cache["pi"], out=pi_out, need_dx=False)
 
     def dist_params_jvp(self, pi_cache: list, v: np.ndarray) -> np.ndarray:
         """J·v: directional derivative of the distribution parameters [B, param_dim] along a policy-
