@@ -14,6 +14,10 @@ def _cases(rng):
     yield c, rng.normal(size=(B, 4)) * 3, rng.integers(2, 6, size=B)
     g = DiagGaussian(3)
     yield g, rng.normal(size=(B, 6)), rng.normal(size=(B, 3))
+    beyond = rng.normal(size=(B, 6))
+    beyond[:3, 3:] = 3.0  # log σ above LOG_STD_MAX and below LOG_STD_MIN: the masked gradient
+    beyond[3:5, 4] = -25.0
+    yield g, beyond, rng.normal(size=(B, 3))
     m = MultiCategorical([3, 2])
     yield m, rng.normal(size=(B, 5)), np.stack([rng.integers(0, 3, B), rng.integers(0, 2, B)], axis=1)
 

@@ -355,6 +355,36 @@ class DiagGaussian(Distribution):
         z = (a - mean) * np.exp(-log_std)
         return -0.5 * (z * z).sum(axis=1) - log_std.sum(axis=1) - 0.5 * self.d * _LOG_2PI
 
+    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """log π(a), H and a stash (z = (a − μ)/σ, 1/σ, raw log σ): one split, one exp and one z for
+        the four quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their
+        gradients)."""
+        mean, log_std, raw = self._split(params)
+        a = self._actions(actions, mean.shape[0], mean.dtype)
+        inv_std = np.exp(-log_std)
+        z = (a - mean) * inv_std
+        sum_log_std = log_std.sum(axis=1)
+        logp = -0.5 * (z * z).sum(axis=1) - sum_log_std - 0.5 * self.d * _LOG_2PI
+        ent = sum_log_std + 0.5 * self.d * (1.0 + _LOG_2PI)
+        return logp, ent, (z, inv_std, raw)
+
+    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
+        """dlogp ⊙ [z/σ | z² − 1] + dentropy ⊙ [0 | 1], the log σ part masked where its bound is active
+        (the values of ``log_prob_grad`` and ``entropy_grad`` weighted and summed)."""
+        if dlogp is None and dentropy is None:
+            return None
+        z, inv_std, raw = stash
+        d = self.d
+        g = np.zeros((z.shape[0], 2 * d), dtype=z.dtype)
+        if dlogp is not None:
+            w = dlogp[:, None]
+            g[:, :d] = z * inv_std * w
+            g[:, d:] = (z * z - 1.0) * w
+        if dentropy is not None:
+            g[:, d:] += dentropy[:, None]
+        g[:, d:] = self._mask(g[:, d:], raw)
+        return g
+
     def log_prob_grad(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
         mean, log_std, raw = self._split(params)
         a = self._actions(actions, mean.shape[0], mean.dtype)
