@@ -253,8 +253,9 @@ def test_actor_critic_rejects_nan_parameters():
         bad_std = _small_policy("box", 3, (4,))
         bad_std.native_act = native
         bad_std.log_std[0] = np.nan
-        with pytest.raises(ValueError, match="'params' contain NaN"):
-            bad_std.act(np.ones((2, 3)), np.random.default_rng(0))
+        for deterministic in (False, True):
+            with pytest.raises(ValueError, match="'params' contain NaN"):
+                bad_std.act(np.ones((2, 3)), np.random.default_rng(0), deterministic=deterministic)
     good = _small_policy("box", 3, (4,))
     with pytest.raises(ValueError, match="'params' contain NaN"):
         good.load_state_dict({"params": ac.params.copy()})

@@ -195,9 +195,7 @@ class ActorCritic:
         With ``native_act`` (default for float32) both forward passes and the Categorical / Gaussian
         sampling run in one native call (``_act_native``); the NumPy path below is the oracle.
         """
-        if self._gaussian and not np.isfinite(self.log_std).all():  # else NaN actions, silently
-            raise ValueError("ActorCritic.act: 'params' contain NaN or inf (log_std is not finite)")
-        if self.native_act:
+        if self.native_act:  # returns None on a non-finite log σ (checked in C++), then:
             res = self._act_native(obs, rng, deterministic)
             if res is not None:
                 return res
@@ -247,8 +245,8 @@ class ActorCritic:
             a, logp, values = res
             return a.reshape((B, *self._act_shape)), logp, values
         res = net.forward(self.params, x)
-        if res is None:
-            return None
+        if res is None or (self._gaussian and not np.isfinite(self.log_std).all()):
+            return None  # the NumPy path raises the named error
         out, values = res
         a, logp = dist.sample_with_log_prob(self._dist_params(out), rng, deterministic)
         if self._gaussian:
@@ -256,6 +254,8 @@ class ActorCritic:
         return a, logp, values
 
     def _act_numpy(self, obs, rng, deterministic):
+        if self._gaussian and not np.isfinite(self.log_std).all():  # else NaN actions, silently
+            raise ValueError("ActorCritic.act: 'params' contain NaN or inf (log_std is not finite)")
         x = self.preprocess_obs(obs)
         out = self.pi(x)
         self._check_out(out, "the policy output")
