@@ -31,7 +31,6 @@ by every kernel in this module so that errors read the same everywhere.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +48,10 @@ except ImportError as exc:  # never fall back to the oracles: they are slow on p
         "a C++17 compiler is needed. Original error: " + str(exc)
     ) from exc
 
-__all__ = ["adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_operator", "fisher_vector_product", "gae", "trpo_step"]
+__all__ = [
+    "adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_operator", "fisher_vector_product", "gae",
+    "trpo_step",
+]
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _FLOAT_DTYPES = (_F32, _F64)
