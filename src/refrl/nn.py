@@ -296,7 +296,10 @@ class MLP:
             dbs[l] += ones @ delta  # Σ_batch δ_l as a GEMV: ~3x faster than delta.sum(axis=0) here
             if l == 0 and not need_dx:
                 return None
-            dh = delta @ self.W[l].T
+            W = self.W[l]
+            # δ Wᵀ; with one output column it is an outer product: broadcasting gives the same
+            # products (no sums) at half the cost of a k = 1 matmul (value heads, 1-D Gaussians)
+            dh = delta * W.T if W.shape[1] == 1 else delta @ W.T
             if l > 0:
                 if self._relu:
                     dh *= self._dact(h_prev)
