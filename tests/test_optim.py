@@ -27,20 +27,16 @@ def adam_paper_algorithm_1(theta0, grad_seq, alpha, beta1, beta2, eps):
             m̂_t ← m_t / (1 − β1^t)
             v̂_t ← v_t / (1 − β2^t)
             θ_t ← θ_{t−1} − α·m̂_t / (√v̂_t + ε)
+
+    The loop body is ``oracle.adam_step`` (the same transcription, one step); this is the
+    outer ``while``: m_0 = v_0 = 0 and t counted from 1.
     """
-    theta = [float(x) for x in theta0]
-    m = [0.0] * len(theta)
-    v = [0.0] * len(theta)
-    t = 0
+    theta = np.asarray(theta0, dtype=np.float64)
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
     history = []
-    for g in grad_seq:
-        t = t + 1
-        for i in range(len(theta)):
-            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-            v[i] = beta2 * v[i] + (1 - beta2) * g[i] ** 2
-            m_hat = m[i] / (1 - beta1**t)
-            v_hat = v[i] / (1 - beta2**t)
-            theta[i] = theta[i] - alpha * m_hat / (math.sqrt(v_hat) + eps)
+    for t, g in enumerate(grad_seq, start=1):
+        theta, m, v = oracle.adam_step(theta, g, m, v, t, alpha, beta1, beta2, eps)
         history.append(list(theta))
     return history
 

@@ -16,7 +16,10 @@ import numpy as np
 
 from refrl._types import CGResult, GAEResult, SurrogateResult, TrpoStepResult
 
-__all__ = ["adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae", "trpo_step"]
+__all__ = [
+    "adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae",
+    "trpo_step",
+]
 
 
 def gae(rewards, values, next_values, terminated, truncated, gamma, lam) -> GAEResult:
