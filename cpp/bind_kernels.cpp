@@ -207,7 +207,7 @@ py::tuple surrogate_binding(const Arr<T>& logp, const Arr<T>& logp_old, const Ar
     s = surrogate_impl<T>(shape[0], lp, lpo, ad, w, static_cast<T>(clip_eps), g);
   }
   return py::make_tuple(s.objective, grad, s.clip_fraction, s.approx_kl, s.ratio_min, s.ratio_mean,
-                        s.ratio_max, s.weight_sum);
+                        s.ratio_max, s.weight_sum, s.invalid_weights);
 }
 
 template <class T>
@@ -277,7 +277,7 @@ void bind_for(py::module_& m, const std::string& suffix) {
         py::arg("logp_old").noconvert(), py::arg("advantages").noconvert(), py::arg("weights"),
         py::arg("clip_eps"),
         "PPO clipped surrogate -> (objective, grad_logp, clip_fraction, approx_kl, ratio_min, ratio_mean, "
-        "ratio_max, weight_sum). Use refrl.kernels.clipped_surrogate.");
+        "ratio_max, weight_sum, invalid_weights). Use refrl.kernels.clipped_surrogate.");
   m.def(("adam_step_" + suffix).c_str(), &adam_binding<T>, py::arg("params").noconvert(),
         py::arg("grads").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("t"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"),

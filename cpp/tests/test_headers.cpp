@@ -140,6 +140,28 @@ static void test_surrogate(double tol) {
   CHECK(!(s0.weight_sum > 0.0));
   CHECK(std::isnan(s0.objective));
   CHECK(g0 == T(0));
+  CHECK(s0.invalid_weights == 0);
+  CHECK(s.invalid_weights == 0);
+  // a negative, a NaN and an inf weight among valid ones: counted, nothing computed
+  const T bad_w[3][4] = {{T(1), T(-0.5), T(1), T(0)},
+                         {T(1), T(1), std::numeric_limits<T>::quiet_NaN(), T(0)},
+                         {std::numeric_limits<T>::infinity(), T(1), T(1), T(0)}};
+  for (const auto& wb : bad_w) {
+    T gb[4] = {T(7), T(7), T(7), T(7)};
+    const refrl::SurrogateStats sb = refrl::clipped_surrogate<T>(4, logp4, old4, adv4, wb, T(0.2), gb);
+    CHECK(sb.invalid_weights == 1);
+    CHECK(std::isnan(sb.objective) && std::isnan(sb.approx_kl) && std::isnan(sb.ratio_max));
+    for (const T v : gb) CHECK(v == T(0));
+  }
+  // weights each finite whose sum overflows double: nothing computed either
+  if constexpr (sizeof(T) == sizeof(double)) {
+    const T big[2] = {std::numeric_limits<T>::max(), std::numeric_limits<T>::max()};
+    T gbig[2] = {T(7), T(7)};
+    const refrl::SurrogateStats so = refrl::clipped_surrogate<T>(2, logp4, old4, adv4, big, T(0.2), gbig);
+    CHECK(so.invalid_weights == 0);
+    CHECK(!(so.weight_sum <= std::numeric_limits<double>::max()));
+    CHECK(std::isnan(so.objective) && gbig[0] == T(0) && gbig[1] == T(0));
+  }
 }
 
 // Every batch size 1..70 (vector bodies and tails), with and without weights, against a

@@ -31,6 +31,7 @@ by every kernel in this module so that errors read the same everywhere.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -325,6 +326,18 @@ def gae(
 # ----------------------------------------------------------------------------------------
 
 
+def _raise_bad_weights(fn: str, weights: np.ndarray) -> None:
+    """Name what the surrogate kernel found wrong with ``weights`` (it reported them invalid)."""
+    if not np.isfinite(weights).all():
+        raise ValueError(f"{fn}: 'weights' contains NaN or inf")
+    if (weights < 0).any():
+        raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
+    total = float(weights.sum(dtype=np.float64))
+    if not np.isfinite(total):
+        raise ValueError(f"{fn}: 'weights' sum overflows")
+    raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
+
+
 def clipped_surrogate(
     logp: Any,
     logp_old: Any,
@@ -393,23 +406,16 @@ def clipped_surrogate(
         if w_arr.dtype.kind == "b":  # a mask: 0/1 by construction, only "not all zero" to check
             if w_arr.shape != shape:
                 raise ValueError(f"{fn}: 'weights' must have shape (B,)={_fmt_shape(shape)}, got {_fmt_shape(w_arr.shape)}")
-            if not w_arr.any():
-                raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
             weights = w_arr.astype(dtype)  # C-contiguous 0/1 copy
         else:
             weights = _as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
-            if not np.isfinite(weights).all():
-                raise ValueError(f"{fn}: 'weights' contains NaN or inf")
-            if (weights < 0).any():
-                raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
-            total = float(weights.sum(dtype=np.float64))
-            if not total > 0:
-                raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
-            if not np.isfinite(total):
-                raise ValueError(f"{fn}: 'weights' sum overflows")
-    objective, grad, clip_fraction, approx_kl, ratio_min, ratio_mean, ratio_max, _ = _core_fn(
+    # the kernel checks the weights (>= 0, finite, not all zero, sum finite) in its summing pass
+    # and then computes nothing; the checks below only run to name the problem
+    objective, grad, clip_fraction, approx_kl, ratio_min, ratio_mean, ratio_max, weight_sum, invalid = _core_fn(
         "clipped_surrogate", dtype
     )(logp, logp_old, advantages, weights, clip_range)
+    if invalid or not 0.0 < weight_sum < math.inf:
+        _raise_bad_weights(fn, weights)
     if not (np.isfinite(objective) and np.isfinite(approx_kl) and np.isfinite(ratio_mean)):
         used = None if weights is None else weights != 0
         msg = _first_non_finite(fn, [("logp", logp), ("logp_old", logp_old), ("advantages", advantages)], where=used)

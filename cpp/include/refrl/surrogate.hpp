@@ -29,7 +29,10 @@ struct SurrogateStats {
   double ratio_min;
   double ratio_mean;
   double ratio_max;
-  double weight_sum;  // sum of w (B when weights is null); <= 0 means nothing was computed
+  double weight_sum;      // sum of w (B when weights is null)
+  Index invalid_weights;  // weights that are negative, NaN or inf (0 when weights is null)
+  // Nothing was computed (all outputs NaN, out_grad_logp zero) unless invalid_weights == 0 and
+  // 0 < weight_sum < inf.
 };
 
 namespace detail {
@@ -190,28 +193,35 @@ SurrogateStats surrogate_pass(Index batch, const T* logp, const T* logp_old, con
   }
   const double inv = 1.0 / weight_sum;
   return {objective * inv, clipped * inv, kl * inv, static_cast<double>(ratio_min), ratio_sum * inv,
-          static_cast<double>(ratio_max), weight_sum};
+          static_cast<double>(ratio_max), weight_sum, 0};
 }
 
 }  // namespace detail
 
 // logp, logp_old, advantages, out_grad_logp: [B]; weights: [B] or nullptr (all ones).
-// out_grad_logp must not alias the inputs. If sum w <= 0 (or B == 0) all outputs are NaN
-// and out_grad_logp is zero.
+// out_grad_logp must not alias the inputs. The weights are checked in the same pass as their
+// sum: if any is negative, NaN or inf, or if sum w <= 0 (or B == 0) or overflows, all outputs
+// are NaN, out_grad_logp is zero, and invalid_weights / weight_sum say why.
 template <class T>
 SurrogateStats clipped_surrogate(Index batch, const T* logp, const T* logp_old, const T* advantages,
                                  const T* weights, T clip_eps, T* out_grad_logp) {
   static_assert(is_real_v<T>, "refrl::clipped_surrogate is defined for float and double");
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  constexpr T t_max = std::numeric_limits<T>::max();
   double weight_sum = static_cast<double>(batch);
+  Index invalid = 0;
   if (weights != nullptr) {
     weight_sum = 0.0;
-#pragma omp simd reduction(+ : weight_sum)
-    for (Index i = 0; i < batch; ++i) weight_sum += static_cast<double>(weights[i]);
+#pragma omp simd reduction(+ : weight_sum, invalid)
+    for (Index i = 0; i < batch; ++i) {
+      const T w = weights[i];
+      weight_sum += static_cast<double>(w);
+      invalid += (w >= T(0) && w <= t_max) ? 0 : 1;  // false for NaN too
+    }
   }
-  if (!(weight_sum > 0.0)) {
+  if (invalid != 0 || !(weight_sum > 0.0) || !(weight_sum <= std::numeric_limits<double>::max())) {
     for (Index i = 0; i < batch; ++i) out_grad_logp[i] = T(0);
-    return {nan, nan, nan, nan, nan, nan, weight_sum};
+    return {nan, nan, nan, nan, nan, nan, weight_sum, invalid};
   }
   if (weights == nullptr)
     return detail::surrogate_pass<T, false>(batch, logp, logp_old, advantages, weights, clip_eps, weight_sum,
