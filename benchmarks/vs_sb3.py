@@ -6,6 +6,7 @@ after the other in the same process, both single-threaded.
     python benchmarks/vs_sb3.py --cases cartpole-zoo --seeds 0 1 2 3 4
     python benchmarks/vs_sb3.py --long               # + Hopper-v5, 1M steps (needs refrl[mujoco]; hours)
     python benchmarks/vs_sb3.py --cases hopper-zoo --seeds 0   # Hopper-v5 with the zoo's tuned settings
+    python benchmarks/vs_sb3.py --cases hopper-cleanrl --seeds 0 1   # ... with CleanRL's settings
 
 SPS = environment transitions per second of ``learn()`` (collection + updates; refrl counts
 real transitions only, SB3 every step: the same thing since SB3 resets inside the step), by wall
@@ -33,7 +34,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import refrl  # noqa: E402
-from refrl.config import tuned_defaults  # noqa: E402
+from refrl.config import CLEANRL_MUJOCO, ZOO_HOPPER, tuned_defaults  # noqa: E402
 
 # Each case: env, step budget, refrl hyperparameters.  SB3 gets exactly the same values.
 CASES: dict[str, dict[str, Any]] = {
@@ -42,7 +43,11 @@ CASES: dict[str, dict[str, Any]] = {
     "pendulum-default": dict(env="Pendulum-v1", steps=100_000, hp={}),
     "pendulum-zoo": dict(env="Pendulum-v1", steps=100_000, hp=tuned_defaults("ppo", "Pendulum-v1")),
     "hopper-default": dict(env="Hopper-v5", steps=1_000_000, hp={}, long=True),
-    "hopper-zoo": dict(env="Hopper-v5", steps=1_000_000, hp=tuned_defaults("ppo", "Hopper-v5"), long=True),
+    "hopper-zoo": dict(env="Hopper-v5", steps=1_000_000, hp=ZOO_HOPPER, long=True),
+    # CleanRL ppo_continuous_action.py: SB3's defaults + obs/reward normalisation (clip 10), LR
+    # annealing and value clipping 0.2 (CleanRL/ppo2 take max(unclipped, clipped)^2; SB3's
+    # clip_range_vf the clipped term alone: the one difference between the two sides here)
+    "hopper-cleanrl": dict(env="Hopper-v5", steps=1_000_000, hp=CLEANRL_MUJOCO, long=True),
 }
 
 

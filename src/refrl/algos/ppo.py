@@ -113,7 +113,8 @@ class PPO(OnPolicyAlgorithm):
                     stop = True  # early stop before this step (SB3)
                     break
 
-                # value loss (optionally clipped around the rollout's values, as SB3's clip_range_vf)
+                # value loss, optionally clipped around the rollout's values (ppo2/CleanRL's max form; SB3's
+                # clip_range_vf keeps the clipped term alone)
                 mb_ret, mb_v_old = e_ret[mb], e_v[mb]
                 err = values - mb_ret
                 if cfg.clip_range_vf is not None:
