@@ -71,8 +71,10 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
   .forward(theta, x) -> (pi_out [B, pi_sizes[-1]], values [B]) or None if not finite
   .act_categorical(theta, x, u) -> (actions int64 [B], logp [B], values [B]) or None;
       u: float64 [B] (or [B, 1]) uniforms from numpy's rng.random
-  .act_gaussian(theta, x, eps, log_std_min, log_std_max) -> (actions [B, d], logp [B], values [B])
-      or None; eps: float64 [B, d] from rng.standard_normal; log_std = theta[n_pi : n_pi + d]
+  .act_gaussian(theta, x, eps, log_std_min, log_std_max, low=None, high=None)
+      -> (actions [B, d], logp [B], values [B]) or None; eps: float64 [B, d] from
+      rng.standard_normal; log_std = theta[n_pi : n_pi + d]. With low and high ([d] arrays of
+      the dtype) a fourth output: the actions clipped to [low, high] for the environment.
 )pbdoc")
       .def(py::init([name](std::vector<Index> pi_sizes, std::vector<Index> vf_sizes, Index vf_offset,
                            std::string activation, std::string isa_name) {
@@ -128,7 +130,8 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
           py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("u").noconvert())
       .def(
           "act_gaussian",
-          [](const Net& net, CArr<T> theta, CArr<T> x, CArr<double> eps, double lo, double hi) -> py::object {
+          [](const Net& net, CArr<T> theta, CArr<T> x, CArr<double> eps, double lo, double hi, const py::object& low,
+             const py::object& high) -> py::object {
             const Index d = net.nets.pi.out_dim();
             if (net.nets.vf_offset < net.nets.pi.num_params + d)
               fail(net.who, "act_gaussian needs log_std (" + std::to_string(d) + " entries) between the networks "
@@ -139,6 +142,21 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               fail(net.who, "'eps' must have shape (" + std::to_string(B) + ", " + std::to_string(d) + "), got " +
                                 Net::shape_str(eps));
             if (!(lo <= hi)) fail(net.who, "'log_std_min' must be <= 'log_std_max'");
+            if (low.is_none() != high.is_none()) fail(net.who, "'low' and 'high' go together (both or neither)");
+            const bool clip = !low.is_none();
+            const auto bound = [&](const py::object& o, const char* arg) {
+              if (!py::isinstance<CArr<T>>(o)) fail(net.who, std::string("'") + arg + "' must be an array of the net's dtype");
+              auto arr = py::reinterpret_borrow<CArr<T>>(o);
+              if (arr.ndim() != 1 || arr.shape(0) != d || !(arr.flags() & py::array::c_style))
+                fail(net.who, std::string("'") + arg + "' must be a C-contiguous array of shape (" + std::to_string(d) +
+                                  ",), got " + Net::shape_str(arr));
+              return arr;
+            };
+            CArr<T> low_arr, high_arr;
+            if (clip) {
+              low_arr = bound(low, "low");
+              high_arr = bound(high, "high");
+            }
             CArr<T> po({B, d});
             CArr<T> vo(B);
             if (!net.run(theta, x, B, po, vo)) return py::none();
@@ -159,10 +177,22 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               refrl::gaussian_sample<T>(pp, ls.data(), B, d, ep, ap, lp);
             }
             if (!refrl::all_finite(a.data(), B * d) || !refrl::all_finite(logp.data(), B)) return py::none();
-            return py::make_tuple(a, logp, vo);
+            if (!clip) return py::make_tuple(a, logp, vo);
+            // the environment's copy, min(max(a, low), high) as np.maximum then np.minimum
+            CArr<T> a_env({B, d});
+            const T* ap = a.data();
+            const T* lw = low_arr.data();
+            const T* hg = high_arr.data();
+            T* ep = a_env.mutable_data();
+            for (Index r = 0; r < B; ++r)
+              for (Index j = 0; j < d; ++j) {
+                const T v = ap[r * d + j] < lw[j] ? lw[j] : ap[r * d + j];
+                ep[r * d + j] = v > hg[j] ? hg[j] : v;
+              }
+            return py::make_tuple(a, logp, vo, a_env);
           },
           py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("eps").noconvert(),
-          py::arg("log_std_min"), py::arg("log_std_max"))
+          py::arg("log_std_min"), py::arg("log_std_max"), py::arg("low") = py::none(), py::arg("high") = py::none())
       .def_property_readonly("n_params", &Net::n_params)
       .def_property_readonly("isa", [](const Net& net) { return std::string(refrl::isa_name(net.nets.isa)); })
       .def_property_readonly("pi_sizes", [](const Net& net) { return net.nets.pi.sizes; })

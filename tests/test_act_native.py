@@ -86,6 +86,43 @@ def test_native_act_matches_numpy_act(case):
     _assert_close(v_n, v_e, ac.dtype, "values vs evaluate")
 
 
+@given(act_case(), st.booleans())
+def test_act_and_clip_is_act_then_clip_actions(case, native):
+    """The collector's fused call: the same draws and values as ``act`` followed by ``clip_actions``
+    (the clip done in C++ on the native Gaussian path), with log σ up to 3 so that clipping bites."""
+    ac, obs, seed, _ = case
+    ac.native_act = native and ac.dtype == np.float32
+    rng_f, rng_r = np.random.default_rng(seed), np.random.default_rng(seed)
+    a_f, env_f, logp_f, v_f = ac.act_and_clip(obs, rng_f)
+    a_r, logp_r, v_r = ac.act(obs, rng_r)
+    env_r = ac.clip_actions(a_r)
+    assert rng_f.bit_generator.state == rng_r.bit_generator.state
+    for got, want in ((a_f, a_r), (env_f, env_r), (logp_f, logp_r), (v_f, v_r)):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)  # one code path each: bit-identical
+    if ac.log_std is not None:
+        space = ac.action_space
+        assert (env_f >= space.low).all() and (env_f <= space.high).all()
+
+
+def test_act_gaussian_clip_bounds_errors_are_named():
+    pi, vf = [3, 4, 2], [3, 4, 1]
+    n_pi = 3 * 4 + 4 + 4 * 2 + 2
+    g = _core.ActNetF32(pi, vf, n_pi + 2)
+    th, x, eps = np.zeros(g.n_params, np.float32), np.zeros((2, 3), np.float32), np.zeros((2, 2))
+    lo, hi = np.full(2, -1.0, np.float32), np.full(2, 1.0, np.float32)
+    with pytest.raises(ValueError, match="'low' and 'high' go together"):
+        g.act_gaussian(th, x, eps, -20.0, 2.0, lo, None)
+    with pytest.raises(ValueError, match="'high' must be an array of the net's dtype"):
+        g.act_gaussian(th, x, eps, -20.0, 2.0, lo, hi.astype(np.float64))
+    with pytest.raises(ValueError, match=r"'low' must be a C-contiguous array of shape \(2,\)"):
+        g.act_gaussian(th, x, eps, -20.0, 2.0, np.zeros(3, np.float32), hi)
+    eps[0, 0] = 1e3  # a = 1000 on one entry: clipped to 1 for the env, kept for the update
+    a, logp, v, a_env = g.act_gaussian(th, x, eps, -20.0, 2.0, lo, hi)
+    assert a[0, 0] == 1e3 and a_env[0, 0] == 1.0
+    np.testing.assert_array_equal(a_env, np.minimum(np.maximum(a, lo), hi))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_native_forward_every_isa_matches_numpy(dtype, isa):

@@ -210,9 +210,9 @@ class ActorCritic:
             self._native = cls(list(self.pi.sizes), list(self.vf.sizes), self.n_policy_params, self.activation)
         return self._native
 
-    def _act_native(self, obs, rng, deterministic):
-        """Fused native act; None when it cannot take this input (then the NumPy path runs and names
-        any bad input). Random numbers are drawn exactly as the NumPy path draws them."""
+    def _native_input(self, obs) -> np.ndarray | None:
+        """The native net's input [B, obs_dim] (C-contiguous, ``dtype``), or None when the shape is
+        not one it takes (the NumPy path then names the problem)."""
         if self._obs_kind == "box":
             x = obs
             if type(x) is not np.ndarray or x.dtype != self.dtype:
@@ -226,9 +226,15 @@ class ActorCritic:
                 x = np.ascontiguousarray(x)
         else:
             x = self.preprocess_obs(obs)
-        B = x.shape[0]
-        if B < 1:
+        return x if x.shape[0] >= 1 else None
+
+    def _act_native(self, obs, rng, deterministic):
+        """Fused native act; None when it cannot take this input (then the NumPy path runs and names
+        any bad input). Random numbers are drawn exactly as the NumPy path draws them."""
+        x = self._native_input(obs)
+        if x is None:
             return None
+        B = x.shape[0]
         net = self._native or self._native_net()
         dist = self.dist
         if not deterministic and type(dist) is Categorical:
@@ -265,6 +271,31 @@ class ActorCritic:
         if self._gaussian:
             a = a.reshape((a.shape[0], *self._act_shape))
         return a, logp, values
+
+    def act_and_clip(
+        self, obs: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A stochastic ``act`` and the actions for ``env.step``: (actions, env_actions, logp, values)
+        with ``env_actions = clip_actions(actions)`` (what the rollout collector needs each step).
+
+        The same values and random draws as ``act`` then ``clip_actions``; on the native Gaussian
+        path the clip is done in the same C++ call.
+        """
+        if self.native_act and self._gaussian:
+            x = self._native_input(obs)
+            if x is not None:
+                B = x.shape[0]
+                net = self._native or self._native_net()
+                eps = rng.standard_normal((B, self.dist.d))
+                res = net.act_gaussian(self.params, x, eps, LOG_STD_MIN, LOG_STD_MAX, self._low, self._high)
+                if res is not None:
+                    a, logp, values, a_env = res
+                    shape = (B, *self._act_shape)
+                    return a.reshape(shape), a_env.reshape(shape), logp, values
+                a, logp, values = self._act_numpy(obs, rng, False)  # names the error (rng already used)
+                return a, self.clip_actions(a), logp, values
+        a, logp, values = self.act(obs, rng)
+        return a, self.clip_actions(a), logp, values
 
     def clip_actions(self, actions: np.ndarray) -> np.ndarray:
         """Clip Box actions to [low, high] for the environment (a copy); identity for other spaces."""

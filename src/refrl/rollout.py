@@ -246,7 +246,9 @@ class RolloutCollector:
     consecutive rollouts continue the same episodes (CleanRL's ``next_obs``/``next_done``).
 
     ``policy`` needs ``act(obs, rng) -> (actions, logp, values)``, ``clip_actions(actions)``
-    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract).
+    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract); when it has
+    ``act_and_clip(obs, rng) -> (actions, env_actions, logp, values)`` (the two calls in one) the
+    collector uses that.
     """
 
     def __init__(self, env: VectorEnv, policy, buffer: RolloutBuffer, *, seed: int | None, stats_window: int = 100) -> None:
@@ -266,20 +268,28 @@ class RolloutCollector:
     def collect(self, rng: np.random.Generator) -> int:
         """Fill the buffer with ``n_steps`` vector steps; return the number of real transitions."""
         env, policy, buf, tap = self.env, self.policy, self.buffer, self._tap
-        act, clip_actions, step = policy.act, policy.clip_actions, env.step
+        act_and_clip = getattr(policy, "act_and_clip", None)
+        if act_and_clip is None:
+            act, clip_actions = policy.act, policy.clip_actions
+
+            def act_and_clip(o, g):
+                a, lp, v = act(o, g)
+                return a, clip_actions(a), lp, v
+
+        step = env.step
         obs, prev_done = self.obs, self.prev_done
         # the buffer's arrays as locals: this loop runs once per env step (attribute look-ups add up)
         b_obs, b_actions, b_logp, b_values, b_valid = buf.obs, buf.actions, buf.logp, buf.values, buf.valid
         b_rew, b_raw, b_term, b_trunc = buf.rewards, buf.raw_rewards, buf.terminated, buf.truncated
         logical_not, logical_or = np.logical_not, np.logical_or
         for t in range(buf.n_steps):
-            actions, logp, values = act(obs, rng)
+            actions, env_actions, logp, values = act_and_clip(obs, rng)
             b_obs[t] = obs
             b_actions[t] = actions
             b_logp[t] = logp
             b_values[t] = values
             logical_not(prev_done, out=b_valid[t])  # the step after an episode end only resets
-            obs, rew, term, trunc, _ = step(clip_actions(actions))
+            obs, rew, term, trunc, _ = step(env_actions)
             b_rew[t] = rew
             b_raw[t] = rew if tap is None else tap.raw_rewards
             b_term[t] = term
