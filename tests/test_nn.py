@@ -96,6 +96,24 @@ def test_mlp_jvp_is_adjoint_of_backward(case):
     assert math.isclose(float((dy * jv).sum()), float(jtu @ v), rel_tol=1e-10, abs_tol=1e-10)
 
 
+@given(mlp_case(), st.booleans())
+def test_mlp_backward_overwrite_equals_zero_then_accumulate(case, use_out):
+    """accumulate=False writes ∂loss/∂θ over whatever the target held: = zero_grad() + backward."""
+    net, x, dy, _ = case
+    _y, cache = net.forward(x)
+    ref = np.zeros_like(net.params)
+    dx_ref = net.backward(dy, cache, out=ref)
+    target = np.full_like(net.params, np.nan)  # garbage that an accumulation would keep
+    if use_out:
+        dx = net.backward(dy, cache, out=target, accumulate=False)
+    else:
+        net.grads[...] = target
+        dx = net.backward(dy, cache, accumulate=False)
+        target = net.grads
+    np.testing.assert_array_equal(target, ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+
+
 def test_mlp_backward_accumulates_into_grads(rng):
     net = MLP((3, 4, 2), dtype=np.float64, rng=rng)
     x, dy = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))

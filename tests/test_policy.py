@@ -76,6 +76,27 @@ def test_actor_critic_backward_grad_matches_finite_differences(case):
     assert_grad_close(ac.grads, numerical_grad(lambda _: loss(), ac.params))
 
 
+@given(policy_case(), st.sampled_from(["all", "no_dlogp", "no_dvalues", "policy_only_entropy", "none"]))
+def test_actor_critic_backward_overwrite_equals_zero_grad_then_backward(case, which):
+    """accumulate=False (PPO's per-minibatch call) sets grads to this loss's gradient, every part
+    it does not touch included: bit-identical to zero_grad() + backward."""
+    ac, obs, actions, (c1, c2, c3) = case
+    kw = {
+        "all": dict(dlogp=c1, dentropy=c2, dvalues=c3),
+        "no_dlogp": dict(dentropy=c2, dvalues=c3),
+        "no_dvalues": dict(dlogp=c1, dentropy=c2),
+        "policy_only_entropy": dict(dentropy=c2),
+        "none": {},
+    }[which]
+    _, _, _, cache = ac.evaluate(obs, actions)
+    ac.zero_grad()
+    ac.backward(cache, **kw)
+    ref = ac.grads.copy()
+    ac.grads.fill(np.nan)
+    ac.backward(cache, **kw, accumulate=False)
+    np.testing.assert_array_equal(ac.grads, ref)
+
+
 @given(policy_case())
 def test_actor_critic_kl_gradient_through_backward_dist_params(case):
     """∇_θ mean_i KL(π_old ‖ π_θ) via dist.kl_grad + backward_dist_params, against FD of ac.kl."""

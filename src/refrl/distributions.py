@@ -316,7 +316,7 @@ class DiagGaussian(Distribution):
         params = _check_params(name, params, 2 * self.d, "DiagGaussian")
         mean = params[:, : self.d]
         raw = params[:, self.d :]
-        log_std = np.clip(raw, LOG_STD_MIN, LOG_STD_MAX)
+        log_std = np.minimum(np.maximum(raw, LOG_STD_MIN), LOG_STD_MAX)  # = np.clip, without its dispatch
         return mean, log_std, raw
 
     def _actions(self, actions: np.ndarray, B: int, dtype: np.dtype) -> np.ndarray:
@@ -375,14 +375,21 @@ class DiagGaussian(Distribution):
             return None
         z, inv_std, raw = stash
         d = self.d
-        g = np.zeros((z.shape[0], 2 * d), dtype=z.dtype)
-        if dlogp is not None:
+        g = np.empty((z.shape[0], 2 * d), dtype=z.dtype)
+        g_mu, g_s = g[:, :d], g[:, d:]
+        if dlogp is not None:  # the products written straight into g (same operations, fewer copies)
             w = dlogp[:, None]
-            g[:, :d] = z * inv_std * w
-            g[:, d:] = (z * z - 1.0) * w
+            np.multiply(z * inv_std, w, out=g_mu)
+            np.multiply(z, z, out=g_s)
+            g_s -= 1.0
+            g_s *= w
+        else:
+            g.fill(0)
         if dentropy is not None:
-            g[:, d:] += dentropy[:, None]
-        g[:, d:] = self._mask(g[:, d:], raw)
+            g_s += dentropy[:, None]
+        masked = self._mask(g_s, raw)
+        if masked is not g_s:
+            g_s[...] = masked
         return g
 
     def log_prob_grad(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -441,8 +448,9 @@ class DiagGaussian(Distribution):
     @staticmethod
     def _mask(g: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """Zero the log σ gradient where the bound is active (the clip is part of the function)."""
-        outside = (raw < LOG_STD_MIN) | (raw > LOG_STD_MAX)
-        if outside.any():
+        lo, hi = raw.min(), raw.max()  # two reductions instead of four ufuncs in the usual case
+        if lo < LOG_STD_MIN or hi > LOG_STD_MAX or lo != lo:  # lo != lo: a NaN (then elementwise, exactly)
+            outside = (raw < LOG_STD_MIN) | (raw > LOG_STD_MAX)
             g = np.where(outside, 0.0, g).astype(g.dtype, copy=False)
         return g
 

@@ -381,11 +381,12 @@ class ActorCritic:
         self._check_out(v, "the value output")
         return v[:, 0], {"B": x.shape[0], "pi": None, "vf": vf_cache, "dist_params": None, "actions": None}
 
-    def backward(self, cache: dict, dlogp=None, dentropy=None, dvalues=None) -> None:
+    def backward(self, cache: dict, dlogp=None, dentropy=None, dvalues=None, *, accumulate: bool = True) -> None:
         """Accumulate ∂loss/∂θ into ``grads`` from per-sample loss gradients (None = 0).
 
         ``dlogp[i] = ∂loss/∂logp[i]``, ``dentropy[i] = ∂loss/∂entropy[i]``, ``dvalues[i] = ∂loss/∂values[i]``
         (include any 1/B of a mean in them). ``cache`` comes from ``evaluate`` at the current θ.
+        ``accumulate=False`` sets ``grads`` to this loss's gradient instead (= ``zero_grad()`` first).
         """
         B = cache["B"]
         dlogp = self._check_batch("dlogp", dlogp, B)
@@ -400,12 +401,19 @@ class ActorCritic:
         else:  # log-softmax etc. computed once in evaluate (Categorical), reused here
             ddist = self.dist.params_grad_from_stash(stash, dlogp, dentropy)
         if ddist is not None:
-            self.backward_dist_params(cache, ddist)
+            self.backward_dist_params(cache, ddist, accumulate=accumulate)
+        elif not accumulate:
+            self.policy_grads.fill(0)
         if dvalues is not None:
-            self.vf.backward(dvalues[:, None], cache["vf"], need_dx=False)
+            self.vf.backward(dvalues[:, None], cache["vf"], need_dx=False, accumulate=accumulate)
+        elif not accumulate:
+            self.value_grads.fill(0)
 
-    def backward_dist_params(self, cache: dict, ddist_params: np.ndarray, *, out: np.ndarray | None = None) -> None:
-        """Accumulate Jᵀ·ddist_params into the policy gradient (or into ``out``, length n_policy_params).
+    def backward_dist_params(
+        self, cache: dict, ddist_params: np.ndarray, *, out: np.ndarray | None = None, accumulate: bool = True
+    ) -> None:
+        """Accumulate Jᵀ·ddist_params into the policy gradient (or into ``out``, length n_policy_params;
+        ``accumulate=False``: overwrite it).
 
         ``ddist_params`` [B, param_dim] = ∂loss/∂(distribution parameters) per sample (e.g. a KL
         penalty's ``dist.kl_grad`` scaled by the caller). J is the Jacobian of the distribution
@@ -427,10 +435,13 @@ class ActorCritic:
         pi_out = None if out is None else target[:n_pi]  # None: the policy MLP's own grads (views kept)
         if self._gaussian:
             d = self.dist.d
-            self.pi.backward(g[:, :d], cache["pi"], out=pi_out, need_dx=False)
-            target[n_pi:] += g[:, d:].sum(axis=0)
+            self.pi.backward(g[:, :d], cache["pi"], out=pi_out, need_dx=False, accumulate=accumulate)
+            if accumulate:
+                target[n_pi:] += g[:, d:].sum(axis=0)
+            else:
+                np.sum(g[:, d:], axis=0, out=target[n_pi:])
         else:
-            self.pi.backward(g, cache["pi"], out=pi_out, need_dx=False)
+            self.pi.backward(g, cache["pi"], out=pi_out, need_dx=False, accumulate=accumulate)
 
     def dist_params_jvp(self, pi_cache: list, v: np.ndarray) -> np.ndarray:
         """J·v: directional derivative of the distribution parameters [B, param_dim] along a policy-

@@ -133,8 +133,7 @@ class PPO(OnPolicyAlgorithm):
                 dentropy = (-cfg.ent_coef / w_sum) * mb_w if cfg.ent_coef else None
 
                 # backward: loss = −objective + c1·value_loss − c2·entropy (+ β·KL)
-                policy.zero_grad()
-                policy.backward(cache, dlogp=dlogp, dentropy=dentropy, dvalues=dvalues)
+                policy.backward(cache, dlogp=dlogp, dentropy=dentropy, dvalues=dvalues, accumulate=False)
                 kl_mean = 0.0
                 if kl_pen:
                     mb_dist_old = e_dist_old[mb]
