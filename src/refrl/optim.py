@@ -135,9 +135,12 @@ def clip_grad_norm_(grads: np.ndarray | Sequence[np.ndarray], max_norm: float) -
     (the same constant as ``torch.nn.utils.clip_grad_norm_``). Returns ‖g‖ before clipping.
     Non-finite gradients raise ValueError instead of silently spreading NaN into the parameters.
     """
-    arrays = [grads] if isinstance(grads, np.ndarray) else list(grads)
-    if not arrays or not all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in arrays):
-        raise TypeError("clip_grad_norm_: 'grads' must be a float numpy array or a sequence of them")
+    if type(grads) is np.ndarray and grads.dtype.kind == "f":  # the usual case: one flat vector
+        arrays = (grads,)
+    else:
+        arrays = [grads] if isinstance(grads, np.ndarray) else list(grads)
+        if not arrays or not all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in arrays):
+            raise TypeError("clip_grad_norm_: 'grads' must be a float numpy array or a sequence of them")
     max_norm = float(max_norm)
     if not max_norm > 0.0:
         raise ValueError(f"clip_grad_norm_: 'max_norm' must be > 0, got {max_norm}")
