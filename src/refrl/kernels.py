@@ -332,7 +332,8 @@ def _raise_bad_weights(fn: str, weights: np.ndarray) -> None:
         raise ValueError(f"{fn}: 'weights' contains NaN or inf")
     if (weights < 0).any():
         raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
-    total = float(weights.sum(dtype=np.float64))
+    with np.errstate(over="ignore"):
+        total = float(weights.sum(dtype=np.float64))
     if not np.isfinite(total):
         raise ValueError(f"{fn}: 'weights' sum overflows")
     raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
