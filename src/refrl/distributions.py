@@ -233,24 +233,26 @@ class Categorical(Distribution):
         return -(np.exp(logp) * logp).sum(axis=1)
 
     def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
-        """log π(a), H and a stash (log p, p, H, action indices): one log-softmax for all four
-        quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their gradients)."""
+        """log π(a), H and a stash (log p, p, H, flat indices of the actions): one log-softmax for all
+        four quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their gradients)."""
         logits = self._params(params)
         B = logits.shape[0]
         idx = self._index(actions, B)
         logp_all = _log_softmax(logits)
         p = np.exp(logp_all)
         ent = -(p * logp_all).sum(axis=1)
-        return logp_all[np.arange(B), idx], ent, (logp_all, p, ent, idx)
+        # entry (i, a_i) as a flat index: 1-D take / scatter are ~3x cheaper than [arange(B), idx]
+        flat = idx + self.n * np.arange(B)
+        return logp_all.reshape(-1).take(flat), ent, (logp_all, p, ent, flat)
 
     def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
         """dlogp ⊙ (onehot(a) − p) + dentropy ⊙ (−p (log p + H)), from the cached log p, p, H
         (the same operations, in the same order, as ``log_prob_grad`` and ``entropy_grad``)."""
-        logp_all, p, ent, idx = stash
+        logp_all, p, ent, flat = stash
         ddist = None
         if dlogp is not None:
             ddist = -p
-            ddist[np.arange(p.shape[0]), idx] += 1.0
+            ddist.reshape(-1)[flat] += 1.0  # one entry per row: no repeated index
             ddist *= dlogp[:, None]
         if dentropy is not None:
             g = -p * (logp_all + ent[:, None])

@@ -68,11 +68,13 @@ class PPO(OnPolicyAlgorithm):
         self.last_epoch_ratio_max = []
 
         for _epoch in range(cfg.n_epochs):
-            # shuffle once per epoch; minibatches are then contiguous slices (views, no gathers)
+            # shuffle once per epoch; minibatches are then contiguous slices (views, no gathers).
+            # x.take(perm, axis=0) = x[perm], several times faster for 2-D arrays
             perm = self.rng.permutation(B)
-            e_obs, e_actions, e_w, e_adv = b_obs[perm], b_actions[perm], b.weights[perm], b.advantages[perm]
-            e_logp, e_ret, e_v = b.logp[perm], b.returns[perm], b.values[perm]
-            e_dist_old = b_dist_old[perm] if kl_pen else None
+            e_obs, e_actions = b_obs.take(perm, axis=0), b_actions.take(perm, axis=0)
+            e_w, e_adv = b.weights.take(perm), b.advantages.take(perm)
+            e_logp, e_ret, e_v = b.logp.take(perm), b.returns.take(perm), b.values.take(perm)
+            e_dist_old = b_dist_old.take(perm, axis=0) if kl_pen else None
             # per-minibatch weight sums and advantage normalisation, for all minibatches at once
             # (rows of [B/M, M]; B is a multiple of M): the same statistics, fewer NumPy calls
             w_mb, adv_mb = e_w.reshape(-1, M), e_adv.reshape(-1, M)
