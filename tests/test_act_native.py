@@ -125,10 +125,16 @@ def test_act_gaussian_clip_bounds_errors_are_named():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
-def test_native_forward_every_isa_matches_numpy(dtype, isa):
+@pytest.mark.parametrize(
+    ("net_arch", "n_actions"),
+    # every path of act.hpp's affine_row: blocks of 64 floats / 32 doubles, a remainder of <= 4
+    # outputs (dot products: the heads) and a longer one (the plain loop)
+    [((33, 64), 5), ((64, 64), 2), ((70,), 3), ((130, 66), 6), ((32,), 4)],
+)
+def test_native_forward_every_isa_matches_numpy(dtype, isa, net_arch, n_actions):
     if not _core.isa_supported(isa):
         pytest.skip(f"{isa} not supported here")
-    ac = ActorCritic(spaces.Box(-1, 1, (7,)), spaces.Discrete(5), net_arch=(33, 64), dtype=dtype,
+    ac = ActorCritic(spaces.Box(-1, 1, (7,)), spaces.Discrete(n_actions), net_arch=net_arch, dtype=dtype,
                      rng=np.random.default_rng(0))
     ac.params[...] = np.random.default_rng(1).uniform(-0.5, 0.5, ac.params.size)
     cls = _core.ActNetF32 if dtype == np.float32 else _core.ActNetF64

@@ -50,6 +50,49 @@ inline ActNets act_nets(const MlpLayout& pi, const MlpLayout& vf, Index vf_offse
 
 namespace detail {
 
+// z[0, dout) = b + h W for one row (W row-major [din, dout]); z_j = b_j + sum_i h_i W_ij.
+// Blocks of JB outputs (256 bytes: 64 floats or 32 doubles, i.e. 8, 8 or 4 registers of
+// VB = 16, 32, 64 bytes) are accumulated in a local array that the compiler keeps in vector
+// registers over the whole i loop, so each i costs one broadcast and a few FMAs instead of
+// reloading and storing z. The last dout % JB outputs: up to 4 (the heads) as dot products
+// over i (summed over vector lanes: another order of the same terms), else the plain loop.
+template <class T, int VB>
+REFRL_ALWAYS_INLINE void affine_row(const T* h, Index din, const T* W, const T* b, Index dout, T* z) {
+  static_assert(VB == 16 || VB == 32 || VB == 64, "VB: vector bytes of the target");
+  constexpr Index JB = 256 / Index(sizeof(T));
+  Index j0 = 0;
+  for (; j0 + JB <= dout; j0 += JB) {
+    T acc[JB];
+#pragma omp simd
+    for (Index j = 0; j < JB; ++j) acc[j] = b[j0 + j];
+    for (Index i = 0; i < din; ++i) {
+      const T a = h[i];
+      const T* w = W + i * dout + j0;
+#pragma omp simd
+      for (Index j = 0; j < JB; ++j) acc[j] += a * w[j];
+    }
+#pragma omp simd
+    for (Index j = 0; j < JB; ++j) z[j0 + j] = acc[j];
+  }
+  if (j0 == dout) return;
+  if (dout - j0 <= 4) {  // a head (value: 1 output; policy: a few): dot products over i
+    for (Index j = j0; j < dout; ++j) {
+      T s = T(0);
+#pragma omp simd reduction(+ : s)
+      for (Index i = 0; i < din; ++i) s += h[i] * W[i * dout + j];
+      z[j] = b[j] + s;
+    }
+    return;
+  }
+  for (Index j = j0; j < dout; ++j) z[j] = b[j];
+  for (Index i = 0; i < din; ++i) {
+    const T a = h[i];
+    const T* w = W + i * dout;
+#pragma omp simd
+    for (Index j = j0; j < dout; ++j) z[j] += a * w[j];
+  }
+}
+
 // y[0, d_L) = MLP(x) for one row; work: two buffers of n.max_width.
 template <class T, int VB>
 REFRL_ALWAYS_INLINE void act_row_forward(const MlpLayout& lay, Activation act, const T* theta, const T* x, T* y,
@@ -62,13 +105,7 @@ REFRL_ALWAYS_INLINE void act_row_forward(const MlpLayout& lay, Activation act, c
     const T* W = theta + lay.w_offset[l - 1];
     const T* b = theta + lay.b_offset[l - 1];
     T* z = (l == L) ? y : bufs[l & 1];
-    for (Index j = 0; j < dout; ++j) z[j] = b[j];
-    for (Index i = 0; i < din; ++i) {
-      const T a = h[i];
-      const T* w = W + i * dout;
-#pragma omp simd
-      for (Index j = 0; j < dout; ++j) z[j] += a * w[j];
-    }
+    affine_row<T, VB>(h, din, W, b, dout, z);
     if (l < L) {
       if (act == Activation::tanh) {
 #if REFRL_VECTOR_EXT
