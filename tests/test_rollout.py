@@ -97,17 +97,20 @@ def test_rollout_last_step_bootstraps_from_next_observation():
     np.testing.assert_array_equal(buf.next_values[:-1], buf.values[1:])
 
 
-def test_rollout_continues_episodes_across_rollouts():
+@pytest.mark.parametrize("T", [2, 3])  # T = 3: every episode ends on a rollout's last step
+def test_rollout_continues_episodes_across_rollouts(T):
     venv = make_vec_env(gym.vector.SyncVectorEnv([lambda: TimeLimit(CounterEnv(), 3)]))
-    buf = RolloutBuffer.allocate(2, 1, venv.single_observation_space, venv.single_action_space, np.float64)
+    buf = RolloutBuffer.allocate(T, 1, venv.single_observation_space, venv.single_action_space, np.float64)
     col = RolloutCollector(venv, ValueIsObsPolicy(), buf, seed=0)
     rng = np.random.default_rng(0)
     seen = []
-    for _ in range(4):
+    for _ in range(-(-8 // T)):  # at least 8 steps
         col.collect(rng)
-        seen += list(zip(buf.obs[:, 0, 0], buf.valid[:, 0]))
-    assert [o for o, _ in seen] == [0, 1, 2, 3, 0, 1, 2, 3]
-    assert [bool(v) for _, v in seen] == [True, True, True, False] * 2
+        seen += list(zip(buf.obs[:, 0, 0], buf.valid[:, 0], buf.rewards[:, 0]))
+    seen = seen[:8]
+    assert [o for o, _, _ in seen] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [bool(v) for _, v, _ in seen] == [True, True, True, False] * 2
+    assert [r for _, _, r in seen] == [1.0, 1.0, 1.0, 0.0] * 2
     assert list(col.episodes.returns) == [3.0, 3.0]
     assert list(col.episodes.lengths) == [3, 3]
 

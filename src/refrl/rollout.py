@@ -277,25 +277,32 @@ class RolloutCollector:
                 return a, clip_actions(a), lp, v
 
         step = env.step
-        obs, prev_done = self.obs, self.prev_done
+        obs = self.obs
         # the buffer's arrays as locals: this loop runs once per env step (attribute look-ups add up)
-        b_obs, b_actions, b_logp, b_values, b_valid = buf.obs, buf.actions, buf.logp, buf.values, buf.valid
+        b_obs, b_actions, b_logp, b_values = buf.obs, buf.actions, buf.logp, buf.values
         b_rew, b_raw, b_term, b_trunc = buf.rewards, buf.raw_rewards, buf.terminated, buf.truncated
-        logical_not, logical_or = np.logical_not, np.logical_or
         for t in range(buf.n_steps):
             actions, env_actions, logp, values = act_and_clip(obs, rng)
             b_obs[t] = obs
             b_actions[t] = actions
             b_logp[t] = logp
             b_values[t] = values
-            logical_not(prev_done, out=b_valid[t])  # the step after an episode end only resets
             obs, rew, term, trunc, _ = step(env_actions)
-            b_rew[t] = rew
-            b_raw[t] = rew if tap is None else tap.raw_rewards
+            if tap is None:
+                b_raw[t] = rew  # the buffer's rewards are these, cast after the loop
+            else:
+                b_rew[t] = rew
+                b_raw[t] = tap.raw_rewards
             b_term[t] = term
             b_trunc[t] = trunc
-            prev_done = logical_or(term, trunc)
-        self.obs, self.prev_done = obs, prev_done
+        if tap is None:
+            buf.rewards[...] = buf.raw_rewards
+        # valid[t]: step t is a transition, i.e. step t - 1 did not end an episode (the step after
+        # an episode end only resets); done flags as the env returned them, before the masking below
+        done = buf.terminated | buf.truncated
+        np.logical_not(self.prev_done, out=buf.valid[0])
+        np.logical_not(done[:-1], out=buf.valid[1:])
+        self.obs, self.prev_done = obs, done[-1].copy()
         # V(s'_t): the value of the observation that followed step t.  Under NEXT_STEP this is
         # values[t + 1] (the real final observation when t ended an episode: the policy saw it
         # on the reset step), and one extra evaluation for the last step.  (critical!)
