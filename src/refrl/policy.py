@@ -290,8 +290,10 @@ class ActorCritic:
                 res = net.act_gaussian(self.params, x, eps, LOG_STD_MIN, LOG_STD_MAX, self._low, self._high)
                 if res is not None:
                     a, logp, values, a_env = res
-                    shape = (B, *self._act_shape)
-                    return a.reshape(shape), a_env.reshape(shape), logp, values
+                    if len(self._act_shape) > 1:  # [B, d] -> [B, *box_shape]
+                        shape = (B, *self._act_shape)
+                        a, a_env = a.reshape(shape), a_env.reshape(shape)
+                    return a, a_env, logp, values
                 a, logp, values = self._act_numpy(obs, rng, False)  # names the error (rng already used)
                 return a, self.clip_actions(a), logp, values
         a, logp, values = self.act(obs, rng)
