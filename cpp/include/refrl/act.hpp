@@ -50,30 +50,19 @@ inline ActNets act_nets(const MlpLayout& pi, const MlpLayout& vf, Index vf_offse
 
 namespace detail {
 
-// z[0, dout) = b + h W for one row (W row-major [din, dout]); z_j = b_j + sum_i h_i W_ij.
-// Blocks of JB outputs (256 bytes: 64 floats or 32 doubles, i.e. 8, 8 or 4 registers of
-// VB = 16, 32, 64 bytes) are accumulated in a local array that the compiler keeps in vector
-// registers over the whole i loop, so each i costs one broadcast and a few FMAs instead of
-// reloading and storing z. The last dout % JB outputs: up to 4 (the heads) as dot products
-// over i (summed over vector lanes: another order of the same terms), else the plain loop.
+// z[0, dout) = b + h W for one row (W row-major [din, dout], read in place); z_j = b_j + sum_i h_i W_ij.
+// The outputs in whole 32-byte vectors go through mlp.hpp's register-blocked gemm (one row:
+// the accumulators stay in registers over the whole i loop instead of z being reloaded and
+// stored per i). The last few: up to 4 (the heads) as dot products over i (summed over vector
+// lanes: another order of the same terms), else the plain loop.
 template <class T, int VB>
 REFRL_ALWAYS_INLINE void affine_row(const T* h, Index din, const T* W, const T* b, Index dout, T* z) {
-  static_assert(VB == 16 || VB == 32 || VB == 64, "VB: vector bytes of the target");
-  constexpr Index JB = 256 / Index(sizeof(T));
   Index j0 = 0;
-  for (; j0 + JB <= dout; j0 += JB) {
-    T acc[JB];
-#pragma omp simd
-    for (Index j = 0; j < JB; ++j) acc[j] = b[j0 + j];
-    for (Index i = 0; i < din; ++i) {
-      const T a = h[i];
-      const T* w = W + i * dout + j0;
-#pragma omp simd
-      for (Index j = 0; j < JB; ++j) acc[j] += a * w[j];
-    }
-#pragma omp simd
-    for (Index j = 0; j < JB; ++j) z[j0 + j] = acc[j];
-  }
+#if REFRL_VECTOR_EXT
+  j0 = dout / (32 / Index(sizeof(T))) * (32 / Index(sizeof(T)));
+  for (Index j = 0; j < j0; ++j) z[j] = b[j];
+  gemm_row_block<T, VB, 1>(true, j0, din, h, din, W, dout, z, dout);
+#endif
   if (j0 == dout) return;
   if (dout - j0 <= 4) {  // a head (value: 1 output; policy: a few): dot products over i
     for (Index j = j0; j < dout; ++j) {
