@@ -245,11 +245,8 @@ class ActorCritic:
                 res = (res[0] + dist.start, res[1], res[2])
             return res
         if not deterministic and self._gaussian:
-            res = net.act_gaussian(self.params, x, rng.standard_normal((B, dist.d)), LOG_STD_MIN, LOG_STD_MAX)
-            if res is None:
-                return self._act_numpy(obs, rng, deterministic)
-            a, logp, values = res
-            return a.reshape((B, *self._act_shape)), logp, values
+            a, _, logp, values = self._act_native_gaussian(obs, x, rng, clip=False)
+            return a, logp, values
         res = net.forward(self.params, x)
         if res is None or (self._gaussian and not np.isfinite(self.log_std).all()):
             return None  # the NumPy path raises the named error
@@ -258,6 +255,25 @@ class ActorCritic:
         if self._gaussian:
             a = a.reshape((B, *self._act_shape))
         return a, logp, values
+
+    def _act_native_gaussian(self, obs, x, rng, *, clip: bool):
+        """Native Gaussian sample from the prepared input ``x``: (actions, env_actions or None,
+        logp, values), ``env_actions`` = the actions clipped to the bounds in the same C++ call
+        when ``clip``. On a non-finite value the NumPy path runs (it names the error; rng already used)."""
+        B = x.shape[0]
+        net = self._native or self._native_net()
+        bounds = (self._low, self._high) if clip else (None, None)
+        res = net.act_gaussian(self.params, x, rng.standard_normal((B, self.dist.d)), LOG_STD_MIN, LOG_STD_MAX, *bounds)
+        if res is None:
+            a, logp, values = self._act_numpy(obs, rng, False)
+            return a, (self.clip_actions(a) if clip else None), logp, values
+        a, logp, values = res[:3]
+        a_env = res[3] if clip else None
+        if len(self._act_shape) > 1:  # [B, d] -> [B, *box_shape]
+            shape = (B, *self._act_shape)
+            a = a.reshape(shape)
+            a_env = None if a_env is None else a_env.reshape(shape)
+        return a, a_env, logp, values
 
     def _act_numpy(self, obs, rng, deterministic):
         if self._gaussian and not np.isfinite(self.log_std).all():  # else NaN actions, silently
@@ -284,18 +300,7 @@ class ActorCritic:
         if self.native_act and self._gaussian:
             x = self._native_input(obs)
             if x is not None:
-                B = x.shape[0]
-                net = self._native or self._native_net()
-                eps = rng.standard_normal((B, self.dist.d))
-                res = net.act_gaussian(self.params, x, eps, LOG_STD_MIN, LOG_STD_MAX, self._low, self._high)
-                if res is not None:
-                    a, logp, values, a_env = res
-                    if len(self._act_shape) > 1:  # [B, d] -> [B, *box_shape]
-                        shape = (B, *self._act_shape)
-                        a, a_env = a.reshape(shape), a_env.reshape(shape)
-                    return a, a_env, logp, values
-                a, logp, values = self._act_numpy(obs, rng, False)  # names the error (rng already used)
-                return a, self.clip_actions(a), logp, values
+                return self._act_native_gaussian(obs, x, rng, clip=True)
         a, logp, values = self.act(obs, rng)
         return a, self.clip_actions(a), logp, values
 
