@@ -108,9 +108,7 @@ def _median_ms(fn, repeats: int) -> float:
 
 def update_times(env_id: str, n_critic_updates: int, repeats: int, seed: int = 0) -> tuple[float, float, float, float]:
     """Median ms of one train() on a 2048-step rollout, (64, 64) policy: (refrl, sb3, refrl policy_step
-    only, refrl policy_step with the NumPy line search, use_native_step=False)."""
-    import dataclasses
-
+    only: the gradient, native CG over the native Fisher operator, the NumPy line search)."""
     import torch
     from sb3_contrib import TRPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -129,10 +127,6 @@ def update_times(env_id: str, n_critic_updates: int, repeats: int, seed: int = 0
         obs, act, adv = b.obs[idx], b.actions[idx], b.advantages[idx]
         adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
         t_step = _median_ms(lambda: ours.policy_step(obs, act, adv), repeats)
-        native_cfg = ours.config
-        ours.config = dataclasses.replace(native_cfg, use_native_step=False)
-        t_step_numpy = _median_ms(lambda: ours.policy_step(obs, act, adv), repeats)
-        ours.config = native_cfg
 
     kw, _ = sb3_kwargs(hp)
     model = TRPO("MlpPolicy", make_vec_env(env_id, n_envs=1, seed=seed), seed=seed, device="cpu", verbose=0, **kw)
@@ -143,7 +137,7 @@ def update_times(env_id: str, n_critic_updates: int, repeats: int, seed: int = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mean of the empty value-loss list when n_critic_updates=0
         t_sb3 = _median_ms(model.train, repeats)
-    return t_ours, t_sb3, t_step, t_step_numpy
+    return t_ours, t_sb3, t_step
 
 
 def main() -> int:
@@ -163,12 +157,11 @@ def main() -> int:
     print("| env | scope | refrl ms | sb3-contrib ms | speed-up |")
     print("|---|---|---|---|---|")
     for env_id in ("CartPole-v1", "Pendulum-v1"):
-        t_ours, t_sb3, t_step, t_step_numpy = update_times(env_id, 0, args.update_repeats)
+        t_ours, t_sb3, t_step = update_times(env_id, 0, args.update_repeats)
         print(f"| {env_id} | policy update (train(), n_critic_updates=0) | {t_ours:.2f} | {t_sb3:.2f} | "
               f"{t_sb3 / t_ours:.1f}x |")
-        print(f"| {env_id} | refrl policy_step alone (gradient + native trpo_step) | {t_step:.2f} | | |")
-        print(f"| {env_id} | refrl policy_step, use_native_step=False (NumPy line search) | {t_step_numpy:.2f} | | |")
-        t_ours, t_sb3, _, _ = update_times(env_id, 10, max(5, args.update_repeats // 5))
+        print(f"| {env_id} | refrl policy_step alone (gradient + native CG + NumPy line search) | {t_step:.2f} | | |")
+        t_ours, t_sb3, _ = update_times(env_id, 10, max(5, args.update_repeats // 5))
         print(f"| {env_id} | full train() with 10 critic epochs x 16 minibatches | {t_ours:.2f} | {t_sb3:.2f} | "
               f"{t_sb3 / t_ours:.1f}x |", flush=True)
     if args.skip_learning:

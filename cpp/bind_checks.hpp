@@ -1,6 +1,6 @@
 #pragma once
 // Argument checks shared by the bindings of the native MLP family (bind_fisher.cpp,
-// bind_act.cpp, bind_trpo.cpp): each raises ValueError "<who>: '<argument>' ..." before any
+// bind_act.cpp): each raises ValueError "<who>: '<argument>' ..." before any
 // C++ touches the data.
 #include <cstdlib>
 #include <string>

@@ -9,6 +9,5 @@ PYBIND11_MODULE(_core, m) {
   refrl_bind::bind_linear_operator(m);
   refrl_bind::bind_kernels(m);
   refrl_bind::bind_fisher(m);
-  refrl_bind::bind_trpo(m);
   refrl_bind::bind_act(m);
 }

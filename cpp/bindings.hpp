@@ -12,10 +12,8 @@ namespace refrl_bind {
 void bind_linear_operator(py::module_& m);
 // bind_kernels.cpp: gae, clipped_surrogate, conjugate_gradient
 void bind_kernels(py::module_& m);
-// bind_fisher.cpp: MLP policy Fisher-vector product (and the TRPO step built on it)
+// bind_fisher.cpp: MLP policy Fisher-vector product (the operator TRPO/NPG solve with CG)
 void bind_fisher(py::module_& m);
-// bind_trpo.cpp: the whole TRPO/NPG policy update (trpo_step.hpp)
-void bind_trpo(py::module_& m);
 // bind_act.cpp: fused policy + value forward and sampling for acting (ActorCritic.act)
 void bind_act(py::module_& m);
 }  // namespace refrl_bind

@@ -13,7 +13,7 @@ from helpers import numerical_grad, rel_error
 import refrl
 from refrl import oracle
 from refrl.algos import get_algorithm
-from refrl.algos.trpo import NPG, TRPO, NPGConfig, TRPOConfig
+from refrl.algos.trpo import NPG, TRPO, NPGConfig, TRPOConfig, step_direction
 
 
 def _record_steps(agent):
@@ -94,12 +94,18 @@ def _small_agent(env_id="CartPole-v1", **kw):
     return agent, b.obs[idx], b.actions[idx], (adv - adv.mean()) / adv.std(ddof=1)
 
 
+def _direction(agent, obs, g):
+    cfg = agent.config
+    return step_direction(agent.policy, obs, g, cg_iters=cfg.cg_iters, cg_damping=cfg.cg_damping, cg_tol=cfg.cg_tol,
+                          subsample=cfg.fvp_subsample)  # fmt: skip
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
 @pytest.mark.parametrize("damping", [0.1, 1e-2])
 def test_trpo_step_direction_solves_damped_fisher_system(env_id, damping):
     agent, obs, actions, adv = _small_agent(env_id, cg_damping=damping, cg_iters=400, cg_tol=1e-24)
-    g, _, _, _ = agent.policy_gradient(obs, actions, adv)
-    cg, _ = agent.step_direction(obs, g)
+    g, _ = agent.policy_gradient(obs, actions, adv)
+    cg, _ = _direction(agent, obs, g)
     F = oracle.fisher_matrix(agent.policy, obs)  # explicit per-sample JᵀMJ, independent of the C++
     A = F + damping * np.eye(F.shape[0])
     want = np.linalg.solve(A, g)
@@ -110,8 +116,8 @@ def test_trpo_step_direction_solves_damped_fisher_system(env_id, damping):
 
 def test_trpo_default_cg_iterations_reduce_the_residual_and_report_it():
     agent, obs, actions, adv = _small_agent("CartPole-v1")  # cg_iters=10, damping 0.1 (paper/peers)
-    g, _, _, _ = agent.policy_gradient(obs, actions, adv)
-    cg, _ = agent.step_direction(obs, g)
+    g, _ = agent.policy_gradient(obs, actions, adv)
+    cg, _ = _direction(agent, obs, g)
     A = oracle.fisher_matrix(agent.policy, obs) + 0.1 * np.eye(g.size)
     true_res = np.linalg.norm(A @ cg.x - g)
     assert cg.iterations <= 10
@@ -139,7 +145,7 @@ def test_cpi_surrogate_grad_at_theta_old_equals_vanilla_policy_gradient(env_id):
     d_cpi = numerical_grad(surrogate_cpi, theta_old.copy())
     d_pg = numerical_grad(objective_pg, theta_old.copy())
     theta[...] = theta_old
-    g, _, _, _ = agent.policy_gradient(obs, actions, adv)
+    g, _ = agent.policy_gradient(obs, actions, adv)
     assert rel_error(d_cpi, d_pg) < 1e-5  # elementwise; FD rounding ~1e-10 on entries ~1e-5
     assert rel_error(g, d_cpi) < 1e-5
     # first-order expansion: L(θ_old + εv) − L(θ_old) = ε gᵀv + O(ε²)
@@ -247,3 +253,16 @@ def test_trpo_multidiscrete_actions_step_within_trust_region():
         kl = agent.policy.kl(obs, dist_old)
         agent.policy.params[...] = saved
         assert kl <= agent.config.max_kl if info.accepted else before.tobytes() == after.tobytes()
+
+
+def test_checkpoint_with_the_retired_use_native_step_option_still_loads(tmp_path):
+    from refrl.serialization import load_checkpoint, save_checkpoint
+
+    agent = TRPO("CartPole-v1", seed=0, n_envs=1, n_steps=32, batch_size=16, net_arch=(8,))
+    path = agent.save(tmp_path / "trpo.npz")
+    arrays, meta = load_checkpoint(path)
+    meta["config"]["use_native_step"] = True  # written by refrl before the native step was retired
+    save_checkpoint(path, arrays, meta)
+    loaded = TRPO.load(path)
+    np.testing.assert_array_equal(loaded.policy.policy_params, agent.policy.policy_params)
+    assert "use_native_step" not in loaded.config.to_dict()

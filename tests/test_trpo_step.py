@@ -1,7 +1,7 @@
-"""kernels.trpo_step (cpp/include/refrl/trpo_step.hpp): the whole TRPO / NPG policy update in C++
-held to the literal float64 oracle (oracle.trpo_step) and to the NumPy line search of
-algos/trpo.py, plus its guarantees (KL ≤ δ and improvement on acceptance, θ_old bit for bit on
-rejection) and its argument checks."""
+"""algos/trpo.py ``trpo_step``, the one TRPO / NPG policy step (native CG over the native Fisher
+operator, then the step scaling and the backtracking line search in NumPy), held to the literal
+float64 oracle (oracle.trpo_step), plus its guarantees (KL ≤ δ and improvement on acceptance,
+θ_old bit for bit on rejection) and its argument checks."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import math
 import numpy as np
 import pytest
 from gymnasium import spaces
-from hypothesis import event, given, settings
+from hypothesis import currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
-from refrl import kernels, oracle
-from refrl.algos.trpo import TRPO
+from refrl import oracle
+from refrl.algos.trpo import TRPO, trpo_step
 from refrl.policy import ActorCritic
 
 
@@ -71,6 +71,16 @@ def trpo_case(draw, dtype=np.float64):
     return problem, hp
 
 
+def _event(message: str) -> None:
+    if currently_in_test_context():  # hypothesis statistics, when run under @given
+        event(message)
+
+
+def _step(pol, obs, actions, logp_old, adv, g, **hp):
+    """algos/trpo.py trpo_step with the oracle's keyword names (``subsample`` as is)."""
+    return trpo_step(pol, obs, actions, logp_old, adv, g, **hp)
+
+
 def _near_boundary(trace, max_kl, rtol, line_search=True) -> bool:
     """True if a decision of the oracle's line search is within round-off of its threshold
     (KL vs δ, or the gain vs 0 on the scale of a gain, ~ √KL for order-1 advantages)."""
@@ -82,15 +92,16 @@ def _near_boundary(trace, max_kl, rtol, line_search=True) -> bool:
 def _check_against_oracle(problem, hp, rtol):
     pol, obs, actions, logp_old, adv, weights, g = problem
     theta_old = pol.policy_params.copy()
-    got = kernels.trpo_step(pol, obs, actions, logp_old, adv, g, weights=weights, **hp)
-    np.testing.assert_array_equal(pol.policy_params, theta_old)  # the kernel never writes the policy
+    used = weights != 0
+    got = _step(pol, obs[used], actions[used], logp_old[used], adv[used], g, **hp)
+    assert got.theta.tobytes() == pol.policy_params.tobytes()  # the step is written into the policy
+    pol.policy_params[...] = theta_old  # the oracle starts from θ_old
     trace: list = []
     want = oracle.trpo_step(pol, obs, actions, logp_old, adv, g, weights=weights, trace=trace, **hp)
     # Two CGs that stop with residuals r1, r2 both solve (F + λI)s = g − r, so their directions
     # differ by at most (‖r1‖ + ‖r2‖)/λ: on ill-conditioned F (small λ) round-off alone moves
     # the truncated solution that much (seen: 1e-3 of the step at λ = 1e-3). That bound, relative
     # to ‖s‖, widens the comparison of θ, KL and gain below; the line search itself is exact.
-    used = weights != 0
 
     def fvp(v):
         return oracle.fisher_vector_product(pol, obs[used], v, damping=hp["cg_damping"], subsample=hp["subsample"])
@@ -98,7 +109,7 @@ def _check_against_oracle(problem, hp, rtol):
     s_norm = float(np.linalg.norm(oracle.conjugate_gradient(fvp, g, iters=hp["cg_iters"]).x))
     slack = (got.cg_residual + want.cg_residual) / (hp["cg_damping"] * s_norm) if s_norm > 0 else 0.0
     tol = 100 * rtol + 4.0 * slack  # relative, on the step and on the KL / gain of the same try
-    # guarantees of the native step, whatever the oracle says
+    # guarantees of the step, whatever the oracle says
     if got.accepted:
         if hp["line_search"]:
             assert got.kl <= hp["max_kl"] and got.surrogate_gain > 0.0
@@ -117,9 +128,9 @@ def _check_against_oracle(problem, hp, rtol):
     assert got.surrogate_old == pytest.approx(want.surrogate_old, rel=rtol, abs=rtol)
     if want.status in ("accepted", "rejected"):
         assert got.quadratic_kl == pytest.approx(hp["max_kl"], rel=1e-9)
-    event(f"oracle: {want.status}, line_search={hp['line_search']}")
+    _event(f"oracle: {want.status}, line_search={hp['line_search']}")
     if _near_boundary(trace, hp["max_kl"], 1e3 * rtol + 4.0 * tol, hp["line_search"]):
-        event("near the KL/improvement boundary: decision not compared")
+        _event("near the KL/improvement boundary: decision not compared")
         return  # the decision may differ by round-off; the guarantees above still hold
     assert (got.accepted, got.backtracks) == (want.accepted, want.backtracks)
     step = np.linalg.norm(want.theta - theta_old) + 1e-30
@@ -149,18 +160,22 @@ def test_trpo_step_float32_matches_float64_oracle(case):
 def test_trpo_step_rejected_step_returns_theta_old_bit_identical(kind):
     pol, obs, actions, logp_old, adv, _weights, g = _problem(kind, 2, 3, (8,), "tanh", np.float32, 64, 1, g_sign=-1.0)
     theta_old = pol.policy_params.copy()
-    r = kernels.trpo_step(pol, obs, actions, logp_old, adv, g, max_kl=1e-3, line_search_max_iter=4)
+    r = trpo_step(pol, obs, actions, logp_old, adv, g, max_kl=1e-3, line_search_max_iter=4)
     assert not r.accepted and r.status == "rejected" and r.backtracks == 4
     assert r.theta.tobytes() == theta_old.tobytes()
+    assert pol.policy_params.tobytes() == theta_old.tobytes()  # θ_old restored bit for bit
     assert not np.shares_memory(r.theta, pol.policy_params)
     # the same batch with +g is accepted, inside the trust region
-    r = kernels.trpo_step(pol, obs, actions, logp_old, adv, -g, max_kl=1e-3, line_search_max_iter=4)
+    r = trpo_step(pol, obs, actions, logp_old, adv, -g, max_kl=1e-3, line_search_max_iter=4)
     assert r.accepted and 0.0 < r.kl <= 1e-3 and r.surrogate_gain > 0.0
+    assert r.theta.tobytes() == pol.policy_params.tobytes()
 
 
 def test_trpo_step_npg_takes_the_full_step():
     pol, obs, actions, logp_old, adv, _weights, g = _problem("box", 2, 3, (8,), "tanh", np.float64, 64, 2)
-    r = kernels.trpo_step(pol, obs, actions, logp_old, adv, g, max_kl=0.05, line_search=False)
+    theta_old = pol.policy_params.copy()
+    r = trpo_step(pol, obs, actions, logp_old, adv, g, max_kl=0.05, line_search=False)
+    pol.policy_params[...] = theta_old
     want = oracle.trpo_step(pol, obs, actions, logp_old, adv, g, max_kl=0.05, line_search=False)
     assert r.accepted and r.backtracks == 0 and r.step_fraction == 1.0
     np.testing.assert_allclose(r.theta, want.theta, rtol=1e-9, atol=1e-12)
@@ -169,25 +184,29 @@ def test_trpo_step_npg_takes_the_full_step():
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
 @pytest.mark.parametrize("max_kl", [0.01, 0.2])
-def test_trpo_native_step_agrees_with_numpy_line_search(env_id, max_kl):
-    """algos/trpo.py with use_native_step True and False: same decision, same θ, on a real batch."""
-    infos, thetas = [], []
-    for native in (True, False):
-        agent = TRPO(env_id, seed=5, n_envs=2, n_steps=128, net_arch=(16,), dtype="float64", max_kl=max_kl,
-                     cg_damping=0.01, line_search_max_iter=3, use_native_step=native)  # fmt: skip
-        agent.collect_rollouts()
-        agent.compute_advantages()
-        b = agent.flat_batch()
-        idx = np.flatnonzero(b.weights > 0)
-        adv = b.advantages[idx]
-        adv = (adv - adv.mean()) / adv.std(ddof=1)
-        infos.append(agent.policy_step(b.obs[idx], b.actions[idx], adv))
-        thetas.append(agent.policy.policy_params.copy())
-    a, b = infos
-    assert (a.accepted, a.backtracks, a.cg_iterations) == (b.accepted, b.backtracks, b.cg_iterations)
-    np.testing.assert_allclose(thetas[0], thetas[1], rtol=1e-9, atol=1e-12)
-    for f in ("kl", "surrogate_gain", "expected_gain", "step_fraction", "cg_residual", "quadratic_kl"):
-        assert getattr(a, f) == pytest.approx(getattr(b, f), rel=1e-7, abs=1e-12), f
+def test_trpo_policy_step_on_a_real_batch_matches_oracle(env_id, max_kl):
+    """TRPO.policy_step on a real CartPole/Pendulum batch (float64) is trpo_step with the config's
+    values: the oracle's decision and θ, and the same θ as calling trpo_step directly."""
+    agent = TRPO(env_id, seed=5, n_envs=2, n_steps=64, net_arch=(16,), dtype="float64", max_kl=max_kl,
+                 line_search_max_iter=3)  # fmt: skip
+    agent.collect_rollouts()
+    agent.compute_advantages()
+    b = agent.flat_batch()
+    idx = np.flatnonzero(b.weights > 0)
+    obs, actions, adv = b.obs[idx], b.actions[idx], b.advantages[idx]
+    adv = (adv - adv.mean()) / adv.std(ddof=1)
+    pol, cfg = agent.policy, agent.config
+    theta_old = pol.policy_params.copy()
+    g, logp_old = agent.policy_gradient(obs, actions, adv)
+    info = agent.policy_step(obs, actions, adv)
+    assert info.theta.tobytes() == pol.policy_params.tobytes()
+    pol.policy_params[...] = theta_old
+    hp = dict(max_kl=max_kl, cg_iters=cfg.cg_iters, cg_damping=cfg.cg_damping, cg_tol=cfg.cg_tol,
+              line_search_shrink=cfg.line_search_shrink, line_search_max_iter=cfg.line_search_max_iter,
+              subsample=cfg.fvp_subsample, line_search=True)  # fmt: skip
+    assert _step(pol, obs, actions, logp_old, adv, g, **hp).theta.tobytes() == info.theta.tobytes()
+    pol.policy_params[...] = theta_old
+    _check_against_oracle((pol, obs, actions, logp_old, adv, np.ones(adv.shape[0]), g), hp, rtol=1e-8)
 
 
 # ------------------------------------------------------------------ argument checks
@@ -199,39 +218,48 @@ def small():
 @pytest.mark.parametrize(
     "change, name",
     [
-        (lambda p: p.update(obs=p["obs"][:, :2]), "obs"),
-        (lambda p: p.update(actions=p["actions"][:5]), "actions"),
-        (lambda p: p.update(actions=p["actions"] + 7), "actions"),
         (lambda p: p.update(logp_old=p["logp_old"][:5]), "logp_old"),
-        (lambda p: p.update(advantages=np.full(8, np.nan)), "advantages"),
+        (lambda p: p.update(adv=np.full(8, np.nan)), "adv"),
+        (lambda p: p.update(adv=p["adv"][:5]), "adv"),
         (lambda p: p.update(g=p["g"][:-1]), "g"),
         (lambda p: p.update(g=np.full_like(p["g"], np.inf)), "g"),
-        (lambda p: p.update(weights=np.zeros(8)), "weights"),
-        (lambda p: p.update(weights=np.full(8, 0.5)), "weights"),
         (lambda p: p.update(max_kl=0.0), "max_kl"),
         (lambda p: p.update(max_kl=math.nan), "max_kl"),
-        (lambda p: p.update(cg_iters=-1), "cg_iters"),
-        (lambda p: p.update(cg_damping=-0.1), "cg_damping"),
         (lambda p: p.update(line_search_shrink=1.0), "line_search_shrink"),
         (lambda p: p.update(line_search_max_iter=0), "line_search_max_iter"),
-        (lambda p: p.update(subsample=0), "subsample"),
-        (lambda p: p.update(isa="sse9"), "isa"),
     ],
 )
 def test_trpo_step_rejects_bad_arguments(small, change, name):
     pol, obs, actions, logp_old, adv, _weights, g = small
-    p = {"obs": obs, "actions": actions, "logp_old": logp_old, "advantages": adv, "g": g, "max_kl": 0.01}
+    theta_old = pol.policy_params.copy()
+    p = {"obs": obs, "actions": actions, "logp_old": logp_old, "adv": adv, "g": g, "max_kl": 0.01}
     change(p)
     with pytest.raises((ValueError, TypeError), match=f"trpo_step: .*'{name}'"):
-        kernels.trpo_step(pol, **p)
+        trpo_step(pol, **p)
+    assert pol.policy_params.tobytes() == theta_old.tobytes()
 
 
-def test_trpo_step_rejects_a_non_policy():
-    with pytest.raises(TypeError, match="trpo_step: 'policy'"):
-        kernels.trpo_step(object(), np.zeros((2, 3)), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(3), max_kl=0.01)
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda p: p.update(obs=p["obs"][:, :2]), "obs"),
+        (lambda p: p.update(actions=p["actions"] + 7), "actions"),
+        (lambda p: p.update(cg_iters=-1), "iters"),
+        (lambda p: p.update(cg_damping=-0.1), "damping"),
+        (lambda p: p.update(subsample=0), "subsample"),
+    ],
+)
+def test_trpo_step_bad_batch_or_solver_arguments_are_named_by_the_callee(small, change, match):
+    pol, obs, actions, logp_old, adv, _weights, g = small
+    theta_old = pol.policy_params.copy()
+    p = {"obs": obs, "actions": actions, "logp_old": logp_old, "adv": adv, "g": g, "max_kl": 0.01}
+    change(p)
+    with pytest.raises((ValueError, TypeError), match=f"'{match}'"):
+        trpo_step(pol, **p)
+    assert pol.policy_params.tobytes() == theta_old.tobytes()
 
 
 def test_trpo_step_rejects_a_mistyped_line_search_flag(small):
     pol, obs, actions, logp_old, adv, _weights, g = small
     with pytest.raises(TypeError, match="trpo_step: 'line_search'"):
-        kernels.trpo_step(pol, obs, actions, logp_old, adv, g, max_kl=0.01, line_search=1)
+        trpo_step(pol, obs, actions, logp_old, adv, g, max_kl=0.01, line_search=1)

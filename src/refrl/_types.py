@@ -39,22 +39,23 @@ class CGResult(NamedTuple):
 
 
 class TrpoStepResult(NamedTuple):
-    """Result of ``refrl.kernels.trpo_step`` / ``refrl.oracle.trpo_step`` (the first five fields are
-    the contract; the rest are diagnostics with defaults).
+    """Result of one TRPO / NPG policy step: ``refrl.algos.trpo.trpo_step`` (the step that runs)
+    and ``refrl.oracle.trpo_step`` (its literal float64 reference).
 
     ``theta`` is θ_old bit for bit when ``accepted`` is False. ``status``: "accepted", "rejected"
     (no line-search try passed), "zero_gradient", "bad_curvature" (sᵀ(F + λI)s not finite/positive).
     """
 
     theta: np.ndarray
-    kl: float
-    surrogate_gain: float
-    backtracks: int
-    accepted: bool
+    kl: float  # exact mean KL(π_old ‖ π_θ) on the batch after the step (0 when rejected)
+    surrogate_gain: float  # actual L(θ) − L(θ_old) (0 when rejected)
+    backtracks: int  # times the step was shrunk before acceptance (line_search_max_iter if rejected)
+    accepted: bool  # θ moved (False: θ is bit-identical to θ_old)
     expected_gain: float = 0.0  # gᵀΔθ of the accepted (or last tried) step
     step_fraction: float = 0.0  # α^j of the accepted step (0 when rejected)
     cg_iterations: int = 0
-    cg_residual: float = 0.0
+    cg_residual: float = 0.0  # ‖r‖ of the CG solve
     quadratic_kl: float = 0.0  # ½ β² sᵀ(F + λI)s (= max_kl by construction)
     surrogate_old: float = 0.0  # L(θ_old) = Σ w Â / Σ w
     status: str = "accepted"
+    grad_norm: float = 0.0  # ‖g‖

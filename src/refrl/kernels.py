@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from refrl._types import CGResult, GAEResult, SurrogateResult, TrpoStepResult
+from refrl._types import CGResult, GAEResult, SurrogateResult
 
 try:
     from refrl import _core
@@ -51,7 +51,6 @@ except ImportError as exc:  # never fall back to the oracles: they are slow on p
 
 __all__ = [
     "adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_operator", "fisher_vector_product", "gae",
-    "trpo_step",
 ]
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -770,127 +769,3 @@ def fisher_vector_product(policy: Any, obs: Any, v: Any, damping: float = 0.0) -
     except (ValueError, TypeError) as exc:
         raise type(exc)(str(exc).replace("fisher_operator:", f"{fn}:", 1)) from exc
     return op(v)
-
-
-# --- TRPO step (native trpo_step.hpp) ---
-
-
-def _trpo_actions(policy: Any, actions: Any, B: int, head: str, fn: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(act_index [B, K] int64 0-based, None) for categorical heads, (None, act_cont [B, d]) for gaussian."""
-    try:
-        if head == "gaussian":
-            return None, np.ascontiguousarray(policy._check_actions(actions, B, fn), dtype=policy.dtype)
-        dist = policy.dist
-        if head == "categorical":
-            return np.ascontiguousarray(dist._index(actions, B).reshape(B, 1), dtype=np.int64), None
-        a = dist._actions(actions, B)
-        idx = [part._index(a[:, k], B) for k, part in enumerate(dist.parts)]
-        return np.ascontiguousarray(np.stack(idx, axis=1), dtype=np.int64), None
-    except (ValueError, TypeError) as exc:
-        msg = str(exc)
-        raise type(exc)(f"{fn}: {msg}" if "'actions'" in msg else f"{fn}: 'actions': {msg}") from exc
-
-
-def trpo_step(
-    policy: Any,
-    obs: Any,
-    actions: Any,
-    logp_old: Any,
-    advantages: Any,
-    g: Any,
-    *,
-    max_kl: float,
-    weights: Any = None,
-    cg_iters: int = 10,
-    cg_damping: float = 0.1,
-    cg_tol: float = 1e-10,
-    line_search_shrink: float = 0.8,
-    line_search_max_iter: int = 10,
-    subsample: int = 1,
-    line_search: bool = True,
-    isa: str = "auto",
-) -> TrpoStepResult:
-    r"""The whole TRPO policy update at the policy's current θ (= θ_old), natively.
-
-    .. math::
-        s \approx (F + \lambda I)^{-1} g,\quad \beta = \sqrt{2\delta / s^\top (F + \lambda I) s},\quad
-        \theta = \theta_{old} + \alpha^j \beta s
-
-    accepting the first j = 0 … K−1 with D̄_KL(θ_old, θ) = Σ w KL(π_old ‖ π_θ) / Σ w ≤ δ **and**
-    L(θ) − L(θ_old) = Σ w (r − 1) Â / Σ w > 0, r = π_θ(a|s) / π_old(a|s), both exact on the batch;
-    none accepted → θ_old bit for bit (Schulman et al. 2015, TRPO, §6 and Appendix C). F is the
-    Fisher matrix (``fisher_operator``), solved by ``cg_iters`` of conjugate gradient; every
-    line-search try is one native forward pass. ``line_search=False`` is NPG: the full step βs is
-    taken whenever it is finite. The whole update runs in C++ (cpp/include/refrl/trpo_step.hpp)
-    with the GIL released; the policy is **not** modified (write ``result.theta`` into
-    ``policy.policy_params``).
-
-    Parameters
-    ----------
-    policy : refrl.policy.ActorCritic (Discrete, Box or MultiDiscrete actions)
-    obs : ndarray [B, *obs_shape]; actions : [B, ...] as stored by the rollout
-    logp_old : ndarray [B]   log π_θold(a|s) (converted to the policy's dtype)
-    advantages : ndarray [B] Â (already normalised if wanted)
-    g : ndarray [n_policy_params]  the policy gradient ∇L at θ_old
-    max_kl : float > 0       δ
-    weights : None or [B] 0/1 (bool or numbers): rows with 0 are not part of the batch (reset
-        slots); the Fisher uses the rows with 1.
-    cg_iters, cg_damping, cg_tol, line_search_shrink (α ∈ (0, 1)), line_search_max_iter (K ≥ 1),
-    subsample (Fisher on every k-th row), line_search, isa: as ``TRPOConfig`` / ``fisher_operator``.
-
-    Returns
-    -------
-    TrpoStepResult(theta, kl, surrogate_gain, backtracks, accepted, expected_gain, step_fraction,
-    cg_iterations, cg_residual, quadratic_kl, surrogate_old, status); ``theta`` a new array.
-    """
-    fn = "trpo_step"
-    x, head, nvec = _fisher_inputs(policy, obs, fn)
-    dtype, B, n = np.dtype(policy.dtype), x.shape[0], int(policy.n_policy_params)
-    act_index, act_cont = _trpo_actions(policy, actions, B, head, fn)
-    logp_old = _as_float_array(logp_old, "logp_old", fn=fn, shape=(B,), dtype=dtype, shape_desc="(B,)")
-    advantages = _as_float_array(advantages, "advantages", fn=fn, shape=(B,), dtype=dtype, shape_desc="(B,)")
-    g = _as_float_array(g, "g", fn=fn, shape=(n,), dtype=dtype, shape_desc="(policy.n_policy_params,)")
-    if weights is None:
-        w = np.ones(B, dtype=dtype)
-    else:
-        w = _as_flags(weights, "weights", fn=fn, shape=(B,), shape_desc="(B,)").astype(dtype)
-        if not w.any():
-            raise ValueError(f"{fn}: 'weights' must not all be zero (the KL and surrogate are weighted means)")
-    used = w != 0
-    msg = _first_non_finite(fn, [("logp_old", logp_old), ("advantages", advantages)], where=used)
-    msg = msg or _first_non_finite(fn, [("g", g)])
-    if msg:
-        raise ValueError(msg)
-    max_kl = _check_scalar("max_kl", max_kl, fn=fn, lo=0.0, lo_open=True)
-    cg_iters = _check_scalar("cg_iters", cg_iters, fn=fn, lo=0, integer=True)
-    cg_damping = _check_scalar("cg_damping", cg_damping, fn=fn, lo=0.0)
-    cg_tol = _check_scalar("cg_tol", cg_tol, fn=fn, lo=0.0)
-    line_search_shrink = _check_scalar("line_search_shrink", line_search_shrink, fn=fn, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    line_search_max_iter = _check_scalar("line_search_max_iter", line_search_max_iter, fn=fn, lo=1, integer=True)
-    subsample = _check_scalar("subsample", subsample, fn=fn, lo=1, integer=True)
-    if not isinstance(line_search, (bool, np.bool_)):
-        raise TypeError(f"{fn}: 'line_search' must be a bool, got {type(line_search).__name__}")
-    if isa not in ("auto", "generic", "avx2", "avx512"):
-        raise ValueError(f"{fn}: 'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got {isa!r}")
-    if isa != "auto" and not _core.isa_supported(isa):
-        raise ValueError(f"{fn}: 'isa'={isa!r} is not supported by this CPU")
-    theta_old = np.ascontiguousarray(policy.policy_params, dtype=dtype)
-    theta, kl, gain, backtracks, accepted, info = _core_fn("trpo_step", dtype)(
-        theta_old, list(policy.pi.sizes), policy.pi.activation, head, nvec, x, act_index, act_cont,
-        logp_old, advantages, w, g, max_kl, cg_iters, cg_tol, cg_damping,
-        line_search_shrink, line_search_max_iter, subsample, bool(line_search), isa,
-    )  # fmt: skip
-    status = _core.TRPO_STATUS[info["status"]]
-    if status == "bad_forward":
-        raise ValueError(
-            f"{fn}: the policy output at the current 'policy' parameters overflowed to NaN/inf "
-            "(parameters or observations too large)"
-        )
-    if status == "cg_non_finite":
-        raise ValueError(f"{fn}: NaN or inf appeared in the conjugate-gradient iteration (the Fisher products overflowed)")
-    return TrpoStepResult(
-        theta, float(kl), float(gain), int(backtracks), bool(accepted),
-        expected_gain=float(info["expected_gain"]), step_fraction=float(info["step_fraction"]),
-        cg_iterations=int(info["cg_iterations"]), cg_residual=float(info["cg_residual"]),
-        quadratic_kl=float(info["quadratic_kl"]), surrogate_old=float(info["surrogate_old"]), status=status,
-    )  # fmt: skip

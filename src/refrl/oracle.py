@@ -275,7 +275,7 @@ def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
     return F / B
 
 
-# --- TRPO step (the native trpo_step.hpp) ---
+# --- TRPO step (algos/trpo.py trpo_step) ---
 
 
 def _trpo_oracle_dist(policy, x, theta):
@@ -327,7 +327,7 @@ def trpo_step(
     def result(accepted, theta, kl=0.0, gain=0.0, backtracks=0, expected=0.0, frac=0.0, cg=None, qkl=0.0, status="rejected"):
         return TrpoStepResult(theta, kl, gain, backtracks, accepted, expected, frac,
                               0 if cg is None else cg.iterations, 0.0 if cg is None else cg.residual_norm,
-                              qkl, surr_old, status)  # fmt: skip
+                              qkl, surr_old, status, math.sqrt(gnorm2) if math.isfinite(gnorm2) else math.inf)  # fmt: skip
 
     gg = [float(v) for v in g]
     gnorm2 = sum(v * v for v in gg)

@@ -416,7 +416,9 @@ class OnPolicyAlgorithm:
             env = meta.get("env_id")
             if env is None:
                 raise ValueError("env: the checkpoint was trained on an env without an id; pass env=...")
-        agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {}, **meta["config"])
+        config = dict(meta["config"])
+        config.pop("use_native_step", None)  # retired TRPO/NPG option of older checkpoints (one step path now)
+        agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {}, **config)
         if agent.policy.config() != meta["policy"]:
             raise ValueError(
                 f"env: its spaces do not match the checkpoint's policy "

@@ -18,24 +18,22 @@ reset slots excluded).  Â_t is GAE(γ, λ), normalised over the batch when ``no
 (as sb3-contrib).  The value function is fitted separately by Adam on minibatches of the
 returns (``n_critic_updates`` epochs), as sb3-contrib, OpenAI Baselines and Spinning Up do.
 
-Where the work runs: with ``use_native_step=True`` (the default) everything after the policy
-gradient g — CG over the native Fisher operator, the scaling to the KL radius and the whole
-backtracking line search with the exact mean KL and surrogate — is one call of
-``kernels.trpo_step`` (cpp/include/refrl/trpo_step.hpp; no Python per CG iteration or per try,
-GIL released).  ``use_native_step=False`` keeps the NumPy line search (``step_direction`` +
-``try_step`` below: native CG, then one NumPy forward pass of the policy MLP per try); both paths
-make the same decisions (tests/test_trpo_step.py).
+Where the work runs: conjugate gradient over the native Fisher operator (``kernels.conjugate_gradient``
+on ``ActorCritic.fisher_operator``: the whole solve in C++, no Python per iteration), then the
+scaling to the KL radius and the backtracking line search in NumPy (:func:`trpo_step` below: one
+forward pass of the policy MLP per try), held to the literal float64 ``oracle.trpo_step``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 
 from refrl import kernels
+from refrl._types import TrpoStepResult
 from refrl.algos.base import (
     OnPolicyAlgorithm,
     explained_variance,
@@ -44,7 +42,7 @@ from refrl.algos.base import (
 from refrl.config import OnPolicyConfig, _f
 from refrl.optim import Adam
 
-__all__ = ["NPG", "TRPO", "NPGConfig", "PolicyStepInfo", "TRPOConfig"]
+__all__ = ["NPG", "TRPO", "NPGConfig", "TRPOConfig", "step_direction", "trpo_step"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,6 @@ class NPGConfig(OnPolicyConfig):
     cg_damping: float = _f(0.1, "damping λ added to the Fisher matrix (>= 0)")
     cg_tol: float = _f(1e-10, "CG stops early when rᵀr <= cg_tol (>= 0)")
     fvp_subsample: int = _f(1, "use every k-th observation in the Fisher-vector product (sb3-contrib sub_sampling_factor)")
-    use_native_step: bool = _f(True, "run CG + step scaling + line search in one native call (kernels.trpo_step); False: NumPy line search")
 
     def _validate(self) -> None:
         super()._validate()
@@ -73,7 +70,6 @@ class NPGConfig(OnPolicyConfig):
         self._check_real("cg_damping", 0.0, None)
         self._check_real("cg_tol", 0.0, None)
         self._check_int("fvp_subsample", 1)
-        self._check_bool("use_native_step")
 
 
 @dataclass(frozen=True)
@@ -94,22 +90,6 @@ class TRPOConfig(NPGConfig):
         self._check_int("line_search_max_iter", 1)
 
 
-class PolicyStepInfo(NamedTuple):
-    """Diagnostics of one natural-gradient / TRPO policy step (all floats are float64)."""
-
-    accepted: bool  # θ moved (False: θ is bit-identical to θ_old)
-    kl: float  # exact mean KL(π_old ‖ π_θ) on the batch after the step (0 when rejected)
-    surrogate_gain: float  # actual L(θ) − L(θ_old) (0 when rejected)
-    expected_gain: float  # first-order prediction gᵀΔθ of the accepted (or last tried) step
-    backtracks: int  # number of times the step was shrunk before acceptance (max_iter if rejected)
-    step_fraction: float  # α^j of the accepted step (0 when rejected)
-    cg_iterations: int
-    cg_residual: float  # ‖r‖ of the CG solve
-    grad_norm: float  # ‖g‖
-    quadratic_kl: float  # ½ βs ᵀ(F + λI) βs = δ by construction (check of the scaling)
-    surrogate_old: float  # L(θ_old) = Ê[Â]
-
-
 class NPG(OnPolicyAlgorithm):
     """Natural policy gradient (Kakade 2001; TRPO without the line search, as Spinning Up).
 
@@ -125,7 +105,7 @@ class NPG(OnPolicyAlgorithm):
     def _setup(self) -> None:
         p = self.policy
         self.critic_optimizer = Adam(p.value_params, p.value_grads, lr=self.config.learning_rate, eps=1e-5)
-        self.last_step: PolicyStepInfo | None = None
+        self.last_step: TrpoStepResult | None = None
         self.n_updates = 0
 
     # ------------------------------------------------------------------ one update
@@ -163,7 +143,7 @@ class NPG(OnPolicyAlgorithm):
         if policy.log_std is not None:
             log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
 
-    def policy_step(self, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray) -> PolicyStepInfo:
+    def policy_step(self, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray) -> TrpoStepResult:
         """The natural-gradient step on one batch, in place on ``policy.policy_params``.
 
         Parameters
@@ -173,102 +153,30 @@ class NPG(OnPolicyAlgorithm):
 
         Returns
         -------
-        PolicyStepInfo.  When ``accepted`` is False, ``policy.policy_params`` is bit-identical
+        TrpoStepResult.  When ``accepted`` is False, ``policy.policy_params`` is bit-identical
         to its value on entry.
         """
-        cfg, policy = self.config, self.policy
-        dist = policy.dist
-        theta = policy.policy_params  # view: writing it moves the policy
-        theta_old = theta.copy()
-        B = adv.shape[0]
-        adv64 = np.asarray(adv, dtype=np.float64)
+        cfg = self.config
+        g, logp_old = self.policy_gradient(obs, actions, adv)
+        return trpo_step(
+            self.policy, obs, actions, logp_old, adv, g, max_kl=cfg.max_kl, cg_iters=cfg.cg_iters,
+            cg_damping=cfg.cg_damping, cg_tol=cfg.cg_tol, subsample=cfg.fvp_subsample, line_search=self.line_search,
+            line_search_shrink=getattr(cfg, "line_search_shrink", 0.8),
+            line_search_max_iter=getattr(cfg, "line_search_max_iter", 1),
+        )  # fmt: skip
 
-        # θ_old: distribution parameters, log π_θold(a|s) and the policy gradient g = ∇L(θ_old)
-        g, dist_old, logp_old, acts = self.policy_gradient(obs, actions, adv)
-        logp_old = logp_old.astype(np.float64)
-        surr_old = float(adv64.mean())  # L(θ_old): every ratio is 1
-        grad_norm = float(np.linalg.norm(g.astype(np.float64)))
-        no_step = PolicyStepInfo(False, 0.0, 0.0, 0.0, 0, 0.0, 0, 0.0, grad_norm, 0.0, surr_old)
-        if not math.isfinite(grad_norm) or grad_norm == 0.0:
-            return no_step  # nothing to follow; θ untouched
-
-        if cfg.use_native_step:  # CG, scaling and line search in one native call
-            r = kernels.trpo_step(
-                policy, obs, actions, logp_old, adv, g, max_kl=cfg.max_kl, cg_iters=cfg.cg_iters,
-                cg_damping=cfg.cg_damping, cg_tol=cfg.cg_tol, subsample=cfg.fvp_subsample,
-                line_search_shrink=getattr(cfg, "line_search_shrink", 0.8),
-                line_search_max_iter=getattr(cfg, "line_search_max_iter", 1), line_search=self.line_search,
-            )  # fmt: skip
-            if r.accepted:
-                theta[...] = r.theta
-            # (rejected: θ was never written, it is θ_old bit for bit)
-            return PolicyStepInfo(r.accepted, r.kl, r.surrogate_gain, r.expected_gain, r.backtracks, r.step_fraction,
-                                  r.cg_iterations, r.cg_residual, grad_norm, r.quadratic_kl, surr_old)  # fmt: skip
-
-        # s ≈ (F + λI)⁻¹ g: the whole CG solve runs natively on the native Fisher operator
-        cg, fvp = self.step_direction(obs, g)
-        s = cg.x.astype(np.float64)
-        sFs = float(np.dot(s, fvp(cg.x).astype(np.float64)))  # sᵀ(F + λI)s
-        if not (math.isfinite(sFs) and sFs > 0.0):
-            return no_step._replace(cg_iterations=cg.iterations, cg_residual=cg.residual_norm)
-        beta = math.sqrt(2.0 * cfg.max_kl / sFs)  # scale to the KL radius: ½ (βs)ᵀF(βs) = δ
-        full_step = beta * s
-        expected_full = float(np.dot(g.astype(np.float64), full_step))  # gᵀΔθ (first order)
-
-        def try_step(frac: float) -> tuple[float, float]:
-            """θ ← θ_old + frac·βs; return (exact mean KL(π_old ‖ π_θ), L(θ) − L(θ_old))."""
-            np.add(theta_old, (frac * full_step).astype(policy.dtype), out=theta)
-            try:
-                dp = policy.dist_params(obs)
-            except ValueError:  # the step overflowed the network: reject this try
-                return math.inf, math.nan
-            with np.errstate(over="ignore", invalid="ignore"):
-                kl = float(dist.kl(dist_old, dp).mean())  # the same reduction as ActorCritic.kl
-                ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
-                return kl, float(np.dot(ratio, adv64)) / B - surr_old
-
-        base = dict(cg_iterations=cg.iterations, cg_residual=cg.residual_norm, grad_norm=grad_norm,
-                    quadratic_kl=0.5 * beta * beta * sFs, surrogate_old=surr_old)
-        if not self.line_search:  # NPG: take the full step (unless it is not finite)
-            kl, gain = try_step(1.0)
-            if math.isfinite(kl) and math.isfinite(gain):
-                return PolicyStepInfo(True, kl, gain, expected_full, 0, 1.0, **base)
-            theta[...] = theta_old
-            return PolicyStepInfo(False, 0.0, 0.0, expected_full, 0, 0.0, **base)
-
-        # backtracking line search: first α^j with exact mean KL ≤ δ and L improved
-        frac = 1.0
-        for j in range(cfg.line_search_max_iter):
-            kl, gain = try_step(frac)
-            if math.isfinite(kl) and math.isfinite(gain) and kl <= cfg.max_kl and gain > 0.0:
-                return PolicyStepInfo(True, kl, gain, frac * expected_full, j, frac, **base)
-            frac *= cfg.line_search_shrink
-        theta[...] = theta_old  # (critical!) rejected: restore θ_old bit for bit
-        return PolicyStepInfo(False, 0.0, 0.0, frac / cfg.line_search_shrink * expected_full,
-                              cfg.line_search_max_iter, 0.0, **base)
-
-    def policy_gradient(self, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray):
+    def policy_gradient(self, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """g = ∇_θ L^CPI(θ)|θold = (1/B) Σ_t ∇_θ log π_θ(a_t|s_t) Â_t (the vanilla policy gradient).
 
-        Returns ``(g [n_policy_params], dist_old [B, P], logp_old [B], actions)`` at the current θ,
-        ``actions`` in the distribution's layout (for ``dist.log_prob``).
+        Returns ``(g [n_policy_params], logp_old [B])`` at the current θ.
         """
         policy = self.policy
         logp_old, _, _, cache = policy.evaluate(obs, actions)
-        dist_old = cache["dist_params"].copy()
-        acts = cache["actions"]
-        ddist = policy.dist.log_prob_grad(dist_old, acts)
+        ddist = policy.dist.log_prob_grad(cache["dist_params"], cache["actions"])
         ddist *= (np.asarray(adv, dtype=np.float64) / adv.shape[0]).astype(ddist.dtype)[:, None]  # r = 1
         g = np.zeros(policy.n_policy_params, dtype=policy.dtype)
         policy.backward_dist_params(cache, ddist, out=g)
-        return g, dist_old, logp_old, acts
-
-    def step_direction(self, obs: np.ndarray, g: np.ndarray):
-        """s ≈ (F + cg_damping·I)⁻¹ g by ``cg_iters`` of CG over the native Fisher operator at the
-        current θ (the whole solve in C++).  Returns ``(CGResult, operator)``."""
-        cfg = self.config
-        fvp = self.policy.fisher_operator(obs, damping=cfg.cg_damping, subsample=cfg.fvp_subsample)
-        return kernels.conjugate_gradient(fvp, g, iters=cfg.cg_iters, tol=cfg.cg_tol), fvp
+        return g, logp_old
 
     def fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
         """``n_critic_updates`` epochs of Adam on minibatches of ½-free MSE (V(s) − R)²; mean loss."""
@@ -290,12 +198,105 @@ class NPG(OnPolicyAlgorithm):
         self.n_updates = int(meta.get("n_updates", 0))
 
 
+def step_direction(policy: Any, obs: np.ndarray, g: np.ndarray, *, cg_iters: int, cg_damping: float, cg_tol: float,
+                   subsample: int = 1):
+    """s ≈ (F + cg_damping·I)⁻¹ g by ``cg_iters`` of conjugate gradient over the native Fisher
+    operator at the current θ (the whole solve in C++).  Returns ``(CGResult, operator)``."""
+    fvp = policy.fisher_operator(obs, damping=cg_damping, subsample=subsample)
+    return kernels.conjugate_gradient(fvp, g, iters=cg_iters, tol=cg_tol), fvp
+
+
+def trpo_step(
+    policy: Any, obs: np.ndarray, actions: np.ndarray, logp_old: np.ndarray, adv: np.ndarray, g: np.ndarray,
+    *, max_kl: float, cg_iters: int = 10, cg_damping: float = 0.1, cg_tol: float = 1e-10, subsample: int = 1,
+    line_search: bool = True, line_search_shrink: float = 0.8, line_search_max_iter: int = 10,
+) -> TrpoStepResult:
+    """One TRPO (``line_search=True``) or NPG policy step at θ_old = ``policy.policy_params``
+    (TRPO §6 and Appendix C; Spinning Up's ``trpo``), written into ``policy.policy_params``.
+
+    s ≈ (F + λI)⁻¹ g            ``cg_iters`` of CG over the native Fisher operator at θ_old
+    β = √(2δ / sᵀ(F + λI)s)      ½ (βs)ᵀ(F + λI)(βs) = δ
+    θ_j = θ_old + α^j β s        accept the first j with D̄_KL(θ_old, θ_j) ≤ δ and L(θ_j) > L(θ_old)
+    NPG: θ = θ_old + β s         (accepted whenever its KL and gain are finite)
+
+    ``obs``, ``actions``, ``logp_old`` [B] and ``adv`` [B] are the batch's real transitions;
+    L(θ) = (1/B) Σ_b π_θ(a_b|s_b)/π_old(a_b|s_b) Â_b.  When the step is rejected θ is θ_old bit
+    for bit.  The literal float64 reference is ``oracle.trpo_step``.
+    """
+    dist = policy.dist
+    theta = policy.policy_params  # view: writing it moves the policy
+    theta_old = theta.copy()
+    B = len(obs)
+    for name, x, shape in (("adv", adv, (B,)), ("logp_old", logp_old, (B,)), ("g", g, theta.shape)):
+        if np.shape(x) != shape or not np.all(np.isfinite(x)):
+            raise ValueError(f"trpo_step: '{name}' must be a finite array of shape {shape}, got shape {np.shape(x)}")
+    if not (math.isfinite(max_kl) and max_kl > 0.0):
+        raise ValueError(f"trpo_step: 'max_kl' must be finite and > 0, got {max_kl}")
+    if not 0.0 < line_search_shrink < 1.0:
+        raise ValueError(f"trpo_step: 'line_search_shrink' must be in (0, 1), got {line_search_shrink}")
+    if isinstance(line_search_max_iter, bool) or not isinstance(line_search_max_iter, int) or line_search_max_iter < 1:
+        raise ValueError(f"trpo_step: 'line_search_max_iter' must be an int >= 1, got {line_search_max_iter!r}")
+    if not isinstance(line_search, bool):
+        raise TypeError(f"trpo_step: 'line_search' must be a bool, got {type(line_search).__name__}")
+    adv64 = np.asarray(adv, dtype=np.float64)
+    logp_old = np.asarray(logp_old, dtype=np.float64)
+    surr_old = float(adv64.mean())  # L(θ_old): every ratio is 1
+    grad_norm = float(np.linalg.norm(g.astype(np.float64)))
+
+    def result(status: str, cg=None, accepted=False, kl=0.0, gain=0.0, backtracks=0, expected=0.0, frac=0.0,
+               qkl=0.0) -> TrpoStepResult:
+        return TrpoStepResult(theta.copy(), kl, gain, backtracks, accepted, expected, frac,
+                              0 if cg is None else cg.iterations, 0.0 if cg is None else cg.residual_norm,
+                              qkl, surr_old, status, grad_norm)  # fmt: skip
+
+    if not math.isfinite(grad_norm) or grad_norm == 0.0:
+        return result("zero_gradient")  # nothing to follow; θ untouched
+
+    cg, fvp = step_direction(policy, obs, g, cg_iters=cg_iters, cg_damping=cg_damping, cg_tol=cg_tol,
+                             subsample=subsample)  # fmt: skip
+    s = cg.x.astype(np.float64)
+    sFs = float(np.dot(s, fvp(cg.x).astype(np.float64)))  # sᵀ(F + λI)s
+    if not (math.isfinite(sFs) and sFs > 0.0):
+        return result("bad_curvature", cg)
+    beta = math.sqrt(2.0 * max_kl / sFs)  # scale to the KL radius: ½ (βs)ᵀF(βs) = δ
+    full_step = beta * s
+    expected_full = float(np.dot(g.astype(np.float64), full_step))  # gᵀΔθ (first order)
+    qkl = 0.5 * beta * beta * sFs
+
+    _, _, _, cache = policy.evaluate(obs, actions)  # π_old's parameters, the actions in the head's layout
+    dist_old, acts = cache["dist_params"].copy(), cache["actions"]
+
+    def try_step(frac: float) -> tuple[float, float]:
+        """θ ← θ_old + frac·βs; return (exact mean KL(π_old ‖ π_θ), L(θ) − L(θ_old))."""
+        np.add(theta_old, (frac * full_step).astype(policy.dtype), out=theta)
+        try:
+            dp = policy.dist_params(obs)
+        except ValueError:  # the step overflowed the network: reject this try
+            return math.inf, math.nan
+        with np.errstate(over="ignore", invalid="ignore"):
+            kl = float(dist.kl(dist_old, dp).mean())  # the same reduction as ActorCritic.kl
+            ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
+            return kl, float(np.dot(ratio, adv64)) / B - surr_old
+
+    frac = 1.0
+    tries = line_search_max_iter if line_search else 1
+    for j in range(tries):
+        kl, gain = try_step(frac)
+        finite = math.isfinite(kl) and math.isfinite(gain)
+        if (finite and kl <= max_kl and gain > 0.0) if line_search else finite:
+            return result("accepted", cg, True, kl, gain, j, frac * expected_full, frac, qkl)
+        frac *= line_search_shrink
+    theta[...] = theta_old  # (critical!) rejected: restore θ_old bit for bit
+    return result("rejected", cg, backtracks=tries if line_search else 0,
+                  expected=frac / line_search_shrink * expected_full, qkl=qkl)
+
+
 class TRPO(NPG):
     """Trust Region Policy Optimization: the natural step with a backtracking line search that
     accepts only a step whose exact mean KL on the batch is ≤ max_kl and whose surrogate improved.
 
     ``refrl.TRPO(env, seed=0, **hyperparameters)``; hyperparameters are the fields of
-    :class:`TRPOConfig` (STYLE.md §9 names: max_kl, cg_iters, cg_damping, line_search_shrink,
+    :class:`TRPOConfig` (max_kl, cg_iters, cg_damping, line_search_shrink,
     line_search_max_iter, n_critic_updates; sb3-contrib calls max_kl ``target_kl``).
     """
 
