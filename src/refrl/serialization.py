@@ -4,11 +4,16 @@ and the JSON description of gymnasium spaces that the checkpoint's policy config
 Layout of a refrl checkpoint (``format`` = ``refrl-checkpoint``, ``version`` 1)::
 
     __meta__          0-d unicode array: the JSON document (algorithm, config, env id,
-                      seed, num_timesteps, spaces, optimiser scalars, rng state, ...)
+                      seed, num_timesteps, spaces, rng state, ...; ``extra``: the algorithm's
+                      scalars, with each optimiser's t, lr, beta1, beta2, eps under its prefix)
     policy/<name>     ActorCritic.state_dict() arrays (flat parameters ...)
-    optim/<name>      optimiser state arrays (Adam moments m, v ...)
+    optim/m, optim/v  Adam moments of the algorithm's optimiser (PPO: the joint one; TRPO/NPG:
+                      the critic's); VPG adds its critic's as critic_optim/m, critic_optim/v
     obs_rms/mean|var|count, return_rms/mean|var|count     normalisation statistics
     <anything else>   extra arrays of an algorithm (its ``_extra_state``)
+
+Gym spaces are stored in the JSON as :func:`space_to_dict` describes them (Box, Discrete,
+MultiDiscrete) and rebuilt by :func:`space_from_dict`.
 
 Reading uses ``np.load(..., allow_pickle=False)``: a file cannot run code when opened.
 Writing goes to a temporary file in the same directory, then ``os.replace`` (atomic on
