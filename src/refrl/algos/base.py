@@ -23,8 +23,12 @@ Extension points for a new algorithm (see algos/ppo.py for a complete example):
   algorithm needs in a checkpoint besides the policy, optimisers, normalisation and rng state
   (adaptive coefficients, update counters).  Arrays must be numeric; meta JSON-able.
 
+:func:`fit_value_minibatches` is the critic fit of the full-batch algorithms (VPG, TRPO/NPG).
+
 Checkpoint format: refrl.serialization (one .npz with a JSON ``__meta__``, no pickle).
 Loading a checkpoint whatever algorithm wrote it is ``refrl.algos.load`` (the registry).
+Around the loop, in their own modules below this one: the progress bar (refrl.progress), BLAS
+thread control (refrl.threads) and evaluation (refrl.evaluation).  The layers: docs/design.md.
 """
 
 from __future__ import annotations
