@@ -29,7 +29,7 @@ import sys  # noqa: E402
 import numpy as np  # noqa: E402
 
 import refrl  # noqa: E402
-from refrl.algos.base import evaluate_policy  # noqa: E402
+from refrl.evaluation import evaluate_policy  # noqa: E402
 
 ROLLOUT = dict(n_envs=2, n_steps=512, gamma=0.99)
 METHODS: dict[str, tuple[str, dict]] = {

@@ -40,8 +40,7 @@ import numpy as np  # noqa: E402
 from vs_sb3 import evaluate  # noqa: E402  (same evaluation protocol as the PPO benchmark)
 
 import refrl  # noqa: E402
-from refrl.algos.trpo import TRPOConfig  # noqa: E402
-from refrl.config import tuned_defaults  # noqa: E402
+from refrl.config import TRPOConfig, tuned_defaults  # noqa: E402
 
 CASES: dict[str, dict[str, Any]] = {
     "cartpole-zoo": dict(env="CartPole-v1", steps=100_000, hp=tuned_defaults("trpo", "CartPole-v1")),
@@ -118,9 +117,9 @@ def update_times(env_id: str, n_critic_updates: int, repeats: int, seed: int = 0
     ours = refrl.TRPO(env_id, seed=seed, **hp)
     ours.collect_rollouts()
     ours.compute_advantages()
-    from refrl.algos.base import _blas_threads
+    from refrl.threads import blas_threads
 
-    with _blas_threads():
+    with blas_threads():
         t_ours = _median_ms(ours.train, repeats)
         b = ours.flat_batch()
         idx = np.flatnonzero(b.weights > 0)

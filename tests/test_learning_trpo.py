@@ -9,7 +9,7 @@ import pytest
 from helpers import random_pendulum_return
 
 import refrl
-from refrl.algos.base import evaluate_policy
+from refrl.evaluation import evaluate_policy
 from refrl.config import tuned_defaults
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,8 @@ from helpers import numerical_grad, rel_error
 import refrl
 from refrl import oracle
 from refrl.algos import get_algorithm
-from refrl.algos.trpo import NPG, TRPO, NPGConfig, TRPOConfig, step_direction
+from refrl.algos.trpo import NPG, TRPO, step_direction
+from refrl.config import NPGConfig, TRPOConfig
 
 
 def _record_steps(agent):

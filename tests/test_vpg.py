@@ -9,7 +9,8 @@ import pytest
 from helpers import numerical_grad, rel_error
 
 from refrl.algos import get_algorithm
-from refrl.algos.vpg import VPG, VPGConfig
+from refrl.algos.vpg import VPG
+from refrl.config import VPGConfig
 
 
 def test_vpg_without_baseline_advantages_are_discounted_returns():

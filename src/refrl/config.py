@@ -1,9 +1,12 @@
-"""Hyperparameters: frozen dataclasses, validated before any work starts.
+"""Hyperparameters of every algorithm: frozen dataclasses, validated before any work starts.
 
-Names follow Stable-Baselines3 where SB3 has the same meaning (n_steps, batch_size, n_epochs,
-gamma, gae_lambda, clip_range, clip_range_vf, ent_coef, vf_coef, max_grad_norm, target_kl,
-learning_rate, normalize_advantage, n_envs); the crosswalk is in STYLE.md §9.  Defaults are
-SB3's PPO defaults (stable_baselines3/ppo/ppo.py).  Every code-level optimisation studied by
+:class:`OnPolicyConfig` holds what all on-policy algorithms share; :class:`PPOConfig`,
+:class:`VPGConfig`, :class:`NPGConfig` and :class:`TRPOConfig` (an NPGConfig with the line
+search's two fields) add each algorithm's own.  Names follow Stable-Baselines3 where SB3 has the
+same meaning (n_steps, batch_size, n_epochs, gamma, gae_lambda, clip_range, clip_range_vf,
+ent_coef, vf_coef, max_grad_norm, target_kl, learning_rate, normalize_advantage, n_envs); the
+crosswalk to SB3, sb3-contrib, Spinning Up, CleanRL and the papers is in docs/api.md.  PPO's
+defaults are SB3's (stable_baselines3/ppo/ppo.py).  Every code-level optimisation studied by
 Engstrom et al. (2020), "Implementation Matters in Deep Policy Gradients", has its own switch:
 ``normalize_advantage``, ``clip_range_vf`` (value clipping), ``normalize_obs``,
 ``normalize_reward`` (reward scaling), ``ortho_init``, ``anneal_lr`` and ``max_grad_norm``.
@@ -24,7 +27,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["CLEANRL_MUJOCO", "TUNED", "ZOO_HOPPER", "OnPolicyConfig", "PPOConfig", "tuned_defaults"]
+__all__ = [
+    "CLEANRL_MUJOCO", "TUNED", "ZOO_HOPPER", "NPGConfig", "OnPolicyConfig", "PPOConfig", "TRPOConfig", "VPGConfig",
+    "tuned_defaults",
+]
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -203,6 +209,79 @@ class PPOConfig(OnPolicyConfig):
     @property
     def n_minibatches(self) -> int:
         return self.rollout_size // self.batch_size
+
+
+@dataclass(frozen=True)
+class VPGConfig(OnPolicyConfig):
+    """VPG: REINFORCE (Williams 1992) with an optional learned baseline and GAE advantages."""
+
+    algo: ClassVar[str] = "vpg"
+
+    learning_rate: float = _f(3e-4, "Adam step size of the policy (> 0)")
+    gae_lambda: float = _f(1.0, "GAE λ with a baseline (1: G_t − V(s_t), REINFORCE with baseline); ignored without one")
+    normalize_advantage: bool = _f(False, "standardise advantages over the batch (False: the literal estimator)")
+    max_grad_norm: float | None = _f(None, "clip the policy (and value) gradient norm (None: no clipping)")
+    use_baseline: bool = _f(True, "learn V(s) and use it as the baseline (False: plain REINFORCE with Monte-Carlo returns)")
+    n_epochs: int = _f(1, "full-batch policy gradient steps per rollout (1: vanilla; more = a more aggressive step)")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient (>= 0)")
+    vf_learning_rate: float = _f(1e-3, "Adam step size of the value function (> 0)")
+    n_critic_updates: int = _f(10, "epochs of Adam minibatch steps on the value function per rollout (>= 0)")
+    batch_size: int = _f(128, "minibatch size of the value-function updates")
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._check_bool("use_baseline")
+        self._check_int("n_epochs", 1)
+        self._check_real("ent_coef", 0.0, None)
+        self._check_real("vf_learning_rate", 0.0, None, open_low=True)
+        self._check_int("n_critic_updates", 0)
+        self._check_int("batch_size", 1)
+
+
+@dataclass(frozen=True)
+class NPGConfig(OnPolicyConfig):
+    """NPG (Kakade 2001): the step (F + λI)⁻¹g scaled to the KL radius, no line search."""
+
+    algo: ClassVar[str] = "npg"
+
+    learning_rate: float = _f(1e-3, "Adam step size of the value function (the policy takes natural steps)")
+    max_grad_norm: float | None = _f(None, "clip the value-function gradient norm to this (None: no clipping, as sb3-contrib)")
+    batch_size: int = _f(128, "minibatch size of the value-function (critic) updates")
+    n_critic_updates: int = _f(10, "epochs of Adam minibatch steps on the value function per update (>= 0)")
+    max_kl: float = _f(0.01, "trust-region radius δ: mean KL(π_old ‖ π_new) allowed per update (> 0)")
+    cg_iters: int = _f(10, "conjugate-gradient iterations for (F + cg_damping·I) s = g (>= 1)")
+    cg_damping: float = _f(0.1, "damping λ added to the Fisher matrix (>= 0)")
+    cg_tol: float = _f(1e-10, "CG stops early when rᵀr <= cg_tol (>= 0)")
+    fvp_subsample: int = _f(1, "use every k-th observation in the Fisher-vector product (sb3-contrib sub_sampling_factor)")
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._check_int("batch_size", 1)
+        self._check_int("n_critic_updates", 0)
+        self._check_real("max_kl", 0.0, None, open_low=True)
+        self._check_int("cg_iters", 1)
+        self._check_real("cg_damping", 0.0, None)
+        self._check_real("cg_tol", 0.0, None)
+        self._check_int("fvp_subsample", 1)
+
+
+@dataclass(frozen=True)
+class TRPOConfig(NPGConfig):
+    """TRPO (Schulman et al. 2015): the natural step, then a backtracking line search on the exact
+    KL and the surrogate."""
+
+    algo: ClassVar[str] = "trpo"
+
+    line_search_shrink: float = _f(0.8, "backtracking factor α in (0, 1): the step is multiplied by α per try")
+    line_search_max_iter: int = _f(10, "tries of the backtracking line search (>= 1)")
+
+    def _validate(self) -> None:
+        super()._validate()
+        v = self.line_search_shrink
+        self._check_real("line_search_shrink", None, None)
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"line_search_shrink: must be in the open interval (0, 1), got {v}")
+        self._check_int("line_search_max_iter", 1)
 
 
 # --------------------------------------------------------------------------------------

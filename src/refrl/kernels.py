@@ -516,11 +516,12 @@ def adam_step(
     beta1 = _check_scalar("beta1", beta1, fn=fn, lo=0.0, hi=1.0, hi_open=True)
     beta2 = _check_scalar("beta2", beta2, fn=fn, lo=0.0, hi=1.0, hi_open=True)
     eps = _check_scalar("eps", eps, fn=fn, lo=0.0, lo_open=True)
-    _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
+    adam_step_unchecked(params, grads, m, v, t, lr, beta1, beta2, eps)
 
 
-def _adam_call(params, grads, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """The compiled step on arrays already checked (refrl.optim.Adam checks them once, at construction)."""
+def adam_step_unchecked(params, grads, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """:func:`adam_step` without its argument checks, for arrays already checked: ``refrl.optim.Adam``
+    checks its arrays once, at construction, and steps through this."""
     try:
         _core_fn("adam_step", params.dtype)(params, grads, m, v, t, lr, beta1, beta2, eps)
     except ValueError as exc:  # overlapping arrays (checked in C++: cheaper than np.shares_memory)

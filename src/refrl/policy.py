@@ -27,8 +27,9 @@ import numpy as np
 
 from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, Distribution, make_distribution
 from refrl.nn import MLP
+from refrl.serialization import space_from_dict, space_to_dict
 
-__all__ = ["ActorCritic", "space_from_dict", "space_to_dict"]
+__all__ = ["ActorCritic"]
 
 
 class ActorCritic:
@@ -516,44 +517,3 @@ class ActorCritic:
             f"ActorCritic(obs_dim={self.obs_dim}, dist={self.dist!r}, net_arch={self.net_arch}, "
             f"activation={self.activation!r}, dtype={self.dtype.name}, n_params={self.params.size})"
         )
-
-
-def space_to_dict(space) -> dict:
-    """JSON-able description of a Box / Discrete / MultiDiscrete space (no pickle)."""
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Box):
-        return {
-            "type": "Box",
-            "shape": list(space.shape),
-            "dtype": np.dtype(space.dtype).name,
-            "low": space.low.reshape(-1).astype(np.float64).tolist(),
-            "high": space.high.reshape(-1).astype(np.float64).tolist(),
-        }
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, spaces.MultiDiscrete):
-        return {
-            "type": "MultiDiscrete",
-            "nvec": space.nvec.tolist(),
-            "start": np.asarray(space.start).tolist(),
-        }
-    raise ValueError(f"space_to_dict: unsupported 'space' {space!r}")
-
-
-def space_from_dict(d: dict):
-    from gymnasium import spaces
-
-    kind = d.get("type")
-    if kind == "Box":
-        shape = tuple(d["shape"])
-        dtype = np.dtype(d["dtype"])
-        low = np.asarray(d["low"], dtype=np.float64).reshape(shape)
-        high = np.asarray(d["high"], dtype=np.float64).reshape(shape)
-        return spaces.Box(low=low.astype(dtype), high=high.astype(dtype), shape=shape, dtype=dtype)
-    if kind == "Discrete":
-        return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
-    if kind == "MultiDiscrete":
-        return spaces.MultiDiscrete(np.asarray(d["nvec"], dtype=np.int64), start=np.asarray(d["start"], dtype=np.int64))
-    raise ValueError(f"space_from_dict: unsupported space type {kind!r}")
-

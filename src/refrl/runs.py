@@ -104,7 +104,7 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
               overrides: dict[str, Any], config_file: str | None, tuned: bool, resume: str | None,
               checkpoint_every: int | None, keep: int, eval_episodes: int, progress: bool, verbose: int) -> int:
     from refrl.algos import get_algorithm, load
-    from refrl.algos.base import evaluate_policy
+    from refrl.evaluation import evaluate_policy
     from refrl.logger import Logger
     from refrl.rollout import check_env_id
     from refrl.serialization import write_json_atomic
@@ -196,7 +196,7 @@ def _print_eval(returns) -> None:
 
 def eval_run(path: str, *, episodes: int, seed: int, stochastic: bool, env_id: str | None) -> int:
     from refrl.algos import load
-    from refrl.algos.base import evaluate_policy
+    from refrl.evaluation import evaluate_policy
 
     if episodes < 1:
         raise UsageError(f"--episodes: must be >= 1, got {episodes}")

@@ -1,13 +1,19 @@
-"""Checkpoint files: one ``.npz`` of arrays plus a JSON document, written atomically, no pickle.
+"""Checkpoint files (one ``.npz`` of arrays plus a JSON document, written atomically, no pickle)
+and the JSON description of gymnasium spaces that the checkpoint's policy configuration holds.
 
 Layout of a refrl checkpoint (``format`` = ``refrl-checkpoint``, ``version`` 1)::
 
     __meta__          0-d unicode array: the JSON document (algorithm, config, env id,
-                      seed, num_timesteps, spaces, optimiser scalars, rng state, ...)
+                      seed, num_timesteps, spaces, rng state, ...; ``extra``: the algorithm's
+                      scalars, with each optimiser's t, lr, beta1, beta2, eps under its prefix)
     policy/<name>     ActorCritic.state_dict() arrays (flat parameters ...)
-    optim/<name>      optimiser state arrays (Adam moments m, v ...)
+    optim/m, optim/v  Adam moments of the algorithm's optimiser (PPO: the joint one; TRPO/NPG:
+                      the critic's); VPG adds its critic's as critic_optim/m, critic_optim/v
     obs_rms/mean|var|count, return_rms/mean|var|count     normalisation statistics
     <anything else>   extra arrays of an algorithm (its ``_extra_state``)
+
+Gym spaces are stored in the JSON as :func:`space_to_dict` describes them (Box, Discrete,
+MultiDiscrete) and rebuilt by :func:`space_from_dict`.
 
 Reading uses ``np.load(..., allow_pickle=False)``: a file cannot run code when opened.
 Writing goes to a temporary file in the same directory, then ``os.replace`` (atomic on
@@ -24,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT", "VERSION", "load_checkpoint", "save_checkpoint", "write_json_atomic"]
+__all__ = [
+    "FORMAT", "VERSION", "load_checkpoint", "save_checkpoint", "space_from_dict", "space_to_dict", "write_json_atomic",
+]
 
 FORMAT = "refrl-checkpoint"
 VERSION = 1
@@ -96,3 +104,44 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def space_to_dict(space) -> dict:
+    """JSON-able description of a Box / Discrete / MultiDiscrete space (no pickle)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": np.dtype(space.dtype).name,
+            "low": space.low.reshape(-1).astype(np.float64).tolist(),
+            "high": space.high.reshape(-1).astype(np.float64).tolist(),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": np.asarray(space.start).tolist(),
+        }
+    raise ValueError(f"space_to_dict: unsupported 'space' {space!r}")
+
+
+def space_from_dict(d: dict):
+    """The space described by :func:`space_to_dict` (ValueError for an unknown type)."""
+    from gymnasium import spaces
+
+    kind = d.get("type")
+    if kind == "Box":
+        shape = tuple(d["shape"])
+        dtype = np.dtype(d["dtype"])
+        low = np.asarray(d["low"], dtype=np.float64).reshape(shape)
+        high = np.asarray(d["high"], dtype=np.float64).reshape(shape)
+        return spaces.Box(low=low.astype(dtype), high=high.astype(dtype), shape=shape, dtype=dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(np.asarray(d["nvec"], dtype=np.int64), start=np.asarray(d["start"], dtype=np.int64))
+    raise ValueError(f"space_from_dict: unsupported space type {kind!r}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from refrl.serialization import load_checkpoint
+
 if TYPE_CHECKING:
     from refrl.algos.base import OnPolicyAlgorithm
 
@@ -33,7 +35,6 @@ def get_algorithm(name: str) -> type[OnPolicyAlgorithm]:
 
 
 def load(path, env=None, **kwargs) -> OnPolicyAlgorithm:
-    """Load any refrl checkpoint, whichever algorithm wrote it."""
-    from refrl.algos.base import OnPolicyAlgorithm
-
-    return OnPolicyAlgorithm.load(path, env=env, **kwargs)
+    """Load any refrl checkpoint, whichever algorithm wrote it (the class named by its ``algo``)."""
+    arrays, meta = load_checkpoint(path)
+    return get_algorithm(meta.get("algo")).from_checkpoint(arrays, meta, env, **kwargs)

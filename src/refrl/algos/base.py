@@ -16,19 +16,24 @@ Extension points for a new algorithm (see algos/ppo.py for a complete example):
 * ``train()``: one update from ``self.buffer`` (advantages/returns filled); use
   ``self.flat_batch()`` for the ``b_*`` arrays, ``self.progress_remaining`` for schedules,
   ``self.rng`` for shuffling and ``self.logger.store/record`` for ``train/*`` metrics.
-* ``_extra_state() -> (arrays, meta)`` and ``_load_extra_state(arrays, meta)``: whatever the
-  algorithm needs in a checkpoint besides the policy, normalisation and rng state (optimiser
-  moments, adaptive coefficients).  Arrays must be numeric; meta JSON-able.
+* ``_optimizers() -> {prefix: Adam}``: the optimisers whose state a checkpoint keeps; ``save``
+  writes each one's moments as the arrays ``<prefix>/m``, ``<prefix>/v`` and its scalars (t, lr,
+  betas, eps) under ``meta["extra"][<prefix>]``, and ``load`` restores them.
+* ``_extra_state() -> (arrays, meta)`` and ``_load_extra_state(arrays, meta)``: whatever else the
+  algorithm needs in a checkpoint besides the policy, optimisers, normalisation and rng state
+  (adaptive coefficients, update counters).  Arrays must be numeric; meta JSON-able.
+
+:func:`fit_value_minibatches` is the critic fit of the full-batch algorithms (VPG, TRPO/NPG).
 
 Checkpoint format: refrl.serialization (one .npz with a JSON ``__meta__``, no pickle).
+Loading a checkpoint whatever algorithm wrote it is ``refrl.algos.load`` (the registry).
+Around the loop, in their own modules below this one: the progress bar (refrl.progress), BLAS
+thread control (refrl.threads) and evaluation (refrl.evaluation).  The layers: docs/design.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,13 +45,17 @@ from gymnasium.vector import VectorEnv
 
 from refrl import kernels
 from refrl.config import OnPolicyConfig
+from refrl.evaluation import evaluate_policy
 from refrl.logger import Logger
-from refrl.optim import clip_grad_norm_
+from refrl.optim import Adam, clip_grad_norm_
 from refrl.policy import ActorCritic
+from refrl.progress import Progress
 from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
 from refrl.serialization import load_checkpoint, save_checkpoint
+from refrl.threads import blas_threads
 
-__all__ = ["OnPolicyAlgorithm", "RolloutBatch", "explained_variance"]
+# evaluate_policy lives in refrl.evaluation; importing it from here keeps working.
+__all__ = ["OnPolicyAlgorithm", "RolloutBatch", "evaluate_policy", "explained_variance", "fit_value_minibatches"]
 
 Callback = Callable[["OnPolicyAlgorithm"], "bool | None"]
 
@@ -80,55 +89,6 @@ def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     return int(seed)
-
-
-@contextlib.contextmanager
-def _blas_threads():
-    """Limit BLAS to REFRL_BLAS_THREADS threads (default 1; 0 leaves it alone) during learn().
-
-    refrl's matrices are small (64-256 wide): OpenBLAS threads only add synchronisation.
-    Measured here (2 cores, shared): a (64, 64) MLP forward+backward on 256 samples took
-    1.9-2.6 ms with OpenBLAS's default 2 threads and 0.15-0.48 ms with one.  Uses threadpoolctl
-    when installed; otherwise set OPENBLAS_NUM_THREADS=1 before importing NumPy (the refrl
-    command line does).
-    """
-    n = int(os.environ.get("REFRL_BLAS_THREADS", "1"))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    if n <= 0 or threadpool_limits is None:
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
-
-
-class _Progress:
-    """tqdm progress bar when tqdm is installed; otherwise a status line every few seconds."""
-
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
-        self.total, self.bar, self.enabled, self._last = total, None, enabled, 0.0
-        if not enabled:
-            return
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # optional dependency (refrl[progress])
-            return
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5)
-
-    def update(self, n: int, fps: float, ep_rew: float | None) -> None:
-        rew = "n/a" if ep_rew is None else f"{ep_rew:.1f}"
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"sps={fps:.0f} ep_rew_mean={rew}", refresh=False)
-            self.bar.update(min(n, self.total) - self.bar.n)  # redraws at most every mininterval
-        elif self.enabled and (time.monotonic() - self._last > 2.0 or n >= self.total):
-            self._last = time.monotonic()
-            print(f"{min(n, self.total)}/{self.total} steps | {fps:.0f} steps/s | ep_rew_mean {rew}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 class OnPolicyAlgorithm:
@@ -200,8 +160,12 @@ class OnPolicyAlgorithm:
         """One update from the filled buffer (override)."""
         raise NotImplementedError
 
+    def _optimizers(self) -> dict[str, Adam]:
+        """The optimisers to checkpoint, by array prefix ("optim", "critic_optim"; override)."""
+        return {}
+
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Arrays and JSON metadata to save besides policy/normalisation/rng (override)."""
+        """Arrays and JSON metadata to save besides policy/optimisers/normalisation/rng (override)."""
         return {}, {}
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -294,8 +258,8 @@ class OnPolicyAlgorithm:
 
     def _learn_loop(self, callback: Callback | None, progress_bar: bool, log_interval: int) -> OnPolicyAlgorithm:
         start_time, start_steps = time.perf_counter(), self.num_timesteps
-        progress = _Progress(self.total_timesteps, self.num_timesteps, progress_bar)
-        with _blas_threads(), contextlib.ExitStack() as stack:
+        progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar)
+        with blas_threads(), contextlib.ExitStack() as stack:
             stack.callback(progress.close)
             while self.num_timesteps < self.total_timesteps:
                 self.num_timesteps += self.collect_rollouts()
@@ -384,8 +348,14 @@ class OnPolicyAlgorithm:
                 arrays[f"{name}/mean"] = np.asarray(rms.mean, dtype=np.float64)
                 arrays[f"{name}/var"] = np.asarray(rms.var, dtype=np.float64)
                 arrays[f"{name}/count"] = np.asarray(rms.count, dtype=np.float64)
-        extra_arrays, extra_meta = self._extra_state()
-        arrays.update(extra_arrays)
+        extra_meta: dict[str, Any] = {}
+        for prefix, optimizer in self._optimizers().items():
+            state = optimizer.state_dict()
+            arrays[f"{prefix}/m"], arrays[f"{prefix}/v"] = state.pop("m"), state.pop("v")
+            extra_meta[prefix] = {k: float(v) for k, v in state.items()}  # t, lr, beta1, beta2, eps
+        algo_arrays, algo_meta = self._extra_state()
+        arrays.update(algo_arrays)
+        extra_meta.update(algo_meta)
         meta = {
             "algo": self.algo_name,
             "config": self.config.to_dict(),
@@ -404,14 +374,18 @@ class OnPolicyAlgorithm:
     @classmethod
     def load(cls, path: str | Path, env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0) -> OnPolicyAlgorithm:
         """Rebuild an agent from ``save``: same configuration, parameters, optimiser state,
-        normalisation statistics, rng state and step counters.  ``env`` defaults to the saved id."""
+        normalisation statistics, rng state and step counters.  ``env`` defaults to the saved id.
+        The checkpoint must be this algorithm's (``refrl.algos.load`` reads any)."""
         arrays, meta = load_checkpoint(path)
-        if meta.get("algo") != cls.algo_name and cls is not OnPolicyAlgorithm:
+        if meta.get("algo") != cls.algo_name:
             raise ValueError(f"path: checkpoint is for {meta.get('algo')!r}, not {cls.algo_name!r}; use refrl.algos.load")
-        if cls is OnPolicyAlgorithm:
-            from refrl.algos import get_algorithm
+        return cls.from_checkpoint(arrays, meta, env, verbose=verbose)
 
-            cls = get_algorithm(meta["algo"])
+    @classmethod
+    def from_checkpoint(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                        env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0) -> OnPolicyAlgorithm:
+        """Rebuild an agent of this class from the ``(arrays, meta)`` of
+        ``refrl.serialization.load_checkpoint`` (what ``load`` does after reading the file)."""
         if env is None:
             env = meta.get("env_id")
             if env is None:
@@ -436,7 +410,11 @@ class OnPolicyAlgorithm:
         agent.iteration = int(meta["iteration"])
         if agent.total_timesteps:
             agent.progress_remaining = max(0.0, 1.0 - agent.num_timesteps / agent.total_timesteps)
-        agent._load_extra_state(arrays, meta.get("extra") or {})
+        extra = meta.get("extra") or {}
+        for prefix, optimizer in agent._optimizers().items():
+            if f"{prefix}/m" in arrays:
+                optimizer.load_state_dict({"m": arrays[f"{prefix}/m"], "v": arrays[f"{prefix}/v"], **extra.get(prefix, {})})
+        agent._load_extra_state(arrays, extra)
         return agent
 
     def close(self) -> None:
@@ -466,33 +444,3 @@ def fit_value_minibatches(policy, optimizer, obs: np.ndarray, returns: np.ndarra
                 clip_grad_norm_(policy.value_grads, max_grad_norm)
             optimizer.step()
     return float(np.mean(losses)) if losses else float("nan")
-
-
-def evaluate_policy(agent: OnPolicyAlgorithm, env: str | gym.Env | None = None, *, n_episodes: int = 10, seed: int = 0,
-                    deterministic: bool = True, env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
-    """Raw returns of ``n_episodes`` episodes (episode i reset with seed + i), as SB3's evaluate_policy."""
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
-        raise ValueError(f"n_episodes: expected an integer >= 1, got {n_episodes!r}")
-    if env is None:
-        env = agent.env_id
-        if env is None:
-            raise ValueError("env: the agent was trained on an env without an id; pass env=...")
-    e = gym.make(env, **(env_kwargs if env_kwargs is not None else agent.env_kwargs)) if isinstance(env, str) else env
-    rng = np.random.default_rng(seed)
-    returns = np.zeros(n_episodes)
-    try:
-        for i in range(n_episodes):
-            obs, _ = e.reset(seed=seed + i)
-            done, total = False, 0.0
-            while not done:
-                action, _ = agent.predict(obs, deterministic=deterministic, rng=rng)
-                obs, r, term, trunc, _ = e.step(action)
-                total += float(r)
-                done = term or trunc
-            returns[i] = total
-    finally:
-        if isinstance(env, str):
-            e.close()
-    if not math.isfinite(returns.sum()):
-        raise ValueError("evaluate_policy: non-finite episode return")
-    return returns

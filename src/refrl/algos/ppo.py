@@ -199,15 +199,12 @@ class PPO(OnPolicyAlgorithm):
         return float(np.dot(w.astype(np.float64), x)) / float(w.sum())
 
     # ------------------------------------------------------------------ checkpoint extras
+    def _optimizers(self) -> dict[str, Adam]:
+        return {"optim": self.optimizer}
+
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        st = self.optimizer.state_dict()
-        arrays = {"optim/m": st["m"], "optim/v": st["v"]}
-        meta = {"optim": {k: float(v) for k, v in st.items() if k not in ("m", "v")},
-                "kl_coef": self.kl_coef, "n_updates": self.n_updates}
-        return arrays, meta
+        return {}, {"kl_coef": self.kl_coef, "n_updates": self.n_updates}
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        if "optim/m" in arrays:
-            self.optimizer.load_state_dict({"m": arrays["optim/m"], "v": arrays["optim/v"], **meta.get("optim", {})})
         self.kl_coef = float(meta.get("kl_coef", self.config.kl_coef))
         self.n_updates = int(meta.get("n_updates", 0))

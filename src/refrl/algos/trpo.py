@@ -27,7 +27,6 @@ forward pass of the policy MLP per try), held to the literal float64 ``oracle.tr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,62 +38,17 @@ from refrl.algos.base import (
     explained_variance,
     fit_value_minibatches,
 )
-from refrl.config import OnPolicyConfig, _f
+from refrl.config import NPGConfig, TRPOConfig
 from refrl.optim import Adam
 
-__all__ = ["NPG", "TRPO", "NPGConfig", "TRPOConfig", "step_direction", "trpo_step"]
-
-
-@dataclass(frozen=True)
-class NPGConfig(OnPolicyConfig):
-    """Natural policy gradient: the step (F + λI)⁻¹g scaled to the KL radius, no line search."""
-
-    algo: ClassVar[str] = "npg"
-
-    learning_rate: float = _f(1e-3, "Adam step size of the value function (the policy takes natural steps)")
-    max_grad_norm: float | None = _f(None, "clip the value-function gradient norm to this (None: no clipping, as sb3-contrib)")
-    batch_size: int = _f(128, "minibatch size of the value-function (critic) updates")
-    n_critic_updates: int = _f(10, "epochs of Adam minibatch steps on the value function per update (>= 0)")
-    max_kl: float = _f(0.01, "trust-region radius δ: mean KL(π_old ‖ π_new) allowed per update (> 0)")
-    cg_iters: int = _f(10, "conjugate-gradient iterations for (F + cg_damping·I) s = g (>= 1)")
-    cg_damping: float = _f(0.1, "damping λ added to the Fisher matrix (>= 0)")
-    cg_tol: float = _f(1e-10, "CG stops early when rᵀr <= cg_tol (>= 0)")
-    fvp_subsample: int = _f(1, "use every k-th observation in the Fisher-vector product (sb3-contrib sub_sampling_factor)")
-
-    def _validate(self) -> None:
-        super()._validate()
-        self._check_int("batch_size", 1)
-        self._check_int("n_critic_updates", 0)
-        self._check_real("max_kl", 0.0, None, open_low=True)
-        self._check_int("cg_iters", 1)
-        self._check_real("cg_damping", 0.0, None)
-        self._check_real("cg_tol", 0.0, None)
-        self._check_int("fvp_subsample", 1)
-
-
-@dataclass(frozen=True)
-class TRPOConfig(NPGConfig):
-    """TRPO: the natural step followed by a backtracking line search on the exact KL and surrogate."""
-
-    algo: ClassVar[str] = "trpo"
-
-    line_search_shrink: float = _f(0.8, "backtracking factor α in (0, 1): the step is multiplied by α per try")
-    line_search_max_iter: int = _f(10, "tries of the backtracking line search (>= 1)")
-
-    def _validate(self) -> None:
-        super()._validate()
-        v = self.line_search_shrink
-        self._check_real("line_search_shrink", None, None)
-        if not 0.0 < v < 1.0:
-            raise ValueError(f"line_search_shrink: must be in the open interval (0, 1), got {v}")
-        self._check_int("line_search_max_iter", 1)
+__all__ = ["NPG", "TRPO", "step_direction", "trpo_step"]
 
 
 class NPG(OnPolicyAlgorithm):
     """Natural policy gradient (Kakade 2001; TRPO without the line search, as Spinning Up).
 
     ``refrl.NPG(env, seed=0, **hyperparameters)``; hyperparameters are the fields of
-    :class:`NPGConfig` (max_kl, cg_iters, cg_damping, n_critic_updates, ...).
+    :class:`refrl.config.NPGConfig` (max_kl, cg_iters, cg_damping, n_critic_updates, ...).
     """
 
     config_class: ClassVar[type[NPGConfig]] = NPGConfig
@@ -186,15 +140,13 @@ class NPG(OnPolicyAlgorithm):
                                      batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng)
 
     # ------------------------------------------------------------------ checkpoint extras
+    def _optimizers(self) -> dict[str, Adam]:
+        return {"optim": self.critic_optimizer}  # the policy takes natural steps: no optimiser state
+
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        st = self.critic_optimizer.state_dict()
-        arrays = {"optim/m": st["m"], "optim/v": st["v"]}
-        meta = {"optim": {k: float(v) for k, v in st.items() if k not in ("m", "v")}, "n_updates": self.n_updates}
-        return arrays, meta
+        return {}, {"n_updates": self.n_updates}
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        if "optim/m" in arrays:
-            self.critic_optimizer.load_state_dict({"m": arrays["optim/m"], "v": arrays["optim/v"], **meta.get("optim", {})})
         self.n_updates = int(meta.get("n_updates", 0))
 
 
@@ -296,8 +248,9 @@ class TRPO(NPG):
     accepts only a step whose exact mean KL on the batch is ≤ max_kl and whose surrogate improved.
 
     ``refrl.TRPO(env, seed=0, **hyperparameters)``; hyperparameters are the fields of
-    :class:`TRPOConfig` (max_kl, cg_iters, cg_damping, line_search_shrink,
-    line_search_max_iter, n_critic_updates; sb3-contrib calls max_kl ``target_kl``).
+    :class:`refrl.config.TRPOConfig` (max_kl, cg_iters, cg_damping, line_search_shrink,
+    line_search_max_iter, n_critic_updates; sb3-contrib calls max_kl ``target_kl``: the crosswalk
+    is in docs/api.md).
     """
 
     config_class: ClassVar[type[TRPOConfig]] = TRPOConfig

@@ -16,7 +16,6 @@ motivation of TRPO's trust region (docs/trpo.md reproduces it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,45 +26,18 @@ from refrl.algos.base import (
     explained_variance,
     fit_value_minibatches,
 )
-from refrl.config import OnPolicyConfig, _f
+from refrl.config import VPGConfig
 from refrl.optim import Adam, clip_grad_norm_
 
-__all__ = ["VPG", "VPGConfig"]
-
-
-@dataclass(frozen=True)
-class VPGConfig(OnPolicyConfig):
-    """REINFORCE / vanilla policy gradient with an optional learned baseline."""
-
-    algo: ClassVar[str] = "vpg"
-
-    learning_rate: float = _f(3e-4, "Adam step size of the policy (> 0)")
-    gae_lambda: float = _f(1.0, "GAE λ with a baseline (1: G_t − V(s_t), REINFORCE with baseline); ignored without one")
-    normalize_advantage: bool = _f(False, "standardise advantages over the batch (False: the literal estimator)")
-    max_grad_norm: float | None = _f(None, "clip the policy (and value) gradient norm (None: no clipping)")
-    use_baseline: bool = _f(True, "learn V(s) and use it as the baseline (False: plain REINFORCE with Monte-Carlo returns)")
-    n_epochs: int = _f(1, "full-batch policy gradient steps per rollout (1: vanilla; more = a more aggressive step)")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient (>= 0)")
-    vf_learning_rate: float = _f(1e-3, "Adam step size of the value function (> 0)")
-    n_critic_updates: int = _f(10, "epochs of Adam minibatch steps on the value function per rollout (>= 0)")
-    batch_size: int = _f(128, "minibatch size of the value-function updates")
-
-    def _validate(self) -> None:
-        super()._validate()
-        self._check_bool("use_baseline")
-        self._check_int("n_epochs", 1)
-        self._check_real("ent_coef", 0.0, None)
-        self._check_real("vf_learning_rate", 0.0, None, open_low=True)
-        self._check_int("n_critic_updates", 0)
-        self._check_int("batch_size", 1)
+__all__ = ["VPG"]
 
 
 class VPG(OnPolicyAlgorithm):
     """Vanilla policy gradient (REINFORCE, optional learned baseline and GAE).
 
     ``refrl.VPG(env, seed=0, **hyperparameters)``; hyperparameters are the fields of
-    :class:`VPGConfig`.  ``use_baseline=False`` gives Williams' REINFORCE with the discounted
-    return G_t as the weight of ∇ log π (truncated episodes bootstrap from 0: there is no V).
+    :class:`refrl.config.VPGConfig`.  ``use_baseline=False`` gives Williams' REINFORCE with the
+    discounted return G_t as the weight of ∇ log π (truncated episodes bootstrap from 0: there is no V).
     """
 
     config_class: ClassVar[type[VPGConfig]] = VPGConfig
@@ -136,16 +108,11 @@ class VPG(OnPolicyAlgorithm):
             log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
 
     # ------------------------------------------------------------------ checkpoint extras
+    def _optimizers(self) -> dict[str, Adam]:
+        return {"optim": self.optimizer, "critic_optim": self.critic_optimizer}
+
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, meta = {}, {"n_updates": self.n_updates}
-        for name, o in (("optim", self.optimizer), ("critic_optim", self.critic_optimizer)):
-            st = o.state_dict()
-            arrays[f"{name}/m"], arrays[f"{name}/v"] = st["m"], st["v"]
-            meta[name] = {k: float(v) for k, v in st.items() if k not in ("m", "v")}
-        return arrays, meta
+        return {}, {"n_updates": self.n_updates}
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        for name, o in (("optim", self.optimizer), ("critic_optim", self.critic_optimizer)):
-            if f"{name}/m" in arrays:
-                o.load_state_dict({"m": arrays[f"{name}/m"], "v": arrays[f"{name}/v"], **meta.get(name, {})})
         self.n_updates = int(meta.get("n_updates", 0))
