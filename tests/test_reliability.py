@@ -151,9 +151,15 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, capsys, damage):
     assert steps == sorted(set(steps))  # the rows after the checkpoint were dropped, not repeated
 
 
+def _raw_doc(p: Path) -> dict:
+    with zipfile.ZipFile(p) as zf, zf.open("__meta__.npy") as fh:
+        return json.loads(str(np.lib.format.read_array(fh)))
+
+
 def _rewrite(p: Path, dst: Path, *, drop=(), meta_update=None, arrays_update=None, version1=False) -> Path:
     """Re-save a checkpoint's content with changes, the way the earlier refrl wrote files (np.savez)."""
-    arrays, meta = load_checkpoint(p)
+    arrays, _ = load_checkpoint(p)
+    meta = _raw_doc(p)  # with its stored checksum and array list
     for k in drop:
         arrays.pop(k)
     arrays.update(arrays_update or {})
@@ -186,9 +192,6 @@ def _damaged_cases(tmp_path: Path, good: Path) -> dict[str, Path]:
         put(f"truncated_{n}", data[:n])
     put("text", b"this is not a checkpoint\n" * 10)
     put("random", np.random.default_rng(0).bytes(5000))
-    buf = bytearray(data)
-    buf[len(buf) - 40] ^= 0x01  # central directory
-    put("bitflip_directory", bytes(buf))
     np.save(tmp_path / "plain.npy", np.arange(3.0))
     put("plain_npy", (tmp_path / "plain.npy").read_bytes())
     for label, meta in (("meta_not_json", "}}{{ not json"), ("meta_list", "[1, 2, 3]"), ("meta_float", "3.0")):
@@ -257,10 +260,34 @@ def test_damaged_or_foreign_checkpoints_give_one_line_checkpoint_error(tmp_path)
     assert not wrong, wrong
 
 
+def test_bit_flips_in_the_zip_directory_never_load_different_content(tmp_path):
+    """A flipped bit in the central directory once made zipfile list only policy/params, and the
+    load silently dropped the Adam state.  Now every flip either loads the same content or is refused."""
+    out, ckpts = _run_with_checkpoints(tmp_path)
+    data = ckpts[-1].read_bytes()
+    ref_arrays, ref_meta = load_checkpoint(ckpts[-1])
+    p = tmp_path / "flipped.npz"
+    outcomes = {"refused": 0, "identical": 0}
+    for offset in range(len(data) - 1200, len(data)):
+        buf = bytearray(data)
+        buf[offset] ^= 1 << (offset % 8)
+        p.write_bytes(bytes(buf))
+        try:
+            arrays, meta = load_checkpoint(p)
+            refrl.algos.load(p)
+        except refrl.CheckpointError as exc:
+            assert "\n" not in str(exc) and p.name in str(exc)
+            outcomes["refused"] += 1
+            continue
+        assert meta == ref_meta and arrays.keys() == ref_arrays.keys(), offset
+        assert all(arrays[k].tobytes() == ref_arrays[k].tobytes() for k in arrays), offset
+        outcomes["identical"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 1200
+
+
 def test_checkpoint_records_format_version_and_checksum(tmp_path):
     p = save_checkpoint(tmp_path / "c.npz", {"a": np.arange(3.0), "b": np.ones((2, 2), np.float32)}, {"x": 1})
-    with zipfile.ZipFile(p) as zf, zf.open("__meta__.npy") as fh:
-        doc = json.loads(str(np.lib.format.read_array(fh)))
+    doc = _raw_doc(p)
     assert doc["version"] == 2 and re.fullmatch(r"sha256:[0-9a-f]{64}", doc["checksum"])
     assert doc["arrays"] == {"a": {"dtype": "<f8", "shape": [3]}, "b": {"dtype": "<f4", "shape": [2, 2]}}
     arrays, meta = load_checkpoint(p)
