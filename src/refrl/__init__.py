@@ -21,9 +21,10 @@ _LAZY = {
     "TRPO": "refrl.algos.trpo",
     "NPG": "refrl.algos.trpo",
     "VPG": "refrl.algos.vpg",
+    "CheckpointError": "refrl.serialization",
 }
 
-__all__ = ["PPO", "TRPO", "NPG", "VPG", "kernels", "oracle", "__version__"]
+__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "kernels", "oracle", "__version__"]
 
 
 def __getattr__(name):

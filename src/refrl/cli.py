@@ -57,6 +57,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", dest="config_file", default=None, help="JSON file of hyperparameters")
     p.add_argument("--no-tuned", dest="tuned", action="store_false", help="ignore the per-environment tuned defaults")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its newest checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it a non-empty --out is refused)")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N", help="steps between checkpoints (default steps/10)")
     p.add_argument("--keep", type=int, default=3, help="checkpoints to keep")
     p.add_argument("--eval-episodes", type=int, default=10, help="deterministic evaluation episodes after training (0: none)")
@@ -78,7 +80,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             algo=args.algo, env_id=args.env_id, steps=args.steps, seed=args.seed, out=args.out,
             overrides=runs.parse_overrides(args.overrides), config_file=args.config_file, tuned=args.tuned,
             resume=args.resume, checkpoint_every=args.checkpoint_every, keep=args.keep,
-            eval_episodes=args.eval_episodes, progress=args.progress, verbose=args.verbose,
+            eval_episodes=args.eval_episodes, progress=args.progress, verbose=args.verbose, overwrite=args.overwrite,
         )
 
     p.set_defaults(func=lambda args: _run_guarded(p, lambda: run(args)))

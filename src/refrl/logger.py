@@ -9,12 +9,15 @@ Keys are SB3's namespaces: ``rollout/``, ``time/``, ``train/`` (STYLE.md §9).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
+
+from refrl.serialization import write_text_atomic
 
 __all__ = ["Logger"]
 
@@ -30,10 +33,13 @@ class Logger:
         0: silent; 1: print the table at every dump.
     append : bool
         Continue an existing ``metrics.csv`` (``--resume``) instead of starting a new one.
+    resume_step : int or None
+        With ``append``: first drop the rows after this step (those of updates whose checkpoint was
+        lost), so that every step appears once and in order after a resume.
     """
 
     def __init__(self, folder: str | os.PathLike | None = None, *, verbose: int = 0, append: bool = False,
-                 stream: IO[str] | None = None) -> None:
+                 resume_step: int | None = None, stream: IO[str] | None = None) -> None:
         self.verbose = verbose
         self.stream = stream
         self._sums: dict[str, float] = defaultdict(float)
@@ -48,8 +54,36 @@ class Logger:
             if append and self.csv_path.exists():
                 with self.csv_path.open(newline="") as fh:
                     self._keys = next(csv.reader(fh), [])
+                if resume_step is not None:
+                    self._truncate(resume_step)
             elif self.csv_path.exists():
                 self.csv_path.unlink()
+
+    def _rows(self) -> list[dict[str, str]]:
+        assert self.csv_path is not None
+        with self.csv_path.open(newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        assert self.csv_path is not None
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=self._keys, restval="", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        write_text_atomic(self.csv_path, text.getvalue())
+
+    def _truncate(self, step: int) -> None:
+        """Keep the rows up to ``step``, in order, once each (a row cut short by a crash is dropped)."""
+        kept, last = [], -1
+        for row in self._rows():
+            try:
+                s = int(row.get("time/total_timesteps") or "")
+            except ValueError:
+                continue
+            if last < s <= step and None not in row.values():
+                kept.append(row)
+                last = s
+        self._rewrite(kept)
 
     def store(self, **scalars: float) -> None:
         """Accumulate scalars; ``dump`` reports their mean."""
@@ -80,17 +114,9 @@ class Logger:
         assert self.csv_path is not None
         new = [k for k in sorted(row) if k not in self._keys]
         if new:  # a key appeared: rewrite the file with the wider header (as SB3's CSVOutputFormat)
-            old_rows = []
-            if self.csv_path.exists() and self._keys:
-                with self.csv_path.open(newline="") as fh:
-                    old_rows = list(csv.DictReader(fh))
+            old_rows = self._rows() if self.csv_path.exists() and self._keys else []
             self._keys = self._keys + new
-            tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
-            with tmp.open("w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=self._keys)
-                w.writeheader()
-                w.writerows(old_rows)
-            os.replace(tmp, self.csv_path)
+            self._rewrite(old_rows)
         with self.csv_path.open("a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=self._keys).writerow({k: row.get(k, "") for k in self._keys})
 

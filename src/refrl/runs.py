@@ -7,6 +7,14 @@ A run directory holds::
     model.npz                the final model (refrl checkpoint: .npz + JSON, atomic, no pickle)
     checkpoints/step_*.npz   periodic checkpoints (the last ``keep`` are kept); --resume uses the newest
     eval.json                the evaluation printed at the end of training
+    .lock                    "pid host" of the process writing into the directory (fcntl.flock)
+
+Only one process writes into a run directory (a second one is refused, naming the holder); a new
+run into a non-empty directory needs ``--overwrite``.  SIGINT or SIGTERM finishes the current
+update, writes a checkpoint and the model, and exits with 128 + the signal number; a second signal
+aborts at once.  ``--resume`` removes the temporaries of interrupted writes, takes the newest
+checkpoint that verifies (renaming damaged newer ones to ``*.damaged``) and cuts ``metrics.csv``
+back to that checkpoint's step.  docs/reliability.md states these promises and their tests.
 """
 
 from __future__ import annotations
@@ -77,38 +85,125 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-class _StopOnSigint:
-    """First Ctrl-C: finish the current update, save, stop.  Second Ctrl-C: KeyboardInterrupt."""
+class _StopOnSignals:
+    """First SIGINT or SIGTERM: finish the current update, save, stop (exit status 128 + signal).
+    A second one: abort at once (``_Aborted``); the atomic writers remove their temporary, so no
+    file under its real name is ever half-written."""
+
+    SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
 
     def __init__(self) -> None:
-        self.requested = False
-        self._old = None
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopOnSigint:
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def __enter__(self) -> _StopOnSignals:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            for s in self.SIGNALS:
+                self._old[s] = signal.signal(s, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nrefrl: Ctrl-C: stopping after this update and saving (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+            print(f"\nrefrl: {name} again: aborting without saving", file=sys.stderr, flush=True)
+            raise _Aborted(signum)
+        self.signum = signum
+        print(f"\nrefrl: {name}: stopping after this update and saving (send it again to abort)",
+              file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
+
+
+class _Aborted(BaseException):
+    """A second stop signal (a BaseException, so that no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _RunLock:
+    """An exclusive ``fcntl.flock`` on ``DIR/.lock`` (holding "pid host") while a run writes into DIR."""
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: Path, flag: str) -> None:
+        self.path, self.flag, self._fh = run_dir / self.NAME, flag, None
+
+    def __enter__(self) -> _RunLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return self
+        import os
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().split() or ["?", "?"]
+            fh.close()
+            raise UsageError(f"{self.flag}: {str(self.path.parent)!r} is in use by process {holder[0]} on "
+                             f"{holder[-1]} (it holds {str(self.path)!r}); wait for it to end or choose another "
+                             "directory") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()} {socket.gethostname()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            self._fh.close()  # releases the lock; the file stays (removing it would race with a new holder)
+            self._fh = None
+
+
+# the files a run writes into its directory (--overwrite removes these and nothing else)
+_RUN_FILES = ("config.json", "metrics.csv", "model.npz", "eval.json")
+
+
+def _clean_temporaries(run_dir: Path) -> None:
+    from refrl.serialization import remove_temporaries
+
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for p in remove_temporaries(folder):
+                print(f"refrl: removed {p}, left by an interrupted write", file=sys.stderr)
+
+
+def _newest_valid_checkpoint(run_dir: Path, verbose: int):
+    """Load the newest checkpoint that verifies; rename the damaged newer ones to ``*.damaged``."""
+    from refrl.algos import load
+    from refrl.serialization import CheckpointError
+
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*.npz"))
+    if not ckpts:
+        raise UsageError(f"--resume: no checkpoint in {str(run_dir / 'checkpoints')!r}")
+    for ckpt in reversed(ckpts):
+        try:
+            return ckpt, load(ckpt, verbose=verbose)
+        except CheckpointError as exc:
+            aside = ckpt.with_name(ckpt.name + ".damaged")
+            ckpt.replace(aside)  # out of the step_*.npz glob, so that pruning and later resumes ignore it
+            print(f"refrl: --resume: skipped {ckpt}: {exc.problem} (renamed to {aside.name})", file=sys.stderr)
+    raise UsageError(f"--resume: no checkpoint in {str(run_dir / 'checkpoints')!r} verifies (see above)")
 
 
 def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: int, out: str | None,
               overrides: dict[str, Any], config_file: str | None, tuned: bool, resume: str | None,
-              checkpoint_every: int | None, keep: int, eval_episodes: int, progress: bool, verbose: int) -> int:
-    from refrl.algos import get_algorithm, load
-    from refrl.evaluation import evaluate_policy
-    from refrl.logger import Logger
-    from refrl.rollout import check_env_id
-    from refrl.serialization import write_json_atomic
-
+              checkpoint_every: int | None, keep: int, eval_episodes: int, progress: bool, verbose: int,
+              overwrite: bool = False) -> int:
+    """``refrl train``: returns the exit status (0; 128 + signal number after SIGINT/SIGTERM)."""
     if keep < 1:
         raise UsageError(f"--keep: must be >= 1, got {keep}")
     if checkpoint_every is not None and checkpoint_every < 1:
@@ -116,20 +211,42 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
     if eval_episodes < 0:
         raise UsageError(f"--eval-episodes: must be >= 0, got {eval_episodes}")
     if resume is not None:
-        run_dir = Path(resume)
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.is_file():
+        run_dir, flag = Path(resume), "--resume"
+        if not (run_dir / "config.json").is_file():
             raise UsageError(f"--resume: {str(run_dir)!r} is not a run directory (no config.json)")
+    else:
+        if algo is None or env_id is None:
+            raise UsageError("train: ALGO and ENV_ID are required (or --resume DIR)")
+        run_dir, flag = Path(out if out is not None else f"runs/{algo}-{env_id}-s{seed}"), "--out"
+    with _StopOnSignals() as stop:
+        try:
+            with _RunLock(run_dir, flag):
+                return _train_locked(stop, run_dir, algo=algo, env_id=env_id, steps=steps, seed=seed,
+                                     overrides=overrides, config_file=config_file, tuned=tuned, resume=resume,
+                                     checkpoint_every=checkpoint_every, keep=keep, eval_episodes=eval_episodes,
+                                     progress=progress, verbose=verbose, overwrite=overwrite)
+        except _Aborted as exc:
+            return 128 + exc.signum
+
+
+def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, seed, overrides, config_file,
+                  tuned, resume, checkpoint_every, keep, eval_episodes, progress, verbose, overwrite) -> int:
+    from refrl.algos import get_algorithm
+    from refrl.evaluation import evaluate_policy
+    from refrl.logger import Logger
+    from refrl.rollout import check_env_id
+    from refrl.serialization import write_json_atomic
+
+    if resume is not None:
+        cfg_path = run_dir / "config.json"
         run_cfg = json.loads(cfg_path.read_text())
         if algo is not None and algo != run_cfg["algo"] or env_id is not None and env_id != run_cfg["env_id"]:
             raise UsageError(f"--resume: the run is {run_cfg['algo']} on {run_cfg['env_id']}; do not pass another algorithm/env")
         if overrides or config_file:
             raise UsageError("--resume: hyperparameters come from the checkpoint; --set/--config are not allowed")
-        ckpt = _latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise UsageError(f"--resume: no checkpoint in {str(run_dir / 'checkpoints')!r}")
+        _clean_temporaries(run_dir)
+        ckpt, agent = _newest_valid_checkpoint(run_dir, verbose)
         total = int(steps if steps is not None else run_cfg["steps"])
-        agent = load(ckpt, verbose=verbose)
         if total <= agent.num_timesteps:
             raise UsageError(f"--steps: the run already has {agent.num_timesteps} steps; pass a larger --steps to continue")
         run_cfg["steps"] = total
@@ -138,25 +255,29 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
         remaining = total - agent.num_timesteps
         reset = False
     else:
-        if algo is None or env_id is None:
-            raise UsageError("train: ALGO and ENV_ID are required (or --resume DIR)")
         cls = get_algorithm(algo)  # ValueError naming the algorithm
         check_env_id(env_id)  # ValueError naming the env, before any work
         hp, src_steps = resolve_hyperparameters(algo, env_id, tuned=tuned, config_file=config_file, overrides=overrides)
         total = int(steps if steps is not None else (src_steps or 100_000))
         if total < 1:
             raise UsageError(f"--steps: must be >= 1, got {total}")
+        existing = sorted(p.name for p in run_dir.iterdir() if p.name != _RunLock.NAME)
+        if existing and not overwrite:
+            raise UsageError(f"--out: {str(run_dir)!r} is not empty ({', '.join(existing[:5])}"
+                             f"{', ...' if len(existing) > 5 else ''}); continue it with --resume, replace the run "
+                             "with --overwrite, or choose another directory")
         agent = cls(env_id, seed=seed, verbose=verbose, **hp)
-        run_dir = Path(out if out is not None else f"runs/{algo}-{env_id}-s{seed}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for old in (run_dir / "checkpoints").glob("step_*.npz"):
-            old.unlink()  # a new run in an old directory must not resume from stale checkpoints
+        _clean_temporaries(run_dir)
+        # a new run must not resume from, nor be evaluated as, the old one
+        for old in [*(run_dir / "checkpoints").glob("step_*.npz*"), *(run_dir / name for name in _RUN_FILES)]:
+            old.unlink(missing_ok=True)
         run_cfg = {"algo": algo, "env_id": env_id, "seed": seed, "steps": total,
                    "hyperparameters": agent.config.to_dict(), "command": sys.argv}
         write_json_atomic(run_dir / "config.json", run_cfg)
         remaining, reset = total, True
 
-    agent.logger = Logger(run_dir, verbose=verbose, append=not reset)
+    agent.logger = Logger(run_dir, verbose=verbose, append=not reset,
+                          resume_step=None if reset else agent.num_timesteps)
     every = checkpoint_every or max(total // 10, agent.config.rollout_size)
     state = {"next_ckpt": (agent.num_timesteps // every + 1) * every}
 
@@ -166,19 +287,21 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
             stale.unlink()
         return p
 
-    with _StopOnSigint() as stop:
-        def callback(a) -> bool:
-            if a.num_timesteps >= state["next_ckpt"]:
-                save_checkpoint()
-                state["next_ckpt"] = (a.num_timesteps // every + 1) * every
-            return not stop.requested
+    def callback(a) -> bool:
+        if a.num_timesteps >= state["next_ckpt"]:
+            save_checkpoint()
+            state["next_ckpt"] = (a.num_timesteps // every + 1) * every
+        return not stop.requested
 
-        agent.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=reset)
-        save_checkpoint()
-        model = agent.save(run_dir / "model.npz")
+    agent.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=reset)
+    save_checkpoint()
+    model = agent.save(run_dir / "model.npz")
     print(f"refrl: {agent.num_timesteps} steps; model saved to {model}")
     if stop.requested:
-        print(f"refrl: interrupted; continue with: refrl train --resume {run_dir}", file=sys.stderr)
+        print(f"refrl: stopped by {signal.Signals(stop.signum).name}; continue with: refrl train --resume {run_dir}",
+              file=sys.stderr)
+        agent.close()
+        return 128 + stop.signum
     if eval_episodes > 0:
         returns = evaluate_policy(agent, n_episodes=eval_episodes, seed=10_000 + seed)
         _print_eval(returns)
@@ -186,7 +309,7 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
                                                   "std": float(returns.std()), "returns": returns.tolist(),
                                                   "num_timesteps": agent.num_timesteps})
     agent.close()
-    return 130 if stop.requested else 0
+    return 0
 
 
 def _print_eval(returns) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from refrl.serialization import load_checkpoint
+from refrl.serialization import CheckpointError, load_checkpoint
 
 if TYPE_CHECKING:
     from refrl.algos.base import OnPolicyAlgorithm
@@ -37,4 +37,6 @@ def get_algorithm(name: str) -> type[OnPolicyAlgorithm]:
 def load(path, env=None, **kwargs) -> OnPolicyAlgorithm:
     """Load any refrl checkpoint, whichever algorithm wrote it (the class named by its ``algo``)."""
     arrays, meta = load_checkpoint(path)
-    return get_algorithm(meta.get("algo")).from_checkpoint(arrays, meta, env, **kwargs)
+    if not isinstance(meta.get("algo"), str):
+        raise CheckpointError(path, "damaged: no 'algo' in its JSON document")
+    return get_algorithm(meta["algo"]).from_checkpoint(arrays, meta, env, path=path, **kwargs)

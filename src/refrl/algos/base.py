@@ -51,7 +51,7 @@ from refrl.optim import Adam, clip_grad_norm_
 from refrl.policy import ActorCritic
 from refrl.progress import Progress
 from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
-from refrl.serialization import load_checkpoint, save_checkpoint
+from refrl.serialization import CheckpointError, load_checkpoint, save_checkpoint
 from refrl.threads import blas_threads
 
 # evaluate_policy lives in refrl.evaluation; importing it from here keeps working.
@@ -379,13 +379,16 @@ class OnPolicyAlgorithm:
         arrays, meta = load_checkpoint(path)
         if meta.get("algo") != cls.algo_name:
             raise ValueError(f"path: checkpoint is for {meta.get('algo')!r}, not {cls.algo_name!r}; use refrl.algos.load")
-        return cls.from_checkpoint(arrays, meta, env, verbose=verbose)
+        return cls.from_checkpoint(arrays, meta, env, verbose=verbose, path=path)
 
     @classmethod
     def from_checkpoint(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any],
-                        env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0) -> OnPolicyAlgorithm:
+                        env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0,
+                        path: str | Path = "checkpoint") -> OnPolicyAlgorithm:
         """Rebuild an agent of this class from the ``(arrays, meta)`` of
-        ``refrl.serialization.load_checkpoint`` (what ``load`` does after reading the file)."""
+        ``refrl.serialization.load_checkpoint`` (what ``load`` does after reading the file).
+        ``path`` names the file in a :class:`CheckpointError` (a missing or invalid entry)."""
+        check_checkpoint_meta(path, meta)
         if env is None:
             env = meta.get("env_id")
             if env is None:
@@ -398,23 +401,33 @@ class OnPolicyAlgorithm:
                 f"env: its spaces do not match the checkpoint's policy "
                 f"(saved {meta['policy']['observation_space']} -> {meta['policy']['action_space']})"
             )
-        agent.policy.load_state_dict({k[len("policy/"):]: v for k, v in arrays.items() if k.startswith("policy/")})
-        for name, rms in (("obs_rms", agent.obs_rms), ("return_rms", agent.return_rms)):
-            if rms is not None and f"{name}/mean" in arrays:
-                rms.mean = arrays[f"{name}/mean"].astype(np.asarray(rms.mean).dtype)
-                rms.var = arrays[f"{name}/var"].astype(np.asarray(rms.var).dtype)
-                rms.count = float(arrays[f"{name}/count"])
-        agent.rng.bit_generator.state = meta["rng_state"]
-        agent.num_timesteps = int(meta["num_timesteps"])
-        agent.total_timesteps = int(meta["total_timesteps"])
-        agent.iteration = int(meta["iteration"])
-        if agent.total_timesteps:
-            agent.progress_remaining = max(0.0, 1.0 - agent.num_timesteps / agent.total_timesteps)
-        extra = meta.get("extra") or {}
-        for prefix, optimizer in agent._optimizers().items():
-            if f"{prefix}/m" in arrays:
+        # Everything this agent saves is required (optimiser state included): a file missing any of it is refused.
+        required = [f"policy/{k}" for k in agent.policy.state_dict()] + list(agent._extra_state()[0])
+        required += [f"{prefix}/{k}" for prefix in agent._optimizers() for k in ("m", "v")]
+        required += [f"{name}/{k}" for name, rms in (("obs_rms", agent.obs_rms), ("return_rms", agent.return_rms))
+                     if rms is not None for k in ("mean", "var", "count")]
+        missing = [k for k in required if k not in arrays]
+        if missing:
+            raise CheckpointError(path, f"damaged: missing array(s) {', '.join(missing)}")
+        try:
+            agent.policy.load_state_dict({k[len("policy/"):]: v for k, v in arrays.items() if k.startswith("policy/")})
+            for name, rms in (("obs_rms", agent.obs_rms), ("return_rms", agent.return_rms)):
+                if rms is not None:
+                    rms.mean = arrays[f"{name}/mean"].astype(np.asarray(rms.mean).dtype)
+                    rms.var = arrays[f"{name}/var"].astype(np.asarray(rms.var).dtype)
+                    rms.count = float(arrays[f"{name}/count"])
+            agent.rng.bit_generator.state = meta["rng_state"]
+            agent.num_timesteps = int(meta["num_timesteps"])
+            agent.total_timesteps = int(meta["total_timesteps"])
+            agent.iteration = int(meta["iteration"])
+            if agent.total_timesteps:
+                agent.progress_remaining = max(0.0, 1.0 - agent.num_timesteps / agent.total_timesteps)
+            extra = meta.get("extra") or {}
+            for prefix, optimizer in agent._optimizers().items():
                 optimizer.load_state_dict({"m": arrays[f"{prefix}/m"], "v": arrays[f"{prefix}/v"], **extra.get(prefix, {})})
-        agent._load_extra_state(arrays, extra)
+            agent._load_extra_state(arrays, extra)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(path, f"damaged: {type(exc).__name__}: {exc}") from None
         return agent
 
     def close(self) -> None:
@@ -422,6 +435,25 @@ class OnPolicyAlgorithm:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={self.env_id!r}, seed={self.seed}, num_timesteps={self.num_timesteps})"
+
+
+def check_checkpoint_meta(path, meta: dict[str, Any]) -> None:
+    """The JSON document of an algorithm checkpoint has every key ``load`` reads, of the right type."""
+    def is_count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    checks = {"algo": lambda v: isinstance(v, str), "config": lambda v: isinstance(v, dict),
+              "seed": lambda v: isinstance(v, int) and not isinstance(v, bool), "num_timesteps": is_count,
+              "total_timesteps": is_count, "iteration": is_count, "policy": lambda v: isinstance(v, dict),
+              "rng_state": lambda v: isinstance(v, dict)}
+    for key, ok in checks.items():
+        if key not in meta:
+            raise CheckpointError(path, f"damaged: no {key!r} in its JSON document")
+        if not ok(meta[key]):
+            raise CheckpointError(path, f"damaged: {key!r} in its JSON document is invalid: {meta[key]!r:.80}")
+    for key in ("extra", "env_kwargs"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise CheckpointError(path, f"damaged: {key!r} in its JSON document is not an object")
 
 
 def fit_value_minibatches(policy, optimizer, obs: np.ndarray, returns: np.ndarray, *, n_epochs: int,
