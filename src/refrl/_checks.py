@@ -9,11 +9,15 @@ everywhere. The module is private to the package; its functions are public withi
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["as_array", "as_flags", "as_float_array", "check_scalar", "first_non_finite", "fmt_shape"]
+__all__ = [
+    "as_array", "as_flags", "as_float_array", "check_inplace_array", "check_scalar", "checked_operator", "first_non_finite",
+    "fmt_shape", "raise_bad_weights",
+]
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _FLOAT_DTYPES = (_F32, _F64)
@@ -181,3 +185,59 @@ def first_non_finite(fn: str, named: list[tuple[str, np.ndarray]], where: np.nda
         if bad.any():
             return f"{fn}: '{name}' contains NaN or inf (at index {np.argwhere(bad)[0].tolist()})"
     return None
+
+
+def raise_bad_weights(fn: str, weights: np.ndarray) -> None:
+    """Raise the ValueError naming what is wrong with per-sample ``weights`` that a kernel reported
+    invalid (NaN/inf, negative, a sum that overflows, all zero)."""
+    if not np.isfinite(weights).all():
+        raise ValueError(f"{fn}: 'weights' contains NaN or inf")
+    if (weights < 0).any():
+        raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
+    with np.errstate(over="ignore"):
+        total = float(weights.sum(dtype=np.float64))
+    if not np.isfinite(total):
+        raise ValueError(f"{fn}: 'weights' sum overflows")
+    raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
+
+
+def check_inplace_array(x: Any, name: str, fn: str, like: np.ndarray, *, writeable: bool) -> np.ndarray:
+    """``x`` must already be a C-contiguous array of ``like``'s dtype and shape (it is updated in
+    place or read as is, never copied); ``writeable``: it must be writeable too."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: '{name}' must be a numpy array, got {type(x).__name__}")
+    if x.dtype != like.dtype:
+        raise TypeError(f"{fn}: '{name}' must have dtype {like.dtype} (that of 'params'), got {x.dtype}")
+    if x.shape != like.shape:
+        raise ValueError(f"{fn}: '{name}' must have shape {fmt_shape(like.shape)}, got {fmt_shape(x.shape)}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{fn}: '{name}' must be C-contiguous (it is updated in place, never copied)")
+    if writeable and not x.flags.writeable:
+        raise ValueError(f"{fn}: '{name}' must be writeable (it is updated in place)")
+    return x
+
+
+def checked_operator(operator: Callable[[np.ndarray], np.ndarray], n: int, dtype: np.dtype, fn: str):
+    """Wrap a Python operator ``v -> A v`` so that each result is checked: a float array of shape
+    [n] with finite values, returned C-contiguous in ``dtype``; errors name the call number."""
+    calls = [0]
+
+    def checked_apply(v: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        out = operator(v)
+        if out is None:
+            raise TypeError(f"{fn}: 'operator' must return a float array, got None (call {calls[0]})")
+        arr = as_array(out, "operator", fn)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{fn}: 'operator' must return a float array, got dtype {arr.dtype} (call {calls[0]})")
+        if arr.shape != (n,):
+            raise ValueError(
+                f"{fn}: 'operator' must return shape {fmt_shape((n,))} like 'b', got {fmt_shape(arr.shape)} "
+                f"(call {calls[0]})"
+            )
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{fn}: 'operator' returned NaN or inf (call {calls[0]})")
+        return arr
+
+    return checked_apply

@@ -41,7 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from refrl._checks import as_array, as_flags, as_float_array, check_scalar, first_non_finite, fmt_shape
+from refrl._checks import (
+    as_array, as_flags, as_float_array, check_inplace_array, check_scalar, checked_operator, first_non_finite, fmt_shape,
+    raise_bad_weights,
+)  # fmt: skip
 from refrl._types import CGResult, GAEResult, SurrogateResult
 
 try:
@@ -176,19 +179,6 @@ def gae(
 # ----------------------------------------------------------------------------------------
 
 
-def _raise_bad_weights(fn: str, weights: np.ndarray) -> None:
-    """Name what the surrogate kernel found wrong with ``weights`` (it reported them invalid)."""
-    if not np.isfinite(weights).all():
-        raise ValueError(f"{fn}: 'weights' contains NaN or inf")
-    if (weights < 0).any():
-        raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
-    with np.errstate(over="ignore"):
-        total = float(weights.sum(dtype=np.float64))
-    if not np.isfinite(total):
-        raise ValueError(f"{fn}: 'weights' sum overflows")
-    raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
-
-
 def clipped_surrogate(
     logp: Any,
     logp_old: Any,
@@ -266,7 +256,7 @@ def clipped_surrogate(
         "clipped_surrogate", dtype
     )(logp, logp_old, advantages, weights, clip_range)
     if invalid or not 0.0 < weight_sum < math.inf:
-        _raise_bad_weights(fn, weights)
+        raise_bad_weights(fn, weights)
     if not (np.isfinite(objective) and np.isfinite(approx_kl) and np.isfinite(ratio_mean)):
         used = None if weights is None else weights != 0
         msg = first_non_finite(fn, [("logp", logp), ("logp_old", logp_old), ("advantages", advantages)], where=used)
@@ -291,21 +281,6 @@ def clipped_surrogate(
 # ----------------------------------------------------------------------------------------
 # Adam step
 # ----------------------------------------------------------------------------------------
-
-
-def _adam_moment_array(x: Any, name: str, fn: str, like: np.ndarray, *, writeable: bool) -> np.ndarray:
-    """``x`` must already be a 1-D C-contiguous array of ``like``'s dtype and length (updated in place)."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{fn}: '{name}' must be a numpy array, got {type(x).__name__}")
-    if x.dtype != like.dtype:
-        raise TypeError(f"{fn}: '{name}' must have dtype {like.dtype} (that of 'params'), got {x.dtype}")
-    if x.shape != like.shape:
-        raise ValueError(f"{fn}: '{name}' must have shape {fmt_shape(like.shape)}, got {fmt_shape(x.shape)}")
-    if not x.flags.c_contiguous:
-        raise ValueError(f"{fn}: '{name}' must be C-contiguous (it is updated in place, never copied)")
-    if writeable and not x.flags.writeable:
-        raise ValueError(f"{fn}: '{name}' must be writeable (it is updated in place)")
-    return x
 
 
 def adam_step(
@@ -370,10 +345,10 @@ def adam_step(
         raise TypeError(f"{fn}: 'params' must be float32 or float64, got dtype {params.dtype}")
     if params.ndim != 1:
         raise ValueError(f"{fn}: 'params' must be 1-D [P], got shape {fmt_shape(params.shape)}")
-    _adam_moment_array(params, "params", fn, params, writeable=True)
-    _adam_moment_array(grads, "grads", fn, params, writeable=False)
-    _adam_moment_array(m, "m", fn, params, writeable=True)
-    _adam_moment_array(v, "v", fn, params, writeable=True)
+    check_inplace_array(params, "params", fn, params, writeable=True)
+    check_inplace_array(grads, "grads", fn, params, writeable=False)
+    check_inplace_array(m, "m", fn, params, writeable=True)
+    check_inplace_array(v, "v", fn, params, writeable=True)
     t = check_scalar("t", t, fn=fn, lo=1, integer=True)
     lr = check_scalar("lr", lr, fn=fn, lo=0.0)
     beta1 = check_scalar("beta1", beta1, fn=fn, lo=0.0, hi=1.0, hi_open=True)
@@ -484,26 +459,7 @@ def conjugate_gradient(
     if native_dtype is not None:
         x, k, res, status = _core_fn("conjugate_gradient", dtype)(operator, b, iters, tol, damping)
     else:
-        calls = [0]
-
-        def checked_apply(v: np.ndarray) -> np.ndarray:
-            calls[0] += 1
-            out = operator(v)
-            if out is None:
-                raise TypeError(f"{fn}: 'operator' must return a float array, got None (call {calls[0]})")
-            arr = as_array(out, "operator", fn)
-            if arr.dtype.kind != "f":
-                raise TypeError(f"{fn}: 'operator' must return a float array, got dtype {arr.dtype} (call {calls[0]})")
-            if arr.shape != (n,):
-                raise ValueError(
-                    f"{fn}: 'operator' must return shape {fmt_shape((n,))} like 'b', got {fmt_shape(arr.shape)} "
-                    f"(call {calls[0]})"
-                )
-            arr = np.ascontiguousarray(arr, dtype=dtype)
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{fn}: 'operator' returned NaN or inf (call {calls[0]})")
-            return arr
-
+        checked_apply = checked_operator(operator, n, dtype, fn)
         x, k, res, status = _core_fn("conjugate_gradient_callable", dtype)(checked_apply, b, iters, tol, damping)
     status_name = _core.CG_STATUS[status]
     if status_name == "non_finite":
