@@ -9,7 +9,7 @@ other processes on a shared machine: see best_time); ratios are NumPy time / nat
                   + backward Jᵀ(·): what the Python API computes without a cache
   NumPy cached    forward once at θ_old, then per product J v from the cache + M + backward
                   (the fair baseline: the same caching as the native operator)
-  native          kernels.fisher_operator(...) built once (forward pass, activations cached),
+  native          native.fisher_operator(...) built once (forward pass, activations cached),
                   then op(v) per product (GIL released)
   CG10            kernels.conjugate_gradient(A, g, iters=10, tol=0, damping=0.1): NumPy cached
                   FVP as a Python callable vs the native operator (whole solve in C++);
@@ -33,7 +33,7 @@ import time
 import numpy as np
 from gymnasium import spaces
 
-from refrl import _core, kernels
+from refrl import _core, kernels, native
 from refrl.policy import ActorCritic
 
 
@@ -62,7 +62,7 @@ def numpy_fvp(pol: ActorCritic, x: np.ndarray, damping: float, cache=None):
 
         def fvp(v):
             y, pi_cache = pol.pi.forward(x)
-            dp = pol._dist_params(y)
+            dp = pol.dist_params_from_output(y)
             mjv = pol.dist.fisher_product(dp, pol.dist_params_jvp(pi_cache, v))
             mjv /= B
             out = np.zeros(pol.n_policy_params, dtype=pol.dtype)
@@ -71,7 +71,7 @@ def numpy_fvp(pol: ActorCritic, x: np.ndarray, damping: float, cache=None):
 
         return fvp
     y, pi_cache = cache
-    dp = pol._dist_params(y)
+    dp = pol.dist_params_from_output(y)
     c = {"B": B, "pi": pi_cache}
 
     def fvp_cached(v):
@@ -120,8 +120,8 @@ def main() -> None:
                 v = rng.standard_normal(pol.n_policy_params).astype(dt)
                 f_np = numpy_fvp(pol, x, damping)
                 f_npc = numpy_fvp(pol, x, damping, cache=pol.pi.forward(x))
-                op = kernels.fisher_operator(pol, obs, damping=damping, isa=args.isa)
-                op5 = kernels.fisher_operator(pol, obs, damping=damping, subsample=5, isa=args.isa)
+                op = native.fisher_operator(pol, obs, damping=damping, isa=args.isa)
+                op5 = native.fisher_operator(pol, obs, damping=damping, subsample=5, isa=args.isa)
                 # the three paths agree (sanity, not timing)
                 ref = f_npc(v)
                 tol = 1e-3 if dt == np.float32 else 1e-9
@@ -136,7 +136,7 @@ def main() -> None:
                     return kernels.conjugate_gradient(f, v, iters=10, tol=0.0, damping=damping)
 
                 def cg_native():
-                    o = kernels.fisher_operator(pol, obs, isa=args.isa)
+                    o = native.fisher_operator(pol, obs, isa=args.isa)
                     return kernels.conjugate_gradient(o, v, iters=10, tol=0.0, damping=damping)
 
                 r1, r2 = cg_numpy(), cg_native()

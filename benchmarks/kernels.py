@@ -5,7 +5,7 @@ Run:  python benchmarks/kernels.py            (about half a minute; prints a Mar
 Everything is measured in one run, as ratios, because the machine is shared and noisy:
 each figure is the best (minimum) over many rounds of a short timed loop, with the
 functions being compared timed interleaved, round by round. Oracles are timed once.
-Targets (issue #2): at T=2048, N=8 GAE ≥ 10× the best NumPy formulation and ≥ 25 % of
+Targets: at T=2048, N=8 GAE ≥ 10× the best NumPy formulation and ≥ 25 % of
 the memory bandwidth of a plain NumPy copy of the same bytes; at 65,536 samples the clipped
 surrogate with gradient and statistics ≥ 3× the NumPy expression.
 """
@@ -84,7 +84,7 @@ def bench_gae(T: int, N: int, dtype, rng, repeats: int) -> dict:
     np_adv, _ = gae_numpy(*args)
     tol = 1e-9 if dtype == np.float64 else 1e-3
     assert np.allclose(got.advantages, np_adv, rtol=tol, atol=tol), "NumPy formulation disagrees"
-    raw = getattr(_core, f"gae_{kernels._SUFFIX[np.dtype(dtype)]}")
+    raw = getattr(_core, "gae_f32" if np.dtype(dtype) == np.float32 else "gae_f64")
     t8, u8 = term.view(np.uint8), trunc.view(np.uint8)
     itemsize = np.dtype(dtype).itemsize
     moved = T * N * (3 * itemsize + 2 * 1 + 2 * itemsize)  # read r, V, V', 2 flag bytes; write A, ret

@@ -1,4 +1,4 @@
-"""Native fused acting path (_core.ActNetF32/F64 behind ActorCritic.act) vs the NumPy path (oracle).
+"""Native fused acting path (_core.ActNetF32/F64 behind refrl.native.act) vs ActorCritic.act, the NumPy path (oracle).
 
 Same random stream, same actions, log-probabilities and values to rounding, in float32 and
 float64, for Discrete / Box / MultiDiscrete actions; the stored log π(a|s) equals what
@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from refrl import _core
+from refrl import _core, native
 from refrl.policy import ActorCritic
 
 ACTION_SPACES = {
@@ -65,8 +65,7 @@ def test_native_act_matches_numpy_act(case):
     ac, obs, seed, deterministic = case
     rng_n, rng_p = np.random.default_rng(seed), np.random.default_rng(seed)
     ac.native_act = True
-    a_n, logp_n, v_n = ac.act(obs, rng_n, deterministic=deterministic)
-    ac.native_act = False
+    a_n, logp_n, v_n = native.act(ac, obs, rng_n, deterministic=deterministic)
     a_p, logp_p, v_p = ac.act(obs, rng_p, deterministic=deterministic)
     assert rng_n.bit_generator.state == rng_p.bit_generator.state  # the same random numbers were drawn
     assert a_n.shape == a_p.shape and a_n.dtype == a_p.dtype
@@ -87,14 +86,14 @@ def test_native_act_matches_numpy_act(case):
 
 
 @given(act_case(), st.booleans())
-def test_act_and_clip_is_act_then_clip_actions(case, native):
+def test_act_and_clip_is_act_then_clip_actions(case, use_native):
     """The collector's fused call: the same draws and values as ``act`` followed by ``clip_actions``
     (the clip done in C++ on the native Gaussian path), with log σ up to 3 so that clipping bites."""
     ac, obs, seed, _ = case
-    ac.native_act = native and ac.dtype == np.float32
+    ac.native_act = use_native and ac.dtype == np.float32
     rng_f, rng_r = np.random.default_rng(seed), np.random.default_rng(seed)
-    a_f, env_f, logp_f, v_f = ac.act_and_clip(obs, rng_f)
-    a_r, logp_r, v_r = ac.act(obs, rng_r)
+    a_f, env_f, logp_f, v_f = native.act_and_clip(ac, obs, rng_f)
+    a_r, logp_r, v_r = native.act(ac, obs, rng_r)
     env_r = ac.clip_actions(a_r)
     assert rng_f.bit_generator.state == rng_r.bit_generator.state
     for got, want in ((a_f, a_r), (env_f, env_r), (logp_f, logp_r), (v_f, v_r)):
@@ -150,8 +149,7 @@ def test_native_act_discrete_observations_one_hot():
     ac = ActorCritic(spaces.Discrete(6, start=1), spaces.Discrete(2), net_arch=(8,), rng=np.random.default_rng(0))
     obs = np.array([1, 6, 3])
     ac.native_act = True
-    a_n, logp_n, v_n = ac.act(obs, np.random.default_rng(3))
-    ac.native_act = False
+    a_n, logp_n, v_n = native.act(ac, obs, np.random.default_rng(3))
     a_p, logp_p, v_p = ac.act(obs, np.random.default_rng(3))
     np.testing.assert_array_equal(a_n, a_p)
     _assert_close(logp_n, logp_p, np.float32, "logp")
@@ -164,9 +162,9 @@ def test_native_act_is_the_float32_default_and_sees_parameter_updates():
     assert not ActorCritic(spaces.Box(-1, 1, (3,)), spaces.Discrete(3), dtype=np.float64,
                            rng=np.random.default_rng(0)).native_act
     obs = np.ones((2, 3), dtype=np.float32)
-    _, _, v0 = ac.act(obs, np.random.default_rng(0))
+    _, _, v0 = native.act(ac, obs, np.random.default_rng(0))
     ac.value_params[-1] += 1.0  # the output bias of the value network: V shifts by exactly 1
-    _, _, v1 = ac.act(obs, np.random.default_rng(0))
+    _, _, v1 = native.act(ac, obs, np.random.default_rng(0))
     np.testing.assert_allclose(v1 - v0, 1.0, rtol=1e-6)
 
 
@@ -174,12 +172,12 @@ def test_native_act_bad_inputs_raise_the_numpy_path_errors():
     ac = ActorCritic(spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)), net_arch=(4,), rng=np.random.default_rng(0))
     assert ac.native_act
     with pytest.raises(ValueError, match=r"'obs' must have shape \(B, 3\)"):
-        ac.act(np.zeros(3), np.random.default_rng(0))
+        native.act(ac, np.zeros(3), np.random.default_rng(0))
     with pytest.raises(ValueError, match="'obs' contains NaN"):
-        ac.act(np.array([[0.0, np.nan, 1.0]], dtype=np.float32), np.random.default_rng(0))
+        native.act(ac, np.array([[0.0, np.nan, 1.0]], dtype=np.float32), np.random.default_rng(0))
     ac.params[0] = np.nan
     with pytest.raises(ValueError, match="'params' contain NaN or inf"):
-        ac.act(np.ones((2, 3), dtype=np.float32), np.random.default_rng(0))
+        native.act(ac, np.ones((2, 3), dtype=np.float32), np.random.default_rng(0))
 
 
 def test_native_actnet_argument_errors_are_named():

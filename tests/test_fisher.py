@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from refrl import _core, kernels, oracle
+from refrl import _core, kernels, native, oracle
 from refrl.nn import MLP
 from refrl.policy import ActorCritic
 
@@ -83,7 +83,7 @@ def _fv_atol(want, v) -> float:
 @given(fisher_case(), st.integers(1, 3), st.sampled_from([0.0, 0.1]))
 def test_fisher_vector_product_matches_oracle(case, subsample, damping):
     pol, obs, v = case
-    got = pol.fisher_operator(obs, damping=damping, subsample=subsample)(v)
+    got = native.fisher_operator(pol, obs, damping=damping, subsample=subsample)(v)
     want = oracle.fisher_vector_product(pol, obs, v, damping=damping, subsample=subsample)
     assert_close(got, want, rtol=1e-9, atol=_fv_atol(want, v), name="F v")
 
@@ -116,7 +116,7 @@ def test_fisher_equals_finite_difference_hessian_of_mean_kl(case, data):
     u = data.draw(arrays(np.float64, n, elements=st.floats(-2.0, 2.0, width=64)))
     theta0 = pol.policy_params.copy()
     old_dp = pol.dist_params(obs)
-    op = pol.fisher_operator(obs)
+    op = native.fisher_operator(pol, obs)
     eps = 1e-4
     for a, b in ((u, v), (v, v)):
         kl = [
@@ -136,7 +136,7 @@ def test_fisher_is_symmetric_positive_semidefinite(case):
     assert_close(F, F.T, rtol=0, atol=1e-12 * scale, name="F - F^T")
     assert np.linalg.eigvalsh(F).min() >= -1e-10 * scale
     # the native operator: uᵀ(Fv) = vᵀ(Fu) and vᵀFv >= 0
-    op = pol.fisher_operator(obs)
+    op = native.fisher_operator(pol, obs)
     u = np.roll(v, 1) - 0.5
     Fv, Fu = op(v), op(u)
     assert abs(u @ Fv - v @ Fu) <= 1e-10 * (1 + abs(u @ Fv))
@@ -152,9 +152,9 @@ def test_conjugate_gradient_with_native_fisher_operator_solves_damped_system(cas
     F = oracle.fisher_matrix(pol, obs)
     A = F + lam * np.eye(n)
     if damping_in_operator:
-        res = kernels.conjugate_gradient(pol.fisher_operator(obs, damping=lam), g, iters=6 * n + 10, tol=1e-24)
+        res = kernels.conjugate_gradient(native.fisher_operator(pol, obs, damping=lam), g, iters=6 * n + 10, tol=1e-24)
     else:
-        res = kernels.conjugate_gradient(pol.fisher_operator(obs), g, iters=6 * n + 10, tol=1e-24, damping=lam)
+        res = kernels.conjugate_gradient(native.fisher_operator(pol, obs), g, iters=6 * n + 10, tol=1e-24, damping=lam)
     want = np.linalg.solve(A, g)
     assert np.linalg.norm(A @ res.x - g) <= 1e-8 * np.linalg.norm(g) + 1e-12
     assert_close(res.x, want, rtol=1e-6, atol=1e-8 * _scale(want), name="x")
@@ -167,7 +167,7 @@ def test_fisher_vector_product_float32_matches_float64_oracle(case, subsample):
     1e-4 relative to the terms summed (products and sums in float32; see _fv_atol: F v itself
     can cancel to ~1e-17, e.g. at obs = 0, where float32 round-off of the terms is ~1e-8)."""
     pol, obs, v = case
-    got = pol.fisher_operator(obs, subsample=subsample)(v.astype(np.float32))
+    got = native.fisher_operator(pol, obs, subsample=subsample)(v.astype(np.float32))
     assert got.dtype == np.float32
     want = oracle.fisher_vector_product(pol, obs, v.astype(np.float32), subsample=subsample)
     scale = _scale(want) + float(np.max(np.abs(v), initial=0.0))
@@ -209,7 +209,7 @@ def test_fisher_operator_honours_refrl_kernel_isa_baseline():
 def test_fisher_operator_is_a_native_linear_operator_with_settable_damping(rng):
     pol = _policy("discrete", 3, 4, (8,))
     obs = rng.standard_normal((10, 4))
-    op = pol.fisher_operator(obs)
+    op = native.fisher_operator(pol, obs)
     assert isinstance(op, _core.LinearOperatorF64)
     assert op.size == pol.n_policy_params and op.batch_size == 10 and op.n_obs == 10
     assert op.head == "categorical" and op.sizes == [4, 8, 3] and op.activation == "tanh"
@@ -226,12 +226,12 @@ def test_fisher_operator_caches_theta_old(rng):
     """Built at θ_old: later parameter changes (the line search) do not affect the operator."""
     pol = _policy("box", 2, 3, (5,))
     obs = rng.standard_normal((6, 3))
-    op = pol.fisher_operator(obs)
+    op = native.fisher_operator(pol, obs)
     v = rng.standard_normal(op.size)
     before = op(v)
     pol.params[...] += 0.5
     assert np.array_equal(op(v), before)
-    assert not np.allclose(pol.fisher_operator(obs)(v), before)
+    assert not np.allclose(native.fisher_operator(pol, obs)(v), before)
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 40, 2**62])
@@ -240,9 +240,9 @@ def test_fisher_subsample_uses_every_kth_observation(k, rng):
     pol.policy_params[...] += 0.2 * rng.standard_normal(pol.n_policy_params)
     obs = rng.standard_normal((23, 4))
     v = rng.standard_normal(pol.n_policy_params)
-    op = pol.fisher_operator(obs, subsample=k)
+    op = native.fisher_operator(pol, obs, subsample=k)
     assert op.batch_size == len(obs[::k]) and op.subsample == k
-    assert np.array_equal(op(v), pol.fisher_operator(obs[::k])(v))
+    assert np.array_equal(op(v), native.fisher_operator(pol, obs[::k])(v))
 
 
 def test_fisher_clipped_log_std_has_zero_curvature(rng):
@@ -255,19 +255,19 @@ def test_fisher_clipped_log_std_has_zero_curvature(rng):
     n = pol.n_policy_params
     e = np.zeros(n)
     e[n - 2] = 1.0  # the clipped log σ
-    Fe = pol.fisher_operator(obs)(e)
+    Fe = native.fisher_operator(pol, obs)(e)
     assert np.all(Fe == 0.0)
     assert np.all(oracle.fisher_matrix(pol, obs)[n - 2] == 0.0)
     e2 = np.zeros(n)
     e2[n - 1] = 1.0  # the free log σ: curvature 2
-    assert pol.fisher_operator(obs)(e2)[n - 1] == pytest.approx(2.0)
+    assert native.fisher_operator(pol, obs)(e2)[n - 1] == pytest.approx(2.0)
 
 
 def test_fisher_operator_concurrent_calls_are_safe(rng):
     """The GIL is released inside op(v); concurrent products on one operator stay correct."""
     pol = _policy("discrete", 4, 6, (32, 32))
     obs = rng.standard_normal((200, 6))
-    op = pol.fisher_operator(obs)
+    op = native.fisher_operator(pol, obs)
     vs = [rng.standard_normal(op.size) for _ in range(4)]
     want = [op(v) for v in vs]
     errors = []
@@ -365,7 +365,7 @@ def test_fisher_operator_rejects_overflowing_policy_output():
     pol = _policy("discrete", 3, 4, (5,), dtype=np.float32)
     pol.policy_params[...] = 3e38  # finite, but the logits overflow float32
     with pytest.raises(ValueError, match="overflowed"):
-        pol.fisher_operator(np.ones((2, 4), dtype=np.float32))
+        native.fisher_operator(pol, np.ones((2, 4), dtype=np.float32))
 
 
 def test_fisher_vector_product_rejects_bad_dtype_and_types(small):
@@ -383,11 +383,11 @@ def test_fisher_operator_rejects_bad_damping_and_subsample(small):
     with pytest.raises(ValueError, match="'damping' must be >= 0"):
         kernels.fisher_vector_product(pol, obs, v, damping=-1.0)
     with pytest.raises(ValueError, match="'damping' must be finite"):
-        pol.fisher_operator(obs, damping=float("nan"))
+        native.fisher_operator(pol, obs, damping=float("nan"))
     with pytest.raises(ValueError, match="'subsample' must be >= 1"):
-        pol.fisher_operator(obs, subsample=0)
+        native.fisher_operator(pol, obs, subsample=0)
     with pytest.raises(TypeError, match="'subsample' must be an integer"):
-        pol.fisher_operator(obs, subsample=1.5)
+        native.fisher_operator(pol, obs, subsample=1.5)
     with pytest.raises(ValueError, match="'isa'"):
         kernels.fisher_operator(pol, obs, isa="sse9")
 

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from refrl import native
 from refrl.distributions import Categorical, DiagGaussian, MultiCategorical
 from refrl.policy import ActorCritic
 
@@ -268,13 +269,13 @@ def test_actor_critic_rejects_nan_parameters():
         ac.act(np.ones((2, 3)), np.random.default_rng(0))
     with pytest.raises(ValueError, match="'params' contain NaN"):
         ac.evaluate(np.ones((2, 3)), np.zeros((2, 2)))
-    for native in (True, False):  # a NaN log σ alone must not yield NaN actions silently
+    for use_native in (True, False):  # a NaN log σ alone must not yield NaN actions silently
         bad_std = _small_policy("box", 3, (4,))
-        bad_std.native_act = native
+        bad_std.native_act = use_native
         bad_std.log_std[0] = np.nan
         for deterministic in (False, True):
             with pytest.raises(ValueError, match="'params' contain NaN"):
-                bad_std.act(np.ones((2, 3)), np.random.default_rng(0), deterministic=deterministic)
+                native.act(bad_std, np.ones((2, 3)), np.random.default_rng(0), deterministic=deterministic)
     good = _small_policy("box", 3, (4,))
     with pytest.raises(ValueError, match="'params' contain NaN"):
         good.load_state_dict({"params": ac.params.copy()})

@@ -1,9 +1,16 @@
-"""The checked Python face of refrl's compiled core (``refrl._core``).
+"""The checked Python face of refrl's compiled core (``refrl._core``): the array kernels.
 
-Every function validates its arguments, picks the float32 or float64 kernel and calls
-the header-only C++ core (cpp/include/refrl/) with the GIL released. Bad input raises a
-``ValueError`` (shape, value, NaN/inf) or ``TypeError`` (dtype, type) whose message names
-the function and the argument; nothing a caller passes reaches C++ unchecked.
+``gae``, ``clipped_surrogate``, ``conjugate_gradient`` and ``adam_step`` take plain arrays and
+scalars. Every function validates its arguments (with the checks of ``refrl._checks``), picks
+the float32 or float64 kernel and calls the header-only C++ core (cpp/include/refrl/) with the
+GIL released. Bad input raises a ``ValueError`` (shape, value, NaN/inf) or ``TypeError`` (dtype,
+type) whose message names the function and the argument; nothing a caller passes reaches C++
+unchecked.
+
+``fisher_operator`` and ``fisher_vector_product`` are policy-aware and live in
+:mod:`refrl.native`, a layer above the policy; ``refrl.kernels.fisher_operator`` and
+``refrl.kernels.fisher_vector_product`` still name them, through a module ``__getattr__`` that
+imports :mod:`refrl.native` on first use, so that importing this module imports nothing above it.
 
 Conventions shared by all kernels
 ---------------------------------
@@ -24,20 +31,20 @@ finiteness
     Scalars (γ, λ, ε, tol, damping) must be finite. Data arrays are not scanned up
     front; instead a NaN or inf that reaches an output is detected after the call and
     reported as a ``ValueError`` naming the offending input.
-
-The reusable checks ``_as_float_array``, ``_as_flags`` and ``_check_scalar`` are used
-by every kernel in this module so that errors read the same everywhere.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from refrl._checks import (
+    as_array, as_flags, as_float_array, check_inplace_array, check_scalar, checked_operator, first_non_finite, fmt_shape,
+    raise_bad_weights,
+)  # fmt: skip
 from refrl._types import CGResult, GAEResult, SurrogateResult
 
 try:
@@ -56,14 +63,21 @@ __all__ = [
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _FLOAT_DTYPES = (_F32, _F64)
 _SUFFIX = {_F32: "f32", _F64: "f64"}
-_BOOL = np.dtype(np.bool_)
-_INF = float("inf")
 _CORE_FNS: dict[tuple[str, np.dtype], Callable[..., Any]] = {}
+_NATIVE_NAMES = ("fisher_operator", "fisher_vector_product")  # defined in refrl.native
 
 
-# ----------------------------------------------------------------------------------------
-# Argument checks (shared by every kernel, including those added by other modules)
-# ----------------------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """``fisher_operator`` / ``fisher_vector_product`` from :mod:`refrl.native` (imported on first use)."""
+    if name in _NATIVE_NAMES:
+        from refrl import native
+
+        return getattr(native, name)
+    raise AttributeError(f"module 'refrl.kernels' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NATIVE_NAMES))
 
 
 def _core_fn(name: str, dtype: np.dtype) -> Callable[..., Any]:
@@ -73,166 +87,6 @@ def _core_fn(name: str, dtype: np.dtype) -> Callable[..., Any]:
     if f is None:
         f = _CORE_FNS[key] = getattr(_core, f"{name}_{_SUFFIX[np.dtype(dtype)]}")
     return f
-
-
-def _fmt_shape(shape: tuple[int, ...]) -> str:
-    return str(tuple(int(s) for s in shape))
-
-
-def _as_array(x: Any, name: str, fn: str) -> np.ndarray:
-    if x is None:
-        raise TypeError(f"{fn}: '{name}' must be an array, got None")
-    if isinstance(x, np.ndarray):
-        return x
-    try:
-        arr = np.asarray(x)
-    except (ValueError, TypeError) as exc:  # ragged nested sequences etc.
-        raise ValueError(f"{fn}: '{name}' could not be converted to an array ({exc})") from exc
-    return arr
-
-
-def _as_float_array(
-    x: Any,
-    name: str,
-    *,
-    fn: str,
-    ndim: int | None = None,
-    shape: tuple[int, ...] | None = None,
-    dtype: np.dtype | type | None = None,
-    shape_desc: str = "",
-) -> np.ndarray:
-    """Check ``x`` and return it as a C-contiguous native float32/float64 array.
-
-    Parameters
-    ----------
-    x : array_like
-        The argument.
-    name, fn : str
-        Argument and function names used in error messages.
-    ndim : int, optional
-        Required number of dimensions.
-    shape : tuple of int, optional
-        Required exact shape (implies ``ndim``).
-    dtype : float32 or float64, optional
-        Target dtype: any floating ``x`` is converted to it. Without it, ``x`` must already
-        be float32 or float64 and keeps its dtype (it is the argument that decides).
-    shape_desc : str
-        Symbolic shape for messages, e.g. ``"(T, N)"``.
-
-    Raises
-    ------
-    TypeError
-        ``x`` is None, or its dtype is not floating (int, bool, complex, object, str) or,
-        without ``dtype``, not float32/float64.
-    ValueError
-        Wrong number of dimensions or shape, or ``x`` cannot be made into an array.
-    """
-    # fast path (the common case, a few hundred ns): already a C-contiguous array of the dtype
-    if type(x) is np.ndarray and x.flags.c_contiguous:
-        dt = x.dtype
-        if (dt is _F64 or dt is _F32) if dtype is None else dt == dtype:
-            if (x.shape == shape) if shape is not None else (ndim is None or x.ndim == ndim):
-                return x
-    arr = _as_array(x, name, fn)
-    kind = arr.dtype.kind
-    if kind != "f":
-        raise TypeError(f"{fn}: '{name}' must be a float32 or float64 array, got dtype {arr.dtype}")
-    if dtype is None:
-        if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
-            raise TypeError(f"{fn}: '{name}' must be float32 or float64, got dtype {arr.dtype}")
-        target = arr.dtype.newbyteorder("=")
-    else:
-        target = np.dtype(dtype)
-    if shape is not None:
-        if arr.shape != tuple(shape):
-            desc = f"{shape_desc}=" if shape_desc else ""
-            raise ValueError(f"{fn}: '{name}' must have shape {desc}{_fmt_shape(shape)}, got {_fmt_shape(arr.shape)}")
-    elif ndim is not None and arr.ndim != ndim:
-        desc = f" {shape_desc}" if shape_desc else ""
-        raise ValueError(f"{fn}: '{name}' must be {ndim}-D{desc}, got shape {_fmt_shape(arr.shape)}")
-    # one explicit, documented copy at most: dtype / byte order / contiguity
-    if arr.dtype.itemsize <= target.itemsize:
-        return np.ascontiguousarray(arr, dtype=target)
-    try:  # narrowing float64 -> float32: values beyond float32's range are an error, not inf
-        with np.errstate(over="raise"):
-            return np.ascontiguousarray(arr, dtype=target)
-    except FloatingPointError:
-        raise ValueError(f"{fn}: '{name}' has values outside the {target} range") from None
-
-
-def _as_flags(x: Any, name: str, *, fn: str, shape: tuple[int, ...], shape_desc: str = "") -> np.ndarray:
-    """Check a boolean flag array and return it as a C-contiguous ``uint8`` array (0/1).
-
-    bool arrays are reinterpreted without a copy (when contiguous); integer or float arrays
-    are accepted when every entry is 0 or 1. Anything else raises ``TypeError``.
-    """
-    if type(x) is np.ndarray and x.dtype is _BOOL and x.flags.c_contiguous and x.shape == shape:
-        return x.view(np.uint8)  # fast path: a contiguous bool array of the right shape
-    arr = _as_array(x, name, fn)
-    if arr.shape != tuple(shape):
-        desc = f"{shape_desc}=" if shape_desc else ""
-        raise ValueError(f"{fn}: '{name}' must have shape {desc}{_fmt_shape(shape)}, got {_fmt_shape(arr.shape)}")
-    kind = arr.dtype.kind
-    if kind == "b":
-        return np.ascontiguousarray(arr).view(np.uint8)
-    if kind in "iuf":
-        if not np.all((arr == 0) | (arr == 1)):
-            raise ValueError(f"{fn}: '{name}' must be boolean (or 0/1), got values other than 0 and 1")
-        return (arr != 0).view(np.uint8)
-    raise TypeError(f"{fn}: '{name}' must be a bool array (or 0/1 numbers), got dtype {arr.dtype}")
-
-
-def _check_scalar(
-    name: str,
-    value: Any,
-    *,
-    fn: str,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    integer: bool = False,
-) -> float | int:
-    """Check a real (or, with ``integer=True``, integral) finite scalar within [lo, hi].
-
-    ``lo_open`` / ``hi_open`` exclude the bound. Returns a Python float (or int).
-    bool is rejected (``gamma=True`` is a bug, not 1.0). Raises ``TypeError`` for a
-    non-number and ``ValueError`` for NaN, inf or a value out of range.
-    """
-    if type(value) is float and not integer:  # fast path for the common case
-        if value == value and value not in (_INF, -_INF):
-            if (lo is None or (value > lo if lo_open else value >= lo)) and (
-                hi is None or (value < hi if hi_open else value <= hi)
-            ):
-                return value
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: '{name}' must be a {'integer' if integer else 'real number'}, got bool")
-    if integer:
-        if not isinstance(value, (numbers.Integral, np.integer)):
-            raise TypeError(f"{fn}: '{name}' must be an integer, got {type(value).__name__}")
-        out: float | int = int(value)
-    else:
-        if not isinstance(value, (numbers.Real, np.floating, np.integer)):
-            raise TypeError(f"{fn}: '{name}' must be a real number, got {type(value).__name__}")
-        out = float(value)
-        if not np.isfinite(out):
-            raise ValueError(f"{fn}: '{name}' must be finite, got {out}")
-    if lo is not None and (out < lo or (lo_open and out == lo)):
-        raise ValueError(f"{fn}: '{name}' must be {'>' if lo_open else '>='} {lo}, got {out}")
-    if hi is not None and (out > hi or (hi_open and out == hi)):
-        raise ValueError(f"{fn}: '{name}' must be {'<' if hi_open else '<='} {hi}, got {out}")
-    return out
-
-
-def _first_non_finite(fn: str, named: list[tuple[str, np.ndarray]], where: np.ndarray | None = None) -> str | None:
-    """Name of the first array in ``named`` holding NaN or inf (only where ``where``), or None."""
-    for name, arr in named:
-        bad = ~np.isfinite(arr)
-        if where is not None:
-            bad &= where
-        if bad.any():
-            return f"{fn}: '{name}' contains NaN or inf (at index {np.argwhere(bad)[0].tolist()})"
-    return None
 
 
 # ----------------------------------------------------------------------------------------
@@ -259,7 +113,7 @@ def gae(
 
     Schulman et al. (2016), "High-Dimensional Continuous Control Using Generalized
     Advantage Estimation", eqs. (11)-(16), with gymnasium's terminated/truncated split
-    (DESIGN.md). λ = 1 gives the discounted Monte-Carlo return minus V; λ = 0 the TD
+    (docs/design.md). λ = 1 gives the discounted Monte-Carlo return minus V; λ = 0 the TD
     residual δ_t.
 
     Parameters
@@ -303,19 +157,19 @@ def gae(
     backwards over t and is vectorised over the N environments.
     """
     fn = "gae"
-    rewards = _as_float_array(rewards, "rewards", fn=fn, ndim=2, shape_desc="[T, N]")
+    rewards = as_float_array(rewards, "rewards", fn=fn, ndim=2, shape_desc="[T, N]")
     dtype, shape = rewards.dtype, rewards.shape
-    values = _as_float_array(values, "values", fn=fn, shape=shape, dtype=dtype, shape_desc="(T, N)")
-    next_values = _as_float_array(next_values, "next_values", fn=fn, shape=shape, dtype=dtype, shape_desc="(T, N)")
-    term = _as_flags(terminated, "terminated", fn=fn, shape=shape, shape_desc="(T, N)")
-    trunc = _as_flags(truncated, "truncated", fn=fn, shape=shape, shape_desc="(T, N)")
-    gamma = _check_scalar("gamma", gamma, fn=fn, lo=0.0, hi=1.0)
-    lam = _check_scalar("lam", lam, fn=fn, lo=0.0, hi=1.0)
+    values = as_float_array(values, "values", fn=fn, shape=shape, dtype=dtype, shape_desc="(T, N)")
+    next_values = as_float_array(next_values, "next_values", fn=fn, shape=shape, dtype=dtype, shape_desc="(T, N)")
+    term = as_flags(terminated, "terminated", fn=fn, shape=shape, shape_desc="(T, N)")
+    trunc = as_flags(truncated, "truncated", fn=fn, shape=shape, shape_desc="(T, N)")
+    gamma = check_scalar("gamma", gamma, fn=fn, lo=0.0, hi=1.0)
+    lam = check_scalar("lam", lam, fn=fn, lo=0.0, hi=1.0)
     adv, ret, finite = _core_fn("gae", dtype)(rewards, values, next_values, term, trunc, gamma, lam)
     if not finite:
-        msg = _first_non_finite(fn, [("rewards", rewards), ("values", values)])
+        msg = first_non_finite(fn, [("rewards", rewards), ("values", values)])
         if msg is None:  # next_values is read only where the step did not terminate
-            msg = _first_non_finite(fn, [("next_values", next_values)], where=term == 0)
+            msg = first_non_finite(fn, [("next_values", next_values)], where=term == 0)
         raise ValueError(msg or f"{fn}: the advantages overflowed {dtype} (inputs are finite but too large)")
     return GAEResult(adv, ret)
 
@@ -323,19 +177,6 @@ def gae(
 # ----------------------------------------------------------------------------------------
 # PPO clipped surrogate
 # ----------------------------------------------------------------------------------------
-
-
-def _raise_bad_weights(fn: str, weights: np.ndarray) -> None:
-    """Name what the surrogate kernel found wrong with ``weights`` (it reported them invalid)."""
-    if not np.isfinite(weights).all():
-        raise ValueError(f"{fn}: 'weights' contains NaN or inf")
-    if (weights < 0).any():
-        raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
-    with np.errstate(over="ignore"):
-        total = float(weights.sum(dtype=np.float64))
-    if not np.isfinite(total):
-        raise ValueError(f"{fn}: 'weights' sum overflows")
-    raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
 
 
 def clipped_surrogate(
@@ -394,31 +235,31 @@ def clipped_surrogate(
         that exp overflows the dtype.
     """
     fn = "clipped_surrogate"
-    logp = _as_float_array(logp, "logp", fn=fn, ndim=1, shape_desc="[B]")
+    logp = as_float_array(logp, "logp", fn=fn, ndim=1, shape_desc="[B]")
     dtype, shape = logp.dtype, logp.shape
-    logp_old = _as_float_array(logp_old, "logp_old", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
-    advantages = _as_float_array(advantages, "advantages", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
-    clip_range = _check_scalar("clip_range", clip_range, fn=fn, lo=0.0, lo_open=True)
+    logp_old = as_float_array(logp_old, "logp_old", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+    advantages = as_float_array(advantages, "advantages", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+    clip_range = check_scalar("clip_range", clip_range, fn=fn, lo=0.0, lo_open=True)
     if shape[0] == 0:
         raise ValueError(f"{fn}: 'logp' must not be empty (the objective is a mean over the batch)")
     if weights is not None:
-        w_arr = _as_array(weights, "weights", fn)
+        w_arr = as_array(weights, "weights", fn)
         if w_arr.dtype.kind == "b":  # a mask: 0/1 by construction, only "not all zero" to check
             if w_arr.shape != shape:
-                raise ValueError(f"{fn}: 'weights' must have shape (B,)={_fmt_shape(shape)}, got {_fmt_shape(w_arr.shape)}")
+                raise ValueError(f"{fn}: 'weights' must have shape (B,)={fmt_shape(shape)}, got {fmt_shape(w_arr.shape)}")
             weights = w_arr.astype(dtype)  # C-contiguous 0/1 copy
         else:
-            weights = _as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+            weights = as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
     # the kernel checks the weights (>= 0, finite, not all zero, sum finite) in its summing pass
     # and then computes nothing; the checks below only run to name the problem
     objective, grad, clip_fraction, approx_kl, ratio_min, ratio_mean, ratio_max, weight_sum, invalid = _core_fn(
         "clipped_surrogate", dtype
     )(logp, logp_old, advantages, weights, clip_range)
     if invalid or not 0.0 < weight_sum < math.inf:
-        _raise_bad_weights(fn, weights)
+        raise_bad_weights(fn, weights)
     if not (np.isfinite(objective) and np.isfinite(approx_kl) and np.isfinite(ratio_mean)):
         used = None if weights is None else weights != 0
-        msg = _first_non_finite(fn, [("logp", logp), ("logp_old", logp_old), ("advantages", advantages)], where=used)
+        msg = first_non_finite(fn, [("logp", logp), ("logp_old", logp_old), ("advantages", advantages)], where=used)
         if msg is None:
             log_ratio = (logp.astype(np.float64) - logp_old)[used if used is not None else slice(None)]
             msg = (
@@ -442,21 +283,6 @@ def clipped_surrogate(
 # ----------------------------------------------------------------------------------------
 
 
-def _adam_moment_array(x: Any, name: str, fn: str, like: np.ndarray, *, writeable: bool) -> np.ndarray:
-    """``x`` must already be a 1-D C-contiguous array of ``like``'s dtype and length (updated in place)."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{fn}: '{name}' must be a numpy array, got {type(x).__name__}")
-    if x.dtype != like.dtype:
-        raise TypeError(f"{fn}: '{name}' must have dtype {like.dtype} (that of 'params'), got {x.dtype}")
-    if x.shape != like.shape:
-        raise ValueError(f"{fn}: '{name}' must have shape {_fmt_shape(like.shape)}, got {_fmt_shape(x.shape)}")
-    if not x.flags.c_contiguous:
-        raise ValueError(f"{fn}: '{name}' must be C-contiguous (it is updated in place, never copied)")
-    if writeable and not x.flags.writeable:
-        raise ValueError(f"{fn}: '{name}' must be writeable (it is updated in place)")
-    return x
-
-
 def adam_step(
     params: np.ndarray,
     grads: np.ndarray,
@@ -467,6 +293,8 @@ def adam_step(
     beta1: float = 0.9,
     beta2: float = 0.999,
     eps: float = 1e-5,
+    *,
+    check: bool = True,
 ) -> None:
     r"""One Adam step, in place on ``params``, ``m`` and ``v`` (Kingma & Ba 2015, Algorithm 1).
 
@@ -492,6 +320,13 @@ def adam_step(
         α.
     beta1, beta2 : float in [0, 1)
     eps : float > 0
+    check : bool
+        Validate every argument (default). ``check=False`` skips the Python checks for a caller
+        that has validated the arrays once and keeps them (``refrl.optim.Adam`` checks them at
+        construction and calls this once per minibatch): the arrays must then be 1-D,
+        C-contiguous, of one float dtype and length, and ``params``, ``m``, ``v`` writeable;
+        ``t``, ``lr``, the β's and ε Python numbers in range. Overlapping arrays are still
+        rejected (by the compiled core).
 
     Raises
     ------
@@ -500,28 +335,30 @@ def adam_step(
     ValueError
         Wrong shapes, non-contiguous or read-only arrays, overlapping arrays, scalars out of range.
     """
+    if not check:
+        _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
+        return
     fn = "adam_step"
     if not isinstance(params, np.ndarray):
         raise TypeError(f"{fn}: 'params' must be a numpy array, got {type(params).__name__}")
     if params.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"{fn}: 'params' must be float32 or float64, got dtype {params.dtype}")
     if params.ndim != 1:
-        raise ValueError(f"{fn}: 'params' must be 1-D [P], got shape {_fmt_shape(params.shape)}")
-    _adam_moment_array(params, "params", fn, params, writeable=True)
-    _adam_moment_array(grads, "grads", fn, params, writeable=False)
-    _adam_moment_array(m, "m", fn, params, writeable=True)
-    _adam_moment_array(v, "v", fn, params, writeable=True)
-    t = _check_scalar("t", t, fn=fn, lo=1, integer=True)
-    lr = _check_scalar("lr", lr, fn=fn, lo=0.0)
-    beta1 = _check_scalar("beta1", beta1, fn=fn, lo=0.0, hi=1.0, hi_open=True)
-    beta2 = _check_scalar("beta2", beta2, fn=fn, lo=0.0, hi=1.0, hi_open=True)
-    eps = _check_scalar("eps", eps, fn=fn, lo=0.0, lo_open=True)
-    adam_step_unchecked(params, grads, m, v, t, lr, beta1, beta2, eps)
+        raise ValueError(f"{fn}: 'params' must be 1-D [P], got shape {fmt_shape(params.shape)}")
+    check_inplace_array(params, "params", fn, params, writeable=True)
+    check_inplace_array(grads, "grads", fn, params, writeable=False)
+    check_inplace_array(m, "m", fn, params, writeable=True)
+    check_inplace_array(v, "v", fn, params, writeable=True)
+    t = check_scalar("t", t, fn=fn, lo=1, integer=True)
+    lr = check_scalar("lr", lr, fn=fn, lo=0.0)
+    beta1 = check_scalar("beta1", beta1, fn=fn, lo=0.0, hi=1.0, hi_open=True)
+    beta2 = check_scalar("beta2", beta2, fn=fn, lo=0.0, hi=1.0, hi_open=True)
+    eps = check_scalar("eps", eps, fn=fn, lo=0.0, lo_open=True)
+    _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
 
 
-def adam_step_unchecked(params, grads, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """:func:`adam_step` without its argument checks, for arrays already checked: ``refrl.optim.Adam``
-    checks its arrays once, at construction, and steps through this."""
+def _adam_call(params, grads, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """The compiled step (the arrays and scalars already checked)."""
     try:
         _core_fn("adam_step", params.dtype)(params, grads, m, v, t, lr, beta1, beta2, eps)
     except ValueError as exc:  # overlapping arrays (checked in C++: cheaper than np.shares_memory)
@@ -609,39 +446,20 @@ def conjugate_gradient(
             f"got {type(operator).__name__}"
         )
     if native_dtype is not None:
-        b = _as_float_array(b, "b", fn=fn, shape=(operator.size,), dtype=native_dtype, shape_desc="(operator.size,)")
+        b = as_float_array(b, "b", fn=fn, shape=(operator.size,), dtype=native_dtype, shape_desc="(operator.size,)")
     else:
-        b = _as_float_array(b, "b", fn=fn, ndim=1, shape_desc="[n]")
+        b = as_float_array(b, "b", fn=fn, ndim=1, shape_desc="[n]")
     if not np.isfinite(b).all():
         raise ValueError(f"{fn}: 'b' contains NaN or inf")
-    iters = _check_scalar("iters", iters, fn=fn, lo=0, integer=True)
-    tol = _check_scalar("tol", tol, fn=fn, lo=0.0)
-    damping = _check_scalar("damping", damping, fn=fn, lo=0.0)
+    iters = check_scalar("iters", iters, fn=fn, lo=0, integer=True)
+    tol = check_scalar("tol", tol, fn=fn, lo=0.0)
+    damping = check_scalar("damping", damping, fn=fn, lo=0.0)
     dtype, n = b.dtype, b.shape[0]
 
     if native_dtype is not None:
         x, k, res, status = _core_fn("conjugate_gradient", dtype)(operator, b, iters, tol, damping)
     else:
-        calls = [0]
-
-        def checked_apply(v: np.ndarray) -> np.ndarray:
-            calls[0] += 1
-            out = operator(v)
-            if out is None:
-                raise TypeError(f"{fn}: 'operator' must return a float array, got None (call {calls[0]})")
-            arr = _as_array(out, "operator", fn)
-            if arr.dtype.kind != "f":
-                raise TypeError(f"{fn}: 'operator' must return a float array, got dtype {arr.dtype} (call {calls[0]})")
-            if arr.shape != (n,):
-                raise ValueError(
-                    f"{fn}: 'operator' must return shape {_fmt_shape((n,))} like 'b', got {_fmt_shape(arr.shape)} "
-                    f"(call {calls[0]})"
-                )
-            arr = np.ascontiguousarray(arr, dtype=dtype)
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{fn}: 'operator' returned NaN or inf (call {calls[0]})")
-            return arr
-
+        checked_apply = checked_operator(operator, n, dtype, fn)
         x, k, res, status = _core_fn("conjugate_gradient_callable", dtype)(checked_apply, b, iters, tol, damping)
     status_name = _core.CG_STATUS[status]
     if status_name == "non_finite":
@@ -652,121 +470,3 @@ def conjugate_gradient(
     if status_name == "operator_failed":  # the binding re-raises the callable's exception first
         raise RuntimeError(f"{fn}: the operator failed without an exception")
     return CGResult(x, int(k), float(res), status_name == "converged", status_name)
-
-
-# --- Fisher-vector product (learning-core issue) ---
-
-_FISHER_HEADS = {"Categorical": "categorical", "DiagGaussian": "gaussian", "MultiCategorical": "multicategorical"}
-
-
-def _fisher_inputs(policy: Any, obs: Any, fn: str) -> tuple[np.ndarray, str, list[int] | None]:
-    """Check ``policy`` (an ActorCritic) and ``obs``; return (network input [B, d0], head, nvec)."""
-    for attr in ("pi", "dist", "policy_params", "n_policy_params", "preprocess_obs", "dtype"):
-        if not hasattr(policy, attr):
-            raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
-    head = _FISHER_HEADS.get(type(policy.dist).__name__)
-    if head is None:
-        raise ValueError(f"{fn}: 'policy' has an unsupported action distribution {policy.dist!r}")
-    theta = policy.policy_params
-    if not np.isfinite(theta).all():
-        raise ValueError(f"{fn}: 'policy' parameters contain NaN or inf")
-    if obs is None:
-        raise TypeError(f"{fn}: 'obs' must be an array, got None")
-    try:
-        x = policy.preprocess_obs(obs)  # flattens Box / one-hot Discrete; names 'obs' on bad shape or NaN
-    except (ValueError, TypeError) as exc:
-        raise type(exc)(f"{fn}: {exc}") from exc
-    if x.shape[0] < 1:
-        raise ValueError(f"{fn}: 'obs' must hold at least one observation, got shape {_fmt_shape(np.shape(obs))}")
-    nvec = [int(n) for n in policy.dist.nvec] if head == "multicategorical" else None
-    return np.ascontiguousarray(x, dtype=policy.dtype), head, nvec
-
-
-def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int = 1, *, isa: str = "auto") -> Any:
-    r"""The policy's Fisher matrix at the current θ (= θ_old) on ``obs``, as a native operator.
-
-    .. math::
-        F v = \frac{1}{B} \sum_b J_b^\top M_b J_b\, v + \lambda v,\qquad
-        F = \nabla^2_\theta\, \overline{D}_{KL}(\pi_{\theta_{old}} \,\|\, \pi_\theta)\big|_{\theta=\theta_{old}}
-
-    J_b: Jacobian of the distribution parameters of s_b (logits; or mean and log σ) with respect
-    to the policy parameters; M_b: the distribution's Fisher information in those parameters —
-    diag(p) − ppᵀ per categorical component, diag(1/σ²) on the mean and 2 on log σ for the
-    diagonal Gaussian (0 on a log σ outside [LOG_STD_MIN, LOG_STD_MAX], where the KL is flat in it).
-    F is the Hessian of the mean KL at θ_old (Schulman et al. 2015, TRPO, Appendix C).
-
-    The forward activations at θ_old are computed once here and reused by every product, so
-    build one operator per policy update and hand it to ``conjugate_gradient`` (the whole CG
-    solve then runs in C++ without the GIL). Later changes to ``policy.params`` do not affect it.
-
-    Parameters
-    ----------
-    policy : refrl.policy.ActorCritic (Discrete, Box or MultiDiscrete actions)
-    obs : ndarray, shape [B, *obs_shape]
-    damping : float >= 0
-        λ added to the diagonal (``cg_damping``); also settable later as ``op.damping``.
-    subsample : int >= 1
-        Use only observations 0, k, 2k, ... (OpenAI Baselines TRPO uses every 5th).
-    isa : {"auto", "generic", "avx2", "avx512"}
-        Kernel variant (for tests and benchmarks); "auto" picks the best the CPU supports.
-
-    Returns
-    -------
-    refrl._core.FisherOperatorF32 / FisherOperatorF64 (a LinearOperatorF32/F64) of size
-    ``policy.n_policy_params``: ``op(v) -> F v + λ v``; attributes ``size``, ``damping`` (settable),
-    ``batch_size`` (observations used), ``n_obs``, ``subsample``, ``head``, ``sizes``, ``isa``.
-    """
-    fn = "fisher_operator"
-    x, head, nvec = _fisher_inputs(policy, obs, fn)
-    damping = _check_scalar("damping", damping, fn=fn, lo=0.0)
-    subsample = _check_scalar("subsample", subsample, fn=fn, lo=1, integer=True)
-    if isa not in ("auto", "generic", "avx2", "avx512"):
-        raise ValueError(f"{fn}: 'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got {isa!r}")
-    if isa != "auto" and not _core.isa_supported(isa):
-        raise ValueError(f"{fn}: 'isa'={isa!r} is not supported by this CPU")
-    cls = _core.FisherOperatorF32 if policy.dtype == np.float32 else _core.FisherOperatorF64
-    theta = np.ascontiguousarray(policy.policy_params, dtype=policy.dtype)
-    op = cls(
-        theta, list(policy.pi.sizes), policy.pi.activation, head, x,
-        damping=damping, subsample=subsample, nvec=nvec, isa=isa,
-    )  # fmt: skip
-    if not op.forward_finite:
-        raise ValueError(
-            f"{fn}: the policy output at the current 'policy' parameters overflowed to NaN/inf "
-            "(parameters or observations too large)"
-        )
-    return op
-
-
-def fisher_vector_product(policy: Any, obs: Any, v: Any, damping: float = 0.0) -> np.ndarray:
-    r"""F·v + damping·v for the policy at its current θ, averaged over the batch ``obs``.
-
-    F = (1/B) Σ_b J_bᵀ M_b J_b, the Fisher information of the policy = the Hessian of the mean
-    KL(π_θold ‖ π_θ) at θ_old (see ``fisher_operator`` for M_b and the citation).
-    One-shot convenience: it builds the operator (a forward pass) for a single product; for
-    repeated products (conjugate gradient) build ``fisher_operator`` once.
-
-    Parameters
-    ----------
-    policy : refrl.policy.ActorCritic
-    obs : ndarray, shape [B, *obs_shape]
-    v : ndarray, shape [policy.n_policy_params], float (converted to the policy's dtype)
-    damping : float >= 0
-
-    Returns
-    -------
-    ndarray, shape [n_policy_params], the policy's dtype.
-    """
-    fn = "fisher_vector_product"
-    if not hasattr(policy, "n_policy_params") or not hasattr(policy, "dtype"):
-        raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
-    n = int(policy.n_policy_params)
-    v = _as_float_array(v, "v", fn=fn, shape=(n,), dtype=policy.dtype, shape_desc="(policy.n_policy_params,)")
-    if not np.isfinite(v).all():
-        raise ValueError(f"{fn}: 'v' contains NaN or inf")
-    damping = _check_scalar("damping", damping, fn=fn, lo=0.0)
-    try:
-        op = fisher_operator(policy, obs, damping=damping)
-    except (ValueError, TypeError) as exc:
-        raise type(exc)(str(exc).replace("fisher_operator:", f"{fn}:", 1)) from exc
-    return op(v)

@@ -90,7 +90,7 @@ class Adam:
         """
         self.t += 1
         b1, b2 = self.betas
-        kernels.adam_step_unchecked(self.params, self.grads, self.m, self.v, self.t, self.lr, b1, b2, self.eps)
+        kernels.adam_step(self.params, self.grads, self.m, self.v, self.t, self.lr, b1, b2, self.eps, check=False)
 
     def state_dict(self) -> dict[str, np.ndarray | float]:
         b1, b2 = self.betas

@@ -1,9 +1,15 @@
-"""The kernels of refrl.kernels as literal Python loops, transcribed from the papers.
+"""The kernels of refrl.kernels and refrl.native as literal Python, transcribed from the papers.
 
 Slow on purpose: one line per term of each formula, in float64, over Python floats, with
 the equation cited. They are the ground truth for the hypothesis tests and for
 ``refrl selfcheck``, and are never used by the library as a fallback for a missing build.
 Each oracle returns the same NamedTuple as its kernel.
+
+This is the bottom layer: it imports nothing of refrl but the result types, so that no oracle
+shares code with what it checks. The Fisher and TRPO oracles run their own float64 forward
+pass of the policy network (:func:`mlp_forward`, with J v and Jᵀ u written out beside it) and
+read an ActorCritic only through its public attributes (``policy_params``, ``pi.sizes``,
+``activation``, ``dist``, ``dtype``, ``preprocess_obs``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from refrl._types import CGResult, GAEResult, SurrogateResult, TrpoStepResult
 
 __all__ = [
     "adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae",
-    "trpo_step",
+    "mlp_forward", "trpo_step",
 ]
 
 
@@ -173,53 +179,173 @@ def conjugate_gradient(operator: Callable | np.ndarray, b, iters=10, tol=1e-10, 
     return CGResult(np.array(x), iters, math.sqrt(rr), False, "max_iterations")
 
 
-# --- Fisher-vector product (learning-core issue) ---
+# ----------------------------------------------------------------------------------------
+# The policy network in float64: the oracles' own forward pass, J v and Jᵀ u
+# ----------------------------------------------------------------------------------------
 
-# Log σ bounds of refrl.distributions.DiagGaussian (the Fisher is 0 on a log σ outside them).
+# Log σ bounds of the diagonal Gaussian head (as in refrl.distributions): the log σ in use is
+# clip(log σ, −20, 2), and the KL, hence the Fisher, is flat in a log σ beyond them.
 _LOG_STD_MIN, _LOG_STD_MAX = -20.0, 2.0
 
 
-def _fisher_setup(policy, obs, subsample: int):
-    """Network input (every ``subsample``-th observation), forward cache and distribution params."""
-    x = policy.preprocess_obs(obs)[::subsample].astype(np.float64)
-    net = policy.pi
-    from refrl.nn import MLP  # the network in float64, same θ (oracles compute in float64)
+def _mlp_layers(theta, sizes) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(W_l, b_l)] from a flat parameter vector in refrl's layout: for each layer l = 1..L in
+    order, W_l row-major [d_{l−1}, d_l] (z_l = h_{l−1} W_l + b_l), then b_l [d_l]."""
+    theta = np.asarray(theta, dtype=np.float64)
+    layers, o = [], 0
+    for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True):
+        W = theta[o : o + d_in * d_out].reshape(d_in, d_out)
+        o += d_in * d_out
+        layers.append((W, theta[o : o + d_out]))
+        o += d_out
+    return layers
 
-    n_pi = net.params.size
-    theta = np.asarray(policy.policy_params, dtype=np.float64)
-    net64 = MLP(net.sizes, net.activation, dtype=np.float64, rng=None, init=False, params=theta[:n_pi].copy())
-    y, cache = net64.forward(x)
-    return x, net64, cache, y, theta[n_pi:]
+
+def _mlp_num_params(sizes) -> int:
+    return sum(d_in * d_out + d_out for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def _phi(z: np.ndarray, activation: str) -> np.ndarray:
+    return np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0)  # tanh or relu
+
+
+def _phi_prime(z: np.ndarray, activation: str) -> np.ndarray:
+    return 1.0 - np.tanh(z) ** 2 if activation == "tanh" else (z > 0.0).astype(np.float64)
+
+
+def mlp_forward(theta, sizes, activation: str, x) -> np.ndarray:
+    """The MLP, literally, in float64: h_0 = x, z_l = h_{l−1} W_l + b_l, h_l = φ(z_l) for the
+    hidden layers (φ = tanh or relu), y = z_L (linear output). Returns y [B, d_L].
+
+    ``theta`` is the flat parameter vector in refrl's layout (per layer W_l row-major
+    [d_{l−1}, d_l], then b_l), ``sizes`` = (d_0, ..., d_L). Trusted because it is the definition,
+    one layer at a time; the tests hold refrl.nn's MLP and the native MLP to it.
+    """
+    y, _ = _mlp_forward_cache(_mlp_layers(theta, sizes), activation, x)
+    return y
+
+
+def _mlp_forward_cache(layers, activation: str, x):
+    h = np.asarray(x, dtype=np.float64)
+    inputs, pre = [], []  # h_{l−1} and z_l of every layer
+    for l, (W, b) in enumerate(layers):
+        inputs.append(h)
+        z = h @ W + b
+        pre.append(z)
+        h = _phi(z, activation) if l < len(layers) - 1 else z
+    return h, (inputs, pre)
+
+
+def _mlp_jvp(layers, activation: str, cache, v) -> np.ndarray:
+    """J v: the derivative of the output along the parameter direction v = (V_l, c_l), forward
+    mode (Pearlmutter 1994): R{h_0} = 0, R{z_l} = R{h_{l−1}} W_l + h_{l−1} V_l + c_l,
+    R{h_l} = φ'(z_l) ⊙ R{z_l}; J v = R{z_L}."""
+    inputs, pre = cache
+    dlayers = _mlp_layers(v, [layers[0][0].shape[0]] + [W.shape[1] for W, _ in layers])
+    rh = np.zeros_like(inputs[0])
+    for l, ((W, _), (V, c)) in enumerate(zip(layers, dlayers, strict=True)):
+        rz = rh @ W + inputs[l] @ V + c
+        rh = _phi_prime(pre[l], activation) * rz if l < len(layers) - 1 else rz
+    return rh
+
+
+def _mlp_vjp(layers, activation: str, cache, u) -> np.ndarray:
+    """Jᵀ u summed over the batch (the backward pass): δ_L = u, ∂/∂W_l = h_{l−1}ᵀ δ_l,
+    ∂/∂b_l = Σ_b δ_l, δ_{l−1} = (δ_l W_lᵀ) ⊙ φ'(z_{l−1}). Flat, in the parameter layout."""
+    inputs, pre = cache
+    parts = []
+    delta = np.asarray(u, dtype=np.float64)
+    for l in reversed(range(len(layers))):
+        W, _ = layers[l]
+        parts.append((inputs[l].T @ delta).reshape(-1))
+        parts.append(delta.sum(axis=0))
+        if l > 0:
+            delta = (delta @ W.T) * _phi_prime(pre[l - 1], activation)
+    flat = []
+    for l in range(len(layers)):  # back in forward order: W_1, b_1, W_2, b_2, ...
+        flat += [parts[2 * (len(layers) - 1 - l)], parts[2 * (len(layers) - 1 - l) + 1]]
+    return np.concatenate(flat)
+
+
+def _policy_head(policy):
+    """The policy network and head, read from ActorCritic's public attributes: (θ_π float64,
+    sizes, activation, head, comps) with head "gaussian" or "categorical" and comps the
+    (offset, n, start) of each categorical component."""
+    theta = np.array(policy.policy_params, dtype=np.float64)
+    sizes = [int(d) for d in policy.pi.sizes]
+    kind = type(policy.dist).__name__
+    if kind == "DiagGaussian":
+        return theta, sizes, policy.activation, "gaussian", []
+    if kind == "Categorical":
+        return theta, sizes, policy.activation, "categorical", [(0, int(policy.dist.n), int(policy.dist.start))]
+    if kind == "MultiCategorical":
+        comps, o = [], 0
+        for n, start in zip(policy.dist.nvec, policy.dist.start, strict=True):
+            comps.append((o, int(n), int(start)))
+            o += int(n)
+        return theta, sizes, policy.activation, "categorical", comps
+    raise ValueError(f"oracle: unsupported action distribution {policy.dist!r}")
+
+
+def _softmax(z) -> list[float]:
+    zmax = max(z)
+    e = [math.exp(zj - zmax) for zj in z]
+    return [ej / sum(e) for ej in e]
+
+
+def _log_softmax(z) -> list[float]:
+    zmax = max(z)
+    lse = zmax + math.log(sum(math.exp(zj - zmax) for zj in z))
+    return [zj - lse for zj in z]
+
+
+# ----------------------------------------------------------------------------------------
+# Fisher-vector product and Fisher matrix
+# ----------------------------------------------------------------------------------------
+
+
+def _fisher_setup(policy, obs, subsample: int):
+    """Network input (every ``subsample``-th observation), the forward pass at θ and the head."""
+    theta, sizes, activation, head, comps = _policy_head(policy)
+    x = np.asarray(policy.preprocess_obs(obs), dtype=np.float64)[::subsample]  # flatten / one-hot
+    n_pi = _mlp_num_params(sizes)
+    layers = _mlp_layers(theta[:n_pi], sizes)
+    y, cache = _mlp_forward_cache(layers, activation, x)
+    return x, layers, activation, cache, y, theta[n_pi:], head, comps
 
 
 def fisher_vector_product(policy, obs, v, damping: float = 0.0, subsample: int = 1) -> np.ndarray:
-    """F v + damping v with F = (1/B) Σ_b J_bᵀ M_b J_b, in NumPy float64 through refrl.nn.
+    """F v + damping v with F = (1/B) Σ_b J_bᵀ M_b J_b, in float64 on the oracle's own network.
 
-    The NumPy path of the Fisher-vector product (Schulman et al. 2015, TRPO, App. C; Pearlmutter
-    1994 for J v): J v by the MLP's forward-mode R-operator (``MLP.jvp_from_cache``), M by the
-    distribution's ``fisher_product`` (diag(p) − ppᵀ, or diag(1/σ², 2)), Jᵀ(·) by the MLP's
-    ``backward`` (log σ is shared by all states: its block is the batch sum). Trusted because each
-    piece is checked against finite differences in test_nn / test_distributions.
+    Schulman et al. 2015, TRPO, Appendix C: F is the Hessian of the mean KL(π_θold ‖ π_θ) at θ_old.
+    J_b v by forward mode through :func:`mlp_forward`'s layers (Pearlmutter 1994), M_b from the
+    distribution's Fisher information, written here: per categorical component, p = softmax(z),
+    M u = p ⊙ u − p (pᵀu); for the diagonal Gaussian [μ | log σ], M = diag(1/σ², 2) with σ from
+    the clipped log σ and 0 on a log σ outside the bounds. Jᵀ(·) by the backward pass (log σ is
+    shared by all states: its block is the batch sum). Trusted because every piece is its
+    definition on an independent float64 forward pass, and the tests hold it to the explicit
+    :func:`fisher_matrix` and to the finite-difference Hessian of the mean KL.
     """
-    x, net, cache, y, log_std = _fisher_setup(policy, obs, subsample)
+    x, layers, activation, cache, y, log_std, head, comps = _fisher_setup(policy, obs, subsample)
     v = np.asarray(v, dtype=np.float64)
-    n_pi = net.params.size
+    n_pi = v.size - log_std.size
     B = x.shape[0]
-    jv = net.jvp_from_cache(cache, v[:n_pi])  # J v on the network output, [B, dL]
-    if log_std.size:  # DiagGaussian: params = [mean | log σ], J v on log σ is v_logσ for every state
-        dp = np.concatenate([y, np.broadcast_to(log_std, y.shape)], axis=1)
-        jv = np.concatenate([jv, np.broadcast_to(v[n_pi:], jv.shape)], axis=1)
-    else:
-        dp = y
-    mjv = policy.dist.fisher_product(dp, jv) / B  # M_b J_b v, averaged
-    out = np.zeros_like(v)
-    if log_std.size:
-        d = y.shape[1]
-        net.backward(mjv[:, :d], cache, out=out[:n_pi], need_dx=False)
+    jv = _mlp_jvp(layers, activation, cache, v[:n_pi])  # J v on the network output, [B, dL]
+    if head == "gaussian":
+        s = np.clip(log_std, _LOG_STD_MIN, _LOG_STD_MAX)
         inside = (log_std >= _LOG_STD_MIN) & (log_std <= _LOG_STD_MAX)  # KL is flat in a clipped log σ
-        out[n_pi:] = np.where(inside, mjv[:, d:].sum(axis=0), 0.0)
+        m_mean = jv * np.exp(-2.0 * s) / B  # M J v on μ: (1/σ²) J v
+        m_log_std = np.where(inside, 2.0 * v[n_pi:], 0.0)  # on log σ: 2 v_logσ, the same for every state
+        out = np.concatenate([_mlp_vjp(layers, activation, cache, m_mean), m_log_std])
     else:
-        net.backward(mjv, cache, out=out, need_dx=False)
+        mjv = np.zeros_like(jv)
+        for o, k, _ in comps:
+            z = y[:, o : o + k]
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            u = jv[:, o : o + k]
+            mjv[:, o : o + k] = p * u - p * (p * u).sum(axis=1, keepdims=True)  # (diag(p) − ppᵀ) u
+        out = _mlp_vjp(layers, activation, cache, mjv / B)
     return out + damping * v
 
 
@@ -227,32 +353,26 @@ def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
     """The explicit Fisher matrix F = (1/B) Σ_b J_bᵀ M_b J_b [n_policy_params, n_policy_params].
 
     Literal: per sample b, the Jacobian J_b of the distribution parameters (one column per
-    parameter, from J e_i) and the distribution's Fisher M_b written out entry by entry:
+    parameter, from J e_i on the oracle's own network) and the distribution's Fisher M_b written
+    out entry by entry:
         Categorical (per component, p = softmax z):  M_ij = p_i δ_ij − p_i p_j
         DiagGaussian [μ | log σ]:  M = diag(1/σ_1², ..., 1/σ_d², 2, ..., 2)  (0 for a clipped log σ)
-    For tiny networks only (n jvps and B n² products in Python loops).
+    Trusted because it is the definition, one sample and one entry at a time. For tiny networks
+    only (n jvps and B n² products in Python loops).
     """
-    x, net, cache, y, log_std = _fisher_setup(policy, obs, subsample)
-    n_pi = net.params.size
+    x, layers, activation, cache, y, log_std, head, comps = _fisher_setup(policy, obs, subsample)
+    n_pi = _mlp_num_params([layers[0][0].shape[0]] + [W.shape[1] for W, _ in layers])
     n = n_pi + log_std.size
     B, dL = y.shape
-    gaussian = log_std.size > 0
+    gaussian = head == "gaussian"
     P = dL + log_std.size  # number of distribution parameters per state
     J = np.zeros((B, P, n))  # J[b, k, i] = ∂(dist param k of state b)/∂θ_i
     for i in range(n):
         e = np.zeros(n)
         e[i] = 1.0
-        J[:, :dL, i] = net.jvp_from_cache(cache, e[:n_pi])
+        J[:, :dL, i] = _mlp_jvp(layers, activation, cache, e[:n_pi])
         if gaussian:
             J[:, dL:, i] = e[n_pi:]
-    if gaussian:
-        comps = []
-    else:
-        nvec = [int(k) for k in getattr(policy.dist, "nvec", [dL])]
-        comps, o = [], 0
-        for k in nvec:
-            comps.append((o, k))
-            o += k
     F = np.zeros((n, n))
     for b in range(B):
         M = np.zeros((P, P))
@@ -263,11 +383,8 @@ def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
                 inside = _LOG_STD_MIN <= float(log_std[j]) <= _LOG_STD_MAX
                 M[dL + j, dL + j] = 2.0 if inside else 0.0
         else:
-            for o, k in comps:
-                z = [float(y[b, o + j]) for j in range(k)]
-                zmax = max(z)
-                e = [math.exp(zj - zmax) for zj in z]
-                p = [ej / sum(e) for ej in e]
+            for o, k, _ in comps:
+                p = _softmax([float(y[b, o + j]) for j in range(k)])
                 for i in range(k):
                     for j in range(k):
                         M[o + i, o + j] = (p[i] if i == j else 0.0) - p[i] * p[j]
@@ -275,24 +392,9 @@ def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
     return F / B
 
 
-# --- TRPO step (algos/trpo.py trpo_step) ---
-
-
-def _trpo_oracle_dist(policy, x, theta):
-    """Per-row distribution parameters at θ in float64: list of logits rows, or (means, log σ)."""
-    from refrl.nn import MLP
-
-    net = policy.pi
-    n_pi = net.params.size
-    net64 = MLP(net.sizes, net.activation, dtype=np.float64, rng=None, init=False, params=np.array(theta[:n_pi], dtype=np.float64))
-    y, _ = net64.forward(x)
-    return [[float(v) for v in row] for row in y], [float(v) for v in theta[n_pi:]]
-
-
-def _trpo_oracle_log_softmax(z):
-    zmax = max(z)
-    lse = zmax + math.log(sum(math.exp(zj - zmax) for zj in z))
-    return [zj - lse for zj in z]
+# ----------------------------------------------------------------------------------------
+# TRPO step (algos/trpo.py trpo_step)
+# ----------------------------------------------------------------------------------------
 
 
 def trpo_step(
@@ -313,7 +415,8 @@ def trpo_step(
     ``weights``: 0/1; the Fisher is built on the rows with weight 1. ``trace``: a list that
     receives (step_fraction, kl, gain) for every try. The returned θ is float64.
     Trusted because it is the algorithm of the paper written with the oracles of CG and of the
-    Fisher-vector product and with per-sample loops for the KL and the likelihood ratio.
+    Fisher-vector product, on the oracle's own forward pass (:func:`mlp_forward`), and with
+    per-sample loops for the KL and the likelihood ratio.
     """
     B = len(advantages)
     w = [1.0] * B if weights is None else [float(v) for v in weights]
@@ -347,20 +450,22 @@ def trpo_step(
     full = [beta * si for si in s]
     expected_full = sum(gg[i] * full[i] for i in range(len(s)))
 
-    # the batch's actions and π_old on the used rows
-    x = policy.preprocess_obs(obs_used).astype(np.float64)
-    head = type(policy.dist).__name__
-    if head == "DiagGaussian":
-        acts = np.asarray(policy._check_actions(actions, B, "oracle.trpo_step"), dtype=np.float64)[used]
-        comps = None
-    elif head == "Categorical":
-        acts = policy.dist._index(actions, B).reshape(B, 1)[used]
-        comps = [policy.dist.n]
-    else:
-        a = policy.dist._actions(actions, B)
-        acts = np.stack([part._index(a[:, k], B) for k, part in enumerate(policy.dist.parts)], axis=1)[used]
-        comps = [int(k) for k in policy.dist.nvec]
-    out_old, log_std_old = _trpo_oracle_dist(policy, x, theta_old)
+    # the batch's actions and π_old on the used rows (network input: flatten / one-hot)
+    x = np.asarray(policy.preprocess_obs(obs_used), dtype=np.float64)
+    _, sizes, activation, head, comps = _policy_head(policy)
+    n_pi = _mlp_num_params(sizes)
+    if head == "gaussian":  # actions as the policy stores them (its dtype), [B, d]
+        acts = np.asarray(actions, dtype=policy.dtype).reshape(B, -1).astype(np.float64)[used]
+    else:  # one action index per categorical component, a − start
+        a = np.asarray(actions).reshape(B, len(comps))
+        acts = np.stack([a[:, c].astype(np.int64) - start for c, (_, _, start) in enumerate(comps)], axis=1)[used]
+
+    def dist_rows(theta):
+        """Per-row distribution parameters at θ: the network output rows, and log σ (Gaussian)."""
+        y = mlp_forward(theta[:n_pi], sizes, activation, x)
+        return [[float(v) for v in row] for row in y], [float(v) for v in theta[n_pi:]]
+
+    out_old, log_std_old = dist_rows(theta_old)
 
     def bound(v):
         return min(max(v, _LOG_STD_MIN), _LOG_STD_MAX)
@@ -369,24 +474,22 @@ def trpo_step(
     tries = line_search_max_iter if line_search else 1
     for j in range(tries):
         theta = theta_old + frac * np.array(full)
-        out_new, log_std_new = _trpo_oracle_dist(policy, x, theta)
+        out_new, log_std_new = dist_rows(theta)
         kl_sum = gain_sum = 0.0
         for i, b in enumerate(used):
             kl = logp = 0.0
-            if comps is None:  # diagonal Gaussian
+            if head == "gaussian":
                 for k in range(len(out_new[i])):
                     so, sn = bound(log_std_old[k]), bound(log_std_new[k])
                     mo, mn = out_old[i][k], out_new[i][k]
                     kl += sn - so + (math.exp(2 * so) + (mo - mn) ** 2) / (2 * math.exp(2 * sn)) - 0.5
                     logp += -0.5 * ((float(acts[i][k]) - mn) / math.exp(sn)) ** 2 - sn - 0.5 * math.log(2 * math.pi)
             else:
-                o = 0
-                for c, nk in enumerate(comps):
-                    lp = _trpo_oracle_log_softmax(out_old[i][o : o + nk])
-                    lq = _trpo_oracle_log_softmax(out_new[i][o : o + nk])
+                for c, (o, nk, _) in enumerate(comps):
+                    lp = _log_softmax(out_old[i][o : o + nk])
+                    lq = _log_softmax(out_new[i][o : o + nk])
                     kl += sum(math.exp(lp[k]) * (lp[k] - lq[k]) for k in range(nk))
                     logp += lq[int(acts[i][c])]
-                    o += nk
             try:
                 ratio = math.exp(logp - float(logp_old[b]))
             except OverflowError:

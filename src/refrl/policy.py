@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, Distribution, make_distribution
+from refrl.distributions import DiagGaussian, Distribution, make_distribution
 from refrl.nn import MLP
 from refrl.serialization import space_from_dict, space_to_dict
 
@@ -114,10 +114,10 @@ class ActorCritic:
         if self.log_std is not None:
             self.log_std.fill(self.log_std_init)
         self.vf = MLP(vf_sizes, output_gain=1.0, params=self.value_params, grads=self.value_grads, **kw)
-        self._native = None
-        #: Act through the fused native forward + sampling (refrl._core.ActNetF32/F64) instead of
-        #: NumPy. Default: on for float32 (the training dtype); float64 stays on the NumPy path,
-        #: the verification oracle. Same random stream either way; results equal to rounding.
+        #: Whether ``refrl.native.act`` (the rollout collector, ``predict``) acts through the fused
+        #: native forward + sampling instead of this class's NumPy ``act``. Default: on for float32
+        #: (the training dtype); float64 stays on the NumPy path, the verification oracle. Same
+        #: random stream either way; results equal to rounding.
         self.native_act = dt == np.dtype(np.float32)
         if isinstance(action_space, spaces.Box):
             self._low = action_space.low.astype(dt).reshape(-1)
@@ -165,8 +165,9 @@ class ActorCritic:
                 raise ValueError(f"ActorCritic: 'params' contain NaN or inf ({what} is not finite)")
             raise ValueError(f"ActorCritic: {what} overflowed to NaN/inf (parameters or observations too large)")
 
-    def _dist_params(self, out: np.ndarray) -> np.ndarray:
-        """Network head output -> distribution parameters [B, param_dim]."""
+    def dist_params_from_output(self, out: np.ndarray) -> np.ndarray:
+        """Policy-network output [B, head] (logits; or the Gaussian mean) -> distribution parameters
+        [B, param_dim] (the logits; or [mean | log_std], log σ being shared by all states)."""
         if not self._gaussian:
             return out
         B, d = out.shape
@@ -193,117 +194,20 @@ class ActorCritic:
         for Box — pass them through ``clip_actions`` for ``env.step`` but keep them for the update),
         logp [B] and values [B].
 
-        With ``native_act`` (default for float32) both forward passes and the Categorical / Gaussian
-        sampling run in one native call (``_act_native``); the NumPy path below is the oracle.
+        This is the NumPy reference; ``refrl.native.act`` runs the same computation (same random
+        draws) in one native call and is what the rollout collector and ``predict`` use.
         """
-        if self.native_act:  # returns None on a non-finite log σ (checked in C++), then:
-            res = self._act_native(obs, rng, deterministic)
-            if res is not None:
-                return res
-        return self._act_numpy(obs, rng, deterministic)
-
-    def _native_net(self):
-        """The native acting network (built once; it reads ``params`` live at every call)."""
-        if self._native is None:
-            from refrl import _core
-
-            cls = _core.ActNetF32 if self.dtype == np.float32 else _core.ActNetF64
-            self._native = cls(list(self.pi.sizes), list(self.vf.sizes), self.n_policy_params, self.activation)
-        return self._native
-
-    def _native_input(self, obs) -> np.ndarray | None:
-        """The native net's input [B, obs_dim] (C-contiguous, ``dtype``), or None when the shape is
-        not one it takes (the NumPy path then names the problem)."""
-        if self._obs_kind == "box":
-            x = obs
-            if type(x) is not np.ndarray or x.dtype != self.dtype:
-                x = np.asarray(x, dtype=self.dtype)
-            if x.ndim != 2 or x.shape[1] != self.obs_dim:
-                shape = self.observation_space.shape
-                if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
-                    return None
-                x = x.reshape(x.shape[0], self.obs_dim)
-            if not x.flags.c_contiguous:
-                x = np.ascontiguousarray(x)
-        else:
-            x = self.preprocess_obs(obs)
-        return x if x.shape[0] >= 1 else None
-
-    def _act_native(self, obs, rng, deterministic):
-        """Fused native act; None when it cannot take this input (then the NumPy path runs and names
-        any bad input). Random numbers are drawn exactly as the NumPy path draws them."""
-        x = self._native_input(obs)
-        if x is None:
-            return None
-        B = x.shape[0]
-        net = self._native or self._native_net()
-        dist = self.dist
-        if not deterministic and type(dist) is Categorical:
-            res = net.act_categorical(self.params, x, rng.random((B, 1)))
-            if res is None:  # non-finite: the NumPy path raises the named error (rng already used)
-                return self._act_numpy(obs, rng, deterministic)
-            if dist.start:
-                res = (res[0] + dist.start, res[1], res[2])
-            return res
-        if not deterministic and self._gaussian:
-            a, _, logp, values = self._act_native_gaussian(obs, x, rng, clip=False)
-            return a, logp, values
-        res = net.forward(self.params, x)
-        if res is None or (self._gaussian and not np.isfinite(self.log_std).all()):
-            return None  # the NumPy path raises the named error
-        out, values = res
-        a, logp = dist.sample_with_log_prob(self._dist_params(out), rng, deterministic)
-        if self._gaussian:
-            a = a.reshape((B, *self._act_shape))
-        return a, logp, values
-
-    def _act_native_gaussian(self, obs, x, rng, *, clip: bool):
-        """Native Gaussian sample from the prepared input ``x``: (actions, env_actions or None,
-        logp, values), ``env_actions`` = the actions clipped to the bounds in the same C++ call
-        when ``clip``. On a non-finite value the NumPy path runs (it names the error; rng already used)."""
-        B = x.shape[0]
-        net = self._native or self._native_net()
-        bounds = (self._low, self._high) if clip else (None, None)
-        res = net.act_gaussian(self.params, x, rng.standard_normal((B, self.dist.d)), LOG_STD_MIN, LOG_STD_MAX, *bounds)
-        if res is None:
-            a, logp, values = self._act_numpy(obs, rng, False)
-            return a, (self.clip_actions(a) if clip else None), logp, values
-        a, logp, values = res[:3]
-        a_env = res[3] if clip else None
-        if len(self._act_shape) > 1:  # [B, d] -> [B, *box_shape]
-            shape = (B, *self._act_shape)
-            a = a.reshape(shape)
-            a_env = None if a_env is None else a_env.reshape(shape)
-        return a, a_env, logp, values
-
-    def _act_numpy(self, obs, rng, deterministic):
         if self._gaussian and not np.isfinite(self.log_std).all():  # else NaN actions, silently
             raise ValueError("ActorCritic.act: 'params' contain NaN or inf (log_std is not finite)")
         x = self.preprocess_obs(obs)
         out = self.pi(x)
         self._check_out(out, "the policy output")
-        dp = self._dist_params(out)
+        dp = self.dist_params_from_output(out)
         a, logp = self.dist.sample_with_log_prob(dp, rng, deterministic)
         values = self.vf(x)[:, 0]
         if self._gaussian:
             a = a.reshape((a.shape[0], *self._act_shape))
         return a, logp, values
-
-    def act_and_clip(
-        self, obs: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """A stochastic ``act`` and the actions for ``env.step``: (actions, env_actions, logp, values)
-        with ``env_actions = clip_actions(actions)`` (what the rollout collector needs each step).
-
-        The same values and random draws as ``act`` then ``clip_actions``; on the native Gaussian
-        path the clip is done in the same C++ call.
-        """
-        if self.native_act and self._gaussian:
-            x = self._native_input(obs)
-            if x is not None:
-                return self._act_native_gaussian(obs, x, rng, clip=True)
-        a, logp, values = self.act(obs, rng)
-        return a, self.clip_actions(a), logp, values
 
     def clip_actions(self, actions: np.ndarray) -> np.ndarray:
         """Clip Box actions to [low, high] for the environment (a copy); identity for other spaces."""
@@ -328,7 +232,7 @@ class ActorCritic:
         [mean | log_std] [B, 2d] for Box. Pass them back as ``old_dist_params`` to ``kl``."""
         out = self.pi(self.preprocess_obs(obs))
         self._check_out(out, "the policy output")
-        return self._dist_params(out)
+        return self.dist_params_from_output(out)
 
     def kl(self, obs: np.ndarray, old_dist_params: np.ndarray) -> float:
         """Mean over the batch of KL(π_old(·|s) ‖ π_θ(·|s))."""
@@ -337,14 +241,6 @@ class ActorCritic:
         if old.shape != new.shape:
             raise ValueError(f"ActorCritic.kl: 'old_dist_params' must have shape {new.shape}, got {old.shape}")
         return float(self.dist.kl(old, new).mean())
-
-    def fisher_operator(self, obs: np.ndarray, damping: float = 0.0, subsample: int = 1):
-        """Native Fisher operator at the current θ on ``obs``: ``op(v) = F v + damping v`` with F the
-        Hessian of the mean KL at θ (size ``n_policy_params``; activations cached, CG-ready).
-        See ``refrl.kernels.fisher_operator``; ``subsample=k`` uses every k-th observation."""
-        from refrl import kernels
-
-        return kernels.fisher_operator(self, obs, damping=damping, subsample=subsample)
 
     def _check_actions(self, actions: np.ndarray, B: int, fn: str) -> np.ndarray:
         if not self._gaussian:
@@ -367,7 +263,7 @@ class ActorCritic:
         B = x.shape[0]
         out, pi_cache = self.pi.forward(x)
         self._check_out(out, "the policy output")
-        dp = self._dist_params(out)
+        dp = self.dist_params_from_output(out)
         actions = self._check_actions(actions, B, "evaluate")
         logp, ent, stash = self.dist.log_prob_entropy(dp, actions)
         v, vf_cache = self.vf.forward(x)
@@ -380,7 +276,7 @@ class ActorCritic:
         x = self.preprocess_obs(obs)
         out = self.pi(x)
         self._check_out(out, "the policy output")
-        return self.dist.log_prob(self._dist_params(out), self._check_actions(actions, x.shape[0], "log_prob"))
+        return self.dist.log_prob(self.dist_params_from_output(out), self._check_actions(actions, x.shape[0], "log_prob"))
 
     def evaluate_values(self, obs: np.ndarray) -> tuple[np.ndarray, dict]:
         """V(s) [B] and a cache for ``backward(cache, dvalues=...)`` (value network alone: critic updates)."""

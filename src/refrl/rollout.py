@@ -23,6 +23,7 @@ rewards) are recorded per finished episode for logging.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+
+from refrl import native
+from refrl.policy import ActorCritic
 
 __all__ = [
     "VECTORIZATION_MODES",
@@ -246,9 +250,8 @@ class RolloutCollector:
     consecutive rollouts continue the same episodes (CleanRL's ``next_obs``/``next_done``).
 
     ``policy`` needs ``act(obs, rng) -> (actions, logp, values)``, ``clip_actions(actions)``
-    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract); when it has
-    ``act_and_clip(obs, rng) -> (actions, env_actions, logp, values)`` (the two calls in one) the
-    collector uses that.
+    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract); an ActorCritic
+    acts through :func:`refrl.native.act_and_clip` (the two calls in one, natively).
     """
 
     def __init__(self, env: VectorEnv, policy, buffer: RolloutBuffer, *, seed: int | None, stats_window: int = 100) -> None:
@@ -268,8 +271,9 @@ class RolloutCollector:
     def collect(self, rng: np.random.Generator) -> int:
         """Fill the buffer with ``n_steps`` vector steps; return the number of real transitions."""
         env, policy, buf, tap = self.env, self.policy, self.buffer, self._tap
-        act_and_clip = getattr(policy, "act_and_clip", None)
-        if act_and_clip is None:
+        if isinstance(policy, ActorCritic):  # the native acting network (NumPy fallback inside)
+            act_and_clip = functools.partial(native.act_and_clip, policy)
+        else:
             act, clip_actions = policy.act, policy.clip_actions
 
             def act_and_clip(o, g):

@@ -119,11 +119,12 @@ def check_conjugate_gradient(rng: np.random.Generator, trials: int) -> Errors:
 
 
 def check_fisher_vector_product(rng: np.random.Generator, trials: int) -> Errors:
-    """Native F v (fisher.hpp) vs the NumPy path through refrl.nn and, in float64, vs the explicit
-    Fisher matrix (1/B) Σ_b J_bᵀ M_b J_b; small random policies of every head, tanh and relu."""
+    """Native F v (fisher.hpp) vs the oracle's F v on its own float64 forward pass and, in float64,
+    vs the explicit Fisher matrix (1/B) Σ_b J_bᵀ M_b J_b; small random policies of every head,
+    tanh and relu."""
     from gymnasium import spaces
 
-    from refrl import kernels, oracle
+    from refrl import native, oracle
     from refrl.policy import ActorCritic
 
     worst = {"float64": 0.0, "float64 matrix": 0.0, "float32": 0.0}
@@ -143,7 +144,7 @@ def check_fisher_vector_product(rng: np.random.Generator, trials: int) -> Errors
             )  # fmt: skip
             pol.policy_params[...] = rng.uniform(-1.0, 1.0, size=pol.n_policy_params).astype(dt)
             v = rng.normal(size=pol.n_policy_params).astype(dt)
-            got = kernels.fisher_vector_product(pol, obs.astype(dt), v, damping=damping)
+            got = native.fisher_vector_product(pol, obs.astype(dt), v, damping=damping)
             want = oracle.fisher_vector_product(pol, obs.astype(dt), v, damping=damping)
             worst[name] = max(worst[name], _err(got, want))
             if name == "float64":
@@ -204,6 +205,3 @@ def run_selfcheck(seed: int = 0, trials: int = 20, out=None) -> int:
     print("all kernels match their oracles" if not failed else f"{failed} kernel(s) FAILED", file=out)
     return 0 if not failed else 1
 
-
-# --- Fisher-vector product (learning-core issue) ---
-# Append ("fisher_vector_product", check_fisher_vector_product) to CHECKS here.

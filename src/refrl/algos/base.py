@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from refrl import kernels
+from refrl import kernels, native
 from refrl.config import OnPolicyConfig
 from refrl.evaluation import evaluate_policy
 from refrl.logger import Logger
@@ -334,7 +334,7 @@ class OnPolicyAlgorithm:
             o = o[None]
         elif o.shape[1:] != shape:
             raise ValueError(f"predict: 'obs' must have shape {shape} or (B, {', '.join(map(str, shape))}), got {o.shape}")
-        actions, _, _ = self.policy.act(self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
+        actions, _, _ = native.act(self.policy, self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
         actions = self.policy.clip_actions(actions)
         return (actions[0] if single else actions), None
 

@@ -19,7 +19,7 @@ reset slots excluded).  Â_t is GAE(γ, λ), normalised over the batch when ``no
 returns (``n_critic_updates`` epochs), as sb3-contrib, OpenAI Baselines and Spinning Up do.
 
 Where the work runs: conjugate gradient over the native Fisher operator (``kernels.conjugate_gradient``
-on ``ActorCritic.fisher_operator``: the whole solve in C++, no Python per iteration), then the
+on ``native.fisher_operator``: the whole solve in C++, no Python per iteration), then the
 scaling to the KL radius and the backtracking line search in NumPy (:func:`trpo_step` below: one
 forward pass of the policy MLP per try), held to the literal float64 ``oracle.trpo_step``.
 """
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refrl import kernels
+from refrl import kernels, native
 from refrl._types import TrpoStepResult
 from refrl.algos.base import (
     OnPolicyAlgorithm,
@@ -154,7 +154,7 @@ def step_direction(policy: Any, obs: np.ndarray, g: np.ndarray, *, cg_iters: int
                    subsample: int = 1):
     """s ≈ (F + cg_damping·I)⁻¹ g by ``cg_iters`` of conjugate gradient over the native Fisher
     operator at the current θ (the whole solve in C++).  Returns ``(CGResult, operator)``."""
-    fvp = policy.fisher_operator(obs, damping=cg_damping, subsample=subsample)
+    fvp = native.fisher_operator(policy, obs, damping=cg_damping, subsample=subsample)
     return kernels.conjugate_gradient(fvp, g, iters=cg_iters, tol=cg_tol), fvp
 
 

@@ -1,0 +1,243 @@
+"""Argument checking shared by refrl's checked entry points (refrl.kernels, refrl.native).
+
+Each check either returns the argument in the form the compiled core takes (a C-contiguous
+array of the right dtype, a Python float or int) or raises a ``TypeError`` / ``ValueError``
+whose message names the calling function and the argument, so that errors read the same
+everywhere. The module is private to the package; its functions are public within it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_array", "as_flags", "as_float_array", "check_inplace_array", "check_scalar", "checked_operator", "first_non_finite",
+    "fmt_shape", "raise_bad_weights",
+]
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOAT_DTYPES = (_F32, _F64)
+_BOOL = np.dtype(np.bool_)
+_INF = float("inf")
+
+
+def fmt_shape(shape: tuple[int, ...]) -> str:
+    """``shape`` as a tuple of Python ints, for messages: ``(3, 4)``."""
+    return str(tuple(int(s) for s in shape))
+
+
+def as_array(x: Any, name: str, fn: str) -> np.ndarray:
+    """``x`` as an ndarray (no copy when it is one); TypeError for None, ValueError if not convertible."""
+    if x is None:
+        raise TypeError(f"{fn}: '{name}' must be an array, got None")
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested sequences etc.
+        raise ValueError(f"{fn}: '{name}' could not be converted to an array ({exc})") from exc
+    return arr
+
+
+def as_float_array(
+    x: Any,
+    name: str,
+    *,
+    fn: str,
+    ndim: int | None = None,
+    shape: tuple[int, ...] | None = None,
+    dtype: np.dtype | type | None = None,
+    shape_desc: str = "",
+) -> np.ndarray:
+    """Check ``x`` and return it as a C-contiguous native float32/float64 array.
+
+    Parameters
+    ----------
+    x : array_like
+        The argument.
+    name, fn : str
+        Argument and function names used in error messages.
+    ndim : int, optional
+        Required number of dimensions.
+    shape : tuple of int, optional
+        Required exact shape (implies ``ndim``).
+    dtype : float32 or float64, optional
+        Target dtype: any floating ``x`` is converted to it. Without it, ``x`` must already
+        be float32 or float64 and keeps its dtype (it is the argument that decides).
+    shape_desc : str
+        Symbolic shape for messages, e.g. ``"(T, N)"``.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is None, or its dtype is not floating (int, bool, complex, object, str) or,
+        without ``dtype``, not float32/float64.
+    ValueError
+        Wrong number of dimensions or shape, or ``x`` cannot be made into an array.
+    """
+    # fast path (the common case, a few hundred ns): already a C-contiguous array of the dtype
+    if type(x) is np.ndarray and x.flags.c_contiguous:
+        dt = x.dtype
+        if (dt is _F64 or dt is _F32) if dtype is None else dt == dtype:
+            if (x.shape == shape) if shape is not None else (ndim is None or x.ndim == ndim):
+                return x
+    arr = as_array(x, name, fn)
+    kind = arr.dtype.kind
+    if kind != "f":
+        raise TypeError(f"{fn}: '{name}' must be a float32 or float64 array, got dtype {arr.dtype}")
+    if dtype is None:
+        if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+            raise TypeError(f"{fn}: '{name}' must be float32 or float64, got dtype {arr.dtype}")
+        target = arr.dtype.newbyteorder("=")
+    else:
+        target = np.dtype(dtype)
+    if shape is not None:
+        if arr.shape != tuple(shape):
+            desc = f"{shape_desc}=" if shape_desc else ""
+            raise ValueError(f"{fn}: '{name}' must have shape {desc}{fmt_shape(shape)}, got {fmt_shape(arr.shape)}")
+    elif ndim is not None and arr.ndim != ndim:
+        desc = f" {shape_desc}" if shape_desc else ""
+        raise ValueError(f"{fn}: '{name}' must be {ndim}-D{desc}, got shape {fmt_shape(arr.shape)}")
+    # one explicit, documented copy at most: dtype / byte order / contiguity
+    if arr.dtype.itemsize <= target.itemsize:
+        return np.ascontiguousarray(arr, dtype=target)
+    try:  # narrowing float64 -> float32: values beyond float32's range are an error, not inf
+        with np.errstate(over="raise"):
+            return np.ascontiguousarray(arr, dtype=target)
+    except FloatingPointError:
+        raise ValueError(f"{fn}: '{name}' has values outside the {target} range") from None
+
+
+def as_flags(x: Any, name: str, *, fn: str, shape: tuple[int, ...], shape_desc: str = "") -> np.ndarray:
+    """Check a boolean flag array and return it as a C-contiguous ``uint8`` array (0/1).
+
+    bool arrays are reinterpreted without a copy (when contiguous); integer or float arrays
+    are accepted when every entry is 0 or 1. Anything else raises ``TypeError``.
+    """
+    if type(x) is np.ndarray and x.dtype is _BOOL and x.flags.c_contiguous and x.shape == shape:
+        return x.view(np.uint8)  # fast path: a contiguous bool array of the right shape
+    arr = as_array(x, name, fn)
+    if arr.shape != tuple(shape):
+        desc = f"{shape_desc}=" if shape_desc else ""
+        raise ValueError(f"{fn}: '{name}' must have shape {desc}{fmt_shape(shape)}, got {fmt_shape(arr.shape)}")
+    kind = arr.dtype.kind
+    if kind == "b":
+        return np.ascontiguousarray(arr).view(np.uint8)
+    if kind in "iuf":
+        if not np.all((arr == 0) | (arr == 1)):
+            raise ValueError(f"{fn}: '{name}' must be boolean (or 0/1), got values other than 0 and 1")
+        return (arr != 0).view(np.uint8)
+    raise TypeError(f"{fn}: '{name}' must be a bool array (or 0/1 numbers), got dtype {arr.dtype}")
+
+
+def check_scalar(
+    name: str,
+    value: Any,
+    *,
+    fn: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> float | int:
+    """Check a real (or, with ``integer=True``, integral) finite scalar within [lo, hi].
+
+    ``lo_open`` / ``hi_open`` exclude the bound. Returns a Python float (or int).
+    bool is rejected (``gamma=True`` is a bug, not 1.0). Raises ``TypeError`` for a
+    non-number and ``ValueError`` for NaN, inf or a value out of range.
+    """
+    if type(value) is float and not integer:  # fast path for the common case
+        if value == value and value not in (_INF, -_INF):
+            if (lo is None or (value > lo if lo_open else value >= lo)) and (
+                hi is None or (value < hi if hi_open else value <= hi)
+            ):
+                return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: '{name}' must be a {'integer' if integer else 'real number'}, got bool")
+    if integer:
+        if not isinstance(value, (numbers.Integral, np.integer)):
+            raise TypeError(f"{fn}: '{name}' must be an integer, got {type(value).__name__}")
+        out: float | int = int(value)
+    else:
+        if not isinstance(value, (numbers.Real, np.floating, np.integer)):
+            raise TypeError(f"{fn}: '{name}' must be a real number, got {type(value).__name__}")
+        out = float(value)
+        if not np.isfinite(out):
+            raise ValueError(f"{fn}: '{name}' must be finite, got {out}")
+    if lo is not None and (out < lo or (lo_open and out == lo)):
+        raise ValueError(f"{fn}: '{name}' must be {'>' if lo_open else '>='} {lo}, got {out}")
+    if hi is not None and (out > hi or (hi_open and out == hi)):
+        raise ValueError(f"{fn}: '{name}' must be {'<' if hi_open else '<='} {hi}, got {out}")
+    return out
+
+
+def first_non_finite(fn: str, named: list[tuple[str, np.ndarray]], where: np.ndarray | None = None) -> str | None:
+    """Name of the first array in ``named`` holding NaN or inf (only where ``where``), or None."""
+    for name, arr in named:
+        bad = ~np.isfinite(arr)
+        if where is not None:
+            bad &= where
+        if bad.any():
+            return f"{fn}: '{name}' contains NaN or inf (at index {np.argwhere(bad)[0].tolist()})"
+    return None
+
+
+def raise_bad_weights(fn: str, weights: np.ndarray) -> None:
+    """Raise the ValueError naming what is wrong with per-sample ``weights`` that a kernel reported
+    invalid (NaN/inf, negative, a sum that overflows, all zero)."""
+    if not np.isfinite(weights).all():
+        raise ValueError(f"{fn}: 'weights' contains NaN or inf")
+    if (weights < 0).any():
+        raise ValueError(f"{fn}: 'weights' must be >= 0, got min {weights.min()}")
+    with np.errstate(over="ignore"):
+        total = float(weights.sum(dtype=np.float64))
+    if not np.isfinite(total):
+        raise ValueError(f"{fn}: 'weights' sum overflows")
+    raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
+
+
+def check_inplace_array(x: Any, name: str, fn: str, like: np.ndarray, *, writeable: bool) -> np.ndarray:
+    """``x`` must already be a C-contiguous array of ``like``'s dtype and shape (it is updated in
+    place or read as is, never copied); ``writeable``: it must be writeable too."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: '{name}' must be a numpy array, got {type(x).__name__}")
+    if x.dtype != like.dtype:
+        raise TypeError(f"{fn}: '{name}' must have dtype {like.dtype} (that of 'params'), got {x.dtype}")
+    if x.shape != like.shape:
+        raise ValueError(f"{fn}: '{name}' must have shape {fmt_shape(like.shape)}, got {fmt_shape(x.shape)}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{fn}: '{name}' must be C-contiguous (it is updated in place, never copied)")
+    if writeable and not x.flags.writeable:
+        raise ValueError(f"{fn}: '{name}' must be writeable (it is updated in place)")
+    return x
+
+
+def checked_operator(operator: Callable[[np.ndarray], np.ndarray], n: int, dtype: np.dtype, fn: str):
+    """Wrap a Python operator ``v -> A v`` so that each result is checked: a float array of shape
+    [n] with finite values, returned C-contiguous in ``dtype``; errors name the call number."""
+    calls = [0]
+
+    def checked_apply(v: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        out = operator(v)
+        if out is None:
+            raise TypeError(f"{fn}: 'operator' must return a float array, got None (call {calls[0]})")
+        arr = as_array(out, "operator", fn)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{fn}: 'operator' must return a float array, got dtype {arr.dtype} (call {calls[0]})")
+        if arr.shape != (n,):
+            raise ValueError(
+                f"{fn}: 'operator' must return shape {fmt_shape((n,))} like 'b', got {fmt_shape(arr.shape)} "
+                f"(call {calls[0]})"
+            )
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{fn}: 'operator' returned NaN or inf (call {calls[0]})")
+        return arr
+
+    return checked_apply
