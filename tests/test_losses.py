@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -91,7 +91,6 @@ def _kl_objective(b, **override):
 
 
 # ---------------------------------------------------------------------------- value loss
-@settings(max_examples=200, deadline=None)
 @given(b=st_value_batch(), clip=st.one_of(st.none(), _floats(0.05, 2.0)))
 def test_value_loss_matches_oracle(b, clip):
     loss, grad = losses.value_loss(b["values"], b["v_old"], b["returns"], b["weights"], clip)
@@ -100,7 +99,6 @@ def test_value_loss_matches_oracle(b, clip):
     assert_close(grad, want_grad, rtol=1e-12, atol=1e-12, name="dvalues")
 
 
-@settings(max_examples=200, deadline=None)
 @given(b=st_value_batch(), clip=st.one_of(st.none(), _floats(0.05, 2.0)))
 def test_value_loss_grad_matches_finite_differences(b, clip):
     """With clipping, the kinks are |V − V_old| = ε_V and (V − R)² = (V^clip − R)²: samples within 1e-3
@@ -133,7 +131,6 @@ def test_value_loss_clipping_worked_example():
 
 
 # ---------------------------------------------------------------------------- L^KLPEN
-@settings(max_examples=200, deadline=None)
 @given(b=st_kl_batch())
 def test_kl_penalty_objective_matches_oracle(b):
     got = _kl_objective(b)
@@ -148,7 +145,6 @@ def test_kl_penalty_objective_matches_oracle(b):
     assert got.kl >= -1e-12
 
 
-@settings(max_examples=200, deadline=None)
 @given(b=st_kl_batch())
 def test_kl_penalty_objective_grads_match_finite_differences(b):
     """∂L^KLPEN/∂log π (the r·Â part) and ∂L^KLPEN/∂q (the −β·KL term) against central differences."""
@@ -174,7 +170,6 @@ def test_kl_penalty_objective_at_theta_old():
 
 
 # ---------------------------------------------------------------------------- L^CLIP, entropy, advantages
-@settings(max_examples=200, deadline=None)
 @given(b=st_surrogate_batch(dtype=np.float64, weights=True), eps=st_clip_range())
 def test_clipped_surrogate_objective_is_the_kernel_and_its_oracle(b, eps):
     got = losses.clipped_surrogate_objective(b["logp"], b["logp_old"], b["advantages"], b["weights"], eps)
@@ -189,7 +184,6 @@ def test_clipped_surrogate_objective_is_the_kernel_and_its_oracle(b, eps):
     assert (got.ratio_min, got.ratio_max) == pytest.approx((want.ratio_min, want.ratio_max), rel=1e-12)
 
 
-@settings(max_examples=200, deadline=None)
 @given(n=st.integers(1, 32), data=st.data(), coef=st.one_of(st.just(0.01), _floats(1e-4, 1.0)))
 def test_entropy_bonus_matches_oracle_and_finite_differences(n, data, coef):
     ent, w = data.draw(_arrays(n, -3.0, 3.0)), data.draw(st_weights(n))
@@ -206,7 +200,6 @@ def test_entropy_bonus_without_coefficient_has_no_gradient():
     assert mean == 2.0 and grad is None
 
 
-@settings(max_examples=200, deadline=None)
 @given(n=st.integers(1, 64), data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_normalize_advantages_matches_oracle(n, data, dtype):
     adv, w = data.draw(_arrays(n, -10.0, 10.0)).astype(dtype), data.draw(st_weights(n)).astype(dtype)

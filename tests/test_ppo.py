@@ -179,7 +179,8 @@ def test_ppo_first_step_statistics_at_theta_old(options):
     assert row["train/value_loss"] == pytest.approx(np.dot(w, adv**2) / w.sum(), rel=1e-5)
     assert row["train/clip_fraction"] == 0.0
     assert row["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
-    assert row["train/ratio_min"] == pytest.approx(1.0, abs=1e-6) and row["train/ratio_max"] == pytest.approx(1.0, abs=1e-6)
+    assert row["train/ratio_min"] == pytest.approx(1.0, abs=1e-6)
+    assert row["train/ratio_max"] == pytest.approx(1.0, abs=1e-6)
     assert row["train/n_updates"] == 1
 
 

@@ -9,6 +9,7 @@ test in ``tests/test_losses.py``; docs/math.md lists them.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,7 +29,7 @@ class PolicyObjective(NamedTuple):
     surrogate: float  # the likelihood-ratio part alone: L^CLIP, or Ê[r Â] of L^KLPEN
     kl: float  # Ê[KL[π_old, π_θ]] (0 for L^CLIP, which does not compute it)
     grad_logp: np.ndarray  # ∂L/∂log π_θ(a_i|s_i), [B]
-    grad_dist_params: np.ndarray | None  # ∂L/∂(distribution parameters) of the −β·KL term, [B, P]; None for L^CLIP
+    grad_dist_params: np.ndarray | None  # ∂L/∂(distribution params) of the −β·KL term, [B, P]; None for L^CLIP
     clip_fraction: float  # Ê[|r − 1| > ε]
     approx_kl: float  # Ê[(r − 1) − log r] (k3 estimator of KL[π_old, π_θ])
     ratio_min: float
@@ -46,17 +47,17 @@ def normalize_advantages(advantages: np.ndarray, weights: np.ndarray) -> np.ndar
     which with 0/1 weights is torch's ``.std()`` over the real samples (SB3, CleanRL).  Σw is
     taken as at least 1.
     """
-    w_sum = max(weights.sum(dtype=np.float64), 1.0)
-    mean = (weights * advantages).sum(dtype=np.float64) / w_sum
-    centred = advantages.astype(np.float64) - mean
-    var = (weights * centred * centred).sum(dtype=np.float64) / max(w_sum - 1.0, 1.0)
-    return (centred / (np.sqrt(var) + 1e-8)).astype(advantages.dtype)
+    w_sum = max(_weight_sum(weights), 1.0)
+    mean = float((weights * advantages).sum(dtype=np.float64)) / w_sum
+    centred = np.subtract(advantages, mean, dtype=np.float64)
+    var = float((weights * centred * centred).sum(dtype=np.float64)) / max(w_sum - 1.0, 1.0)
+    return (centred / (math.sqrt(var) + 1e-8)).astype(advantages.dtype)
 
 
 def clipped_surrogate_objective(
     logp: np.ndarray, logp_old: np.ndarray, advantages: np.ndarray, weights: np.ndarray, clip_range: float
 ) -> PolicyObjective:
-    """L^CLIP = Ê[min(r Â, clip(r, 1 − ε, 1 + ε) Â)], r = exp(log π_θ − log π_old) (eq. 7), and ∂L/∂log π_θ.
+    """L^CLIP = Ê[min(r Â, clip(r, 1 − ε, 1 + ε) Â)] (eq. 7) and ∂L/∂log π_θ, r = exp(log π_θ − log π_old).
 
     The kernel ``refrl.kernels.clipped_surrogate`` computes it; this wraps its result.
     """
@@ -135,7 +136,8 @@ def value_loss(
         delta = values - v_old
         inside = np.abs(delta) <= clip_range_vf
         err_clipped = v_old + np.clip(delta, -clip_range_vf, clip_range_vf) - returns
-        use_clipped = err_clipped**2 > err**2
-        sq = np.where(use_clipped, err_clipped**2, err**2)
+        sq_unclipped, sq_clipped = err**2, err_clipped**2
+        use_clipped = sq_clipped > sq_unclipped
+        sq = np.where(use_clipped, sq_clipped, sq_unclipped)
         derr = np.where(use_clipped, err_clipped * inside, err)
     return float(np.dot(weights, sq)) / w_sum, (2.0 / w_sum) * weights * derr

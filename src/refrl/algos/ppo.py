@@ -5,10 +5,12 @@ Maximise, over K epochs of shuffled minibatches of one rollout (eq. 7, 9 of the 
     r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t)
     L^CLIP(θ) = Ê_t[ min(r_t Â_t, clip(r_t, 1−ε, 1+ε) Â_t) ]               (objective="clip")
     L^KLPEN(θ) = Ê_t[ r_t Â_t − β KL[π_θold(·|s_t), π_θ(·|s_t)] ]             (objective="kl_penalty", §4)
-    loss = −L + c1 · Ê[(V_θ(s_t) − R_t)²] − c2 · Ê[H(π_θ(·|s_t))]
+    L^VF(θ) = Ê_t[ (V_θ(s_t) − R_t)² ]      (or ppo2/CleanRL's max form with clip_range_vf)
+    loss = −L + c1 · L^VF − c2 · Ê[H(π_θ(·|s_t))]
 
 Â_t is GAE(γ, λ) (Schulman et al. 2016) and R_t = Â_t + V_old(s_t).  Ê is a weighted mean:
-NEXT_STEP reset slots have weight 0 (refrl.rollout).  Implementation details follow the
+NEXT_STEP reset slots have weight 0 (refrl.rollout).  Each term and its gradient is a function
+of refrl.losses; docs/math.md maps them to the paper, their oracles and tests.  Implementation details follow the
 strong implementations ("The 37 Implementation Details of PPO", Huang et al. 2022; SB3's
 ppo.py), each with its own switch (Engstrom et al. 2020): per-minibatch advantage
 normalisation, value clipping (clip_range_vf), global gradient clipping, Adam ε = 1e-5,
@@ -89,7 +91,8 @@ class PPO(OnPolicyAlgorithm):
                 v_loss, dvalues = losses.value_loss(values, e_v[mb], e_ret[mb], mb_w, cfg.clip_range_vf)
                 entropy, dentropy = losses.entropy_bonus(ent, mb_w, cfg.ent_coef)
 
-                # backward: loss = −L + c1·L^VF − c2·Ê[H]  (L^KLPEN's −β·KL also reaches the distribution parameters)
+                # backward: loss = −L + c1·L^VF − c2·Ê[H]
+                # (L^KLPEN's −β·KL term also reaches the distribution parameters directly)
                 policy.backward(cache, dlogp=-pg.grad_logp, dentropy=None if dentropy is None else -dentropy,
                                 dvalues=cfg.vf_coef * dvalues, accumulate=False)
                 backward_kl(cache, pg)
@@ -107,7 +110,8 @@ class PPO(OnPolicyAlgorithm):
                         "train/entropy": entropy,
                         "train/entropy_loss": -entropy,
                         "train/approx_kl": pg.approx_kl,
-                        "train/approx_kl_k1": float(np.dot(mb_w, e_logp[mb] - logp)) / float(mb_w.sum(dtype=np.float64)),
+                        "train/approx_kl_k1": float(np.dot(mb_w, e_logp[mb] - logp))
+                        / float(mb_w.sum(dtype=np.float64)),
                         "train/clip_fraction": pg.clip_fraction,
                         "train/grad_norm": grad_norm,
                         "train/loss": -pg.surrogate + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
