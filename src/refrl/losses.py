@@ -36,8 +36,9 @@ class PolicyObjective(NamedTuple):
     ratio_max: float
 
 
-def _weight_sum(weights: np.ndarray) -> float:
-    return float(weights.sum(dtype=np.float64))
+def _sum64(x: np.ndarray) -> float:
+    """Σ x accumulated in float64 (what ``x.sum(dtype=np.float64)`` computes, without the method's Python layer)."""
+    return float(np.add.reduce(x, dtype=np.float64))
 
 
 def normalize_advantages(advantages: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -47,10 +48,10 @@ def normalize_advantages(advantages: np.ndarray, weights: np.ndarray) -> np.ndar
     which with 0/1 weights is torch's ``.std()`` over the real samples (SB3, CleanRL).  Σw is
     taken as at least 1.
     """
-    w_sum = max(_weight_sum(weights), 1.0)
-    mean = float((weights * advantages).sum(dtype=np.float64)) / w_sum
+    w_sum = max(_sum64(weights), 1.0)
+    mean = _sum64(weights * advantages) / w_sum
     centred = np.subtract(advantages, mean, dtype=np.float64)
-    var = float((weights * centred * centred).sum(dtype=np.float64)) / max(w_sum - 1.0, 1.0)
+    var = _sum64(weights * centred * centred) / max(w_sum - 1.0, 1.0)
     return (centred / (math.sqrt(var) + 1e-8)).astype(advantages.dtype)
 
 
@@ -85,7 +86,7 @@ def kl_penalty_objective(
     (``dist.kl`` and ``dist.kl_grad`` of a ``refrl.distributions`` distribution).  ``clip_range``
     serves only the clip-fraction statistic.
     """
-    w_sum = _weight_sum(weights)
+    w_sum = _sum64(weights)
     log_ratio = logp - logp_old
     ratio = np.exp(log_ratio)
     surrogate = float(np.dot(weights, ratio * advantages)) / w_sum
@@ -112,7 +113,7 @@ def entropy_bonus(entropy: np.ndarray, weights: np.ndarray, coef: float) -> tupl
 
     The gradient is None when c2 = 0: there is nothing to propagate.
     """
-    w_sum = _weight_sum(weights)
+    w_sum = _sum64(weights)
     mean_entropy = float(np.dot(weights, entropy)) / w_sum
     return mean_entropy, ((coef / w_sum) * weights if coef else None)
 
@@ -128,7 +129,7 @@ def value_loss(
     and the gradient follows the larger term: 2 w_i (V^clip_i − R_i)·1[|V_i − V_old,i| ≤ ε_V] / Σw
     where the clipped term is larger, else 2 w_i (V_i − R_i) / Σw.
     """
-    w_sum = _weight_sum(weights)
+    w_sum = _sum64(weights)
     err = values - returns
     if clip_range_vf is None:
         sq, derr = err**2, err

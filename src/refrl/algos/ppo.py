@@ -75,12 +75,13 @@ class PPO(OnPolicyAlgorithm):
             e_w, e_adv = b.weights.take(perm), b.advantages.take(perm)
             e_logp, e_ret, e_v = b.logp.take(perm), b.returns.take(perm), b.values.take(perm)
             e_dist_old = b_dist_old.take(perm, axis=0)
+            has_real = e_w.reshape(-1, M).any(axis=1)  # per minibatch (B is a multiple of M)
             epoch_ratio_max = 0.0
-            for start in range(0, B, M):
+            for i_mb, start in enumerate(range(0, B, M)):
+                if not has_real[i_mb]:  # only reset slots: nothing to learn from
+                    continue
                 mb = slice(start, start + M)
                 mb_w = e_w[mb]
-                if not mb_w.any():  # only reset slots: nothing to learn from
-                    continue
                 mb_adv = losses.normalize_advantages(e_adv[mb], mb_w) if cfg.normalize_advantage else e_adv[mb]
 
                 logp, ent, values, cache = policy.evaluate(e_obs[mb], e_actions[mb])
@@ -111,7 +112,7 @@ class PPO(OnPolicyAlgorithm):
                         "train/entropy_loss": -entropy,
                         "train/approx_kl": pg.approx_kl,
                         "train/approx_kl_k1": float(np.dot(mb_w, e_logp[mb] - logp))
-                        / float(mb_w.sum(dtype=np.float64)),
+                        / float(np.add.reduce(mb_w, dtype=np.float64)),
                         "train/clip_fraction": pg.clip_fraction,
                         "train/grad_norm": grad_norm,
                         "train/loss": -pg.surrogate + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
