@@ -114,14 +114,74 @@ def test_ppo_truncation_bootstrapping_learns_infinite_horizon_value():
 )
 def test_ppo_options_train_and_log(options):
     agent = refrl.PPO("CartPole-v1", seed=0, **{**SMALL, **options}).learn(400)
-    row = agent.logger.history[-1]
-    assert np.isfinite(row["train/value_loss"])
+    cfg = agent.config
+    rows = agent.logger.history
+    assert len(rows) == agent.iteration >= 2
     assert np.isfinite(agent.policy.params).all()
-    if options.get("objective") == "kl_penalty":
-        assert row["train/kl_coef"] in (0.5, 1.0, 2.0) or row["train/kl_coef"] > 0
-        assert row["train/kl"] >= 0
-    if "target_kl" in options:  # 1e-5 is tiny: the update must stop before 10 epochs
-        assert row["train/n_epochs"] < 10
+    assert agent.policy.params.dtype == np.dtype(options.get("dtype", "float32"))
+    beta = cfg.kl_coef
+    for row in rows:
+        # the logged statistics are what their definitions allow
+        assert row["train/value_loss"] > 0 and row["train/approx_kl"] >= 0  # k3 is ≥ 0 per sample
+        assert 0 <= row["train/clip_fraction"] <= 1
+        assert 0 < row["train/ratio_min"] <= 1 <= row["train/ratio_max"]
+        assert 0 < row["train/entropy"] <= np.log(2) + 1e-6 and row["train/entropy_loss"] == -row["train/entropy"]
+        assert row["train/explained_variance"] <= 1
+        assert row["train/grad_norm"] > 0
+        # loss = −L + c1·L^VF − c2·H (+ β·KL for the penalty, whose per-minibatch KL is not logged)
+        total = row["train/policy_loss"] + cfg.vf_coef * row["train/value_loss"] - cfg.ent_coef * row["train/entropy"]
+        if cfg.objective == "kl_penalty":
+            assert row["train/loss"] >= total - 1e-9  # β·KL ≥ 0
+            # the adaptive rule, replayed from the logged mean KL of this update (β before the update: beta)
+            d = row["train/kl"]
+            assert d >= 0
+            beta = beta / 2 if d < cfg.kl_target / 1.5 else (beta * 2 if d > 1.5 * cfg.kl_target else beta)
+            assert row["train/kl_coef"] == beta
+        else:
+            assert row["train/loss"] == pytest.approx(total, rel=1e-12, abs=1e-12)
+        epochs = row["train/n_epochs"]
+        if cfg.target_kl is not None:  # 1e-5 is tiny: the update must stop before 10 epochs
+            assert 1 <= epochs < 10
+            # every step taken had approx_kl ≤ 1.5·target_kl (checked before the step), so their mean has too
+            assert row["train/approx_kl"] <= 1.5 * cfg.target_kl
+        else:
+            assert epochs == cfg.n_epochs
+    if cfg.anneal_clip_range:
+        for row in rows:
+            frac = 1 - row["time/total_timesteps"] / 400  # progress remaining after this update's rollout
+            assert row["train/clip_range"] == pytest.approx(max(cfg.clip_range * frac, 1e-8))
+    else:
+        assert all(row["train/clip_range"] == cfg.clip_range for row in rows)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(clip_range_vf=0.2),
+        dict(normalize_advantage=False),
+        dict(objective="kl_penalty"),
+        dict(dtype="float64", ent_coef=0.01),
+    ],
+)
+def test_ppo_first_step_statistics_at_theta_old(options):
+    """One epoch, one minibatch: the only step is taken at θ = θ_old, so r = 1 everywhere.  Then
+    L^CLIP = L^KLPEN = Ê[Â] (0 once Â is normalised), the clip fraction and approx KL are 0, and the
+    clipped and unclipped value losses are both Ê[(V_old − R)²] = Ê[Â²] (raw GAE advantages)."""
+    agent = refrl.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64, batch_size=128, n_epochs=1, **options)
+    agent.learn(1)  # one rollout, one update
+    row = agent.logger.history[-1]
+    b = agent.flat_batch()
+    w = b.weights.astype(np.float64)
+    adv = b.advantages.astype(np.float64)
+    mean_adv = np.dot(w, adv) / w.sum()
+    assert row["train/policy_loss"] == pytest.approx(0.0 if agent.config.normalize_advantage else -mean_adv, abs=1e-6)
+    assert row["train/value_loss"] == pytest.approx(np.dot(w, adv**2) / w.sum(), rel=1e-5)
+    assert row["train/clip_fraction"] == 0.0
+    assert row["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    assert row["train/ratio_min"] == pytest.approx(1.0, abs=1e-6)
+    assert row["train/ratio_max"] == pytest.approx(1.0, abs=1e-6)
+    assert row["train/n_updates"] == 1
 
 
 def test_ppo_adaptive_kl_rule():

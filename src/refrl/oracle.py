@@ -505,3 +505,102 @@ def trpo_step(
         frac *= line_search_shrink
     return result(False, theta_old, 0.0, 0.0, tries if line_search else 0, frac / line_search_shrink * expected_full,
                   0.0, cg, 0.5 * beta * beta * sFs, "rejected")
+
+
+# --- PPO's objective pieces (refrl.losses) ---
+# Literal loops over one minibatch, in float64.  Ê[x] = Σ_i w_i x_i / Σ_i w_i throughout.
+
+
+def normalize_advantages(advantages, weights) -> np.ndarray:
+    """(A_i − Ê[A]) / (s + 1e-8), s² = Σ_i w_i (A_i − Ê[A])² / max(Σw − 1, 1), Σw taken as at least 1."""
+    n = len(advantages)
+    w_sum = max(sum(float(weights[i]) for i in range(n)), 1.0)
+    mean = sum(float(weights[i]) * float(advantages[i]) for i in range(n)) / w_sum
+    var = sum(float(weights[i]) * (float(advantages[i]) - mean) ** 2 for i in range(n)) / max(w_sum - 1.0, 1.0)
+    return np.array([(float(advantages[i]) - mean) / (math.sqrt(var) + 1e-8) for i in range(n)])
+
+
+def value_loss(values, v_old, returns, weights, clip_range_vf):
+    """L^VF = Ê[(V − R)²], or with ε_V = clip_range_vf Ê[max((V − R)², (V_old + clip(V − V_old, −ε_V, ε_V) − R)²)]
+    (ppo2 / CleanRL), and ∂L^VF/∂V_i by the chain rule through whichever term is the max."""
+    n = len(values)
+    w_sum = sum(float(weights[i]) for i in range(n))
+    loss, grad = 0.0, np.zeros(n)
+    for i in range(n):
+        v, vo, r, w = float(values[i]), float(v_old[i]), float(returns[i]), float(weights[i])
+        unclipped = (v - r) ** 2
+        d_unclipped = 2.0 * (v - r)
+        if clip_range_vf is None:
+            term, d_term = unclipped, d_unclipped
+        else:
+            eps = float(clip_range_vf)
+            delta = v - vo
+            v_clipped = vo + min(max(delta, -eps), eps)
+            dv_clipped_dv = 1.0 if -eps <= delta <= eps else 0.0  # clip(x) has slope 1 inside, 0 outside
+            clipped = (v_clipped - r) ** 2
+            d_clipped = 2.0 * (v_clipped - r) * dv_clipped_dv
+            term, d_term = (clipped, d_clipped) if clipped > unclipped else (unclipped, d_unclipped)
+        loss += w * term
+        grad[i] = w * d_term / w_sum
+    return loss / w_sum, grad
+
+
+def entropy_bonus(entropy, weights, coef):
+    """Ê[H] and ∂(c2·Ê[H])/∂H_i = c2 w_i / Σw."""
+    n = len(entropy)
+    w_sum = sum(float(weights[i]) for i in range(n))
+    mean = sum(float(weights[i]) * float(entropy[i]) for i in range(n)) / w_sum
+    return mean, np.array([float(coef) * float(weights[i]) / w_sum for i in range(n)])
+
+
+def _log_softmax_of(z):
+    """log softmax(z)_j = z_j − log Σ_k exp(z_k), shifted by max z."""
+    zmax = max(z)
+    lse = zmax + math.log(sum(math.exp(zj - zmax) for zj in z))
+    return [zj - lse for zj in z]
+
+
+def _kl_and_grad(kind: str, p_old, p_new):
+    """KL[π_old ‖ π_new] of one state and ∂KL/∂p_new, for "categorical" logits or "gaussian" [μ | log σ]
+    (log σ bounded to [−20, 2] as refrl.distributions does, with zero gradient beyond the bounds)."""
+    k = len(p_new)
+    grad = [0.0] * k
+    if kind == "categorical":
+        lp, lq = _log_softmax_of(p_old), _log_softmax_of(p_new)
+        kl = sum(math.exp(lp[j]) * (lp[j] - lq[j]) for j in range(k))  # Σ p (log p − log q)
+        for j in range(k):
+            grad[j] = math.exp(lq[j]) - math.exp(lp[j])  # ∂/∂z^q_j of −Σ p log softmax(z^q) = q_j − p_j
+        return kl, grad
+    d = k // 2
+    kl = 0.0
+    for j in range(d):
+        mo, mn = float(p_old[j]), float(p_new[j])
+        so, raw = min(max(float(p_old[d + j]), -20.0), 2.0), float(p_new[d + j])
+        sn = min(max(raw, -20.0), 2.0)
+        var_o, var_n = math.exp(2 * so), math.exp(2 * sn)
+        kl += sn - so + (var_o + (mo - mn) ** 2) / (2 * var_n) - 0.5  # KL of two 1-D normals, summed
+        grad[j] = (mn - mo) / var_n
+        grad[d + j] = (1.0 - (var_o + (mo - mn) ** 2) / var_n) if -20.0 <= raw <= 2.0 else 0.0
+    return kl, grad
+
+
+def kl_penalty_objective(logp, logp_old, advantages, weights, beta, kind, dist_params_old, dist_params):
+    """L^KLPEN = Ê[r Â − β KL[π_old(·|s), π_θ(·|s)]] (Schulman et al. 2017, §4) with
+    ∂L/∂log π_i = w_i r_i Â_i / Σw and ∂L/∂q_i = −β w_i ∂KL_i/∂q_i / Σw.
+
+    Returns (objective, surrogate Ê[r Â], Ê[KL], grad_logp [B], grad_dist_params [B, P])."""
+    n = len(logp)
+    w_sum = sum(float(weights[i]) for i in range(n))
+    surrogate = kl_mean = 0.0
+    grad_logp = np.zeros(n)
+    grad_dist = np.zeros((n, len(dist_params[0])))
+    for i in range(n):
+        w = float(weights[i])
+        r = math.exp(float(logp[i]) - float(logp_old[i]))
+        surrogate += w * r * float(advantages[i]) / w_sum
+        grad_logp[i] = w * r * float(advantages[i]) / w_sum  # ∂r/∂log π = r
+        kl_i, dkl_i = _kl_and_grad(kind, [float(x) for x in dist_params_old[i]], [float(x) for x in dist_params[i]])
+        kl_mean += w * kl_i / w_sum
+        for j in range(len(dkl_i)):
+            grad_dist[i, j] = -float(beta) * w * dkl_i[j] / w_sum
+    return surrogate - float(beta) * kl_mean, surrogate, kl_mean, grad_logp, grad_dist

@@ -5,10 +5,12 @@ Maximise, over K epochs of shuffled minibatches of one rollout (eq. 7, 9 of the 
     r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t)
     L^CLIP(θ) = Ê_t[ min(r_t Â_t, clip(r_t, 1−ε, 1+ε) Â_t) ]               (objective="clip")
     L^KLPEN(θ) = Ê_t[ r_t Â_t − β KL[π_θold(·|s_t), π_θ(·|s_t)] ]             (objective="kl_penalty", §4)
-    loss = −L + c1 · Ê[(V_θ(s_t) − R_t)²] − c2 · Ê[H(π_θ(·|s_t))]
+    L^VF(θ) = Ê_t[ (V_θ(s_t) − R_t)² ]      (or ppo2/CleanRL's max form with clip_range_vf)
+    loss = −L + c1 · L^VF − c2 · Ê[H(π_θ(·|s_t))]
 
 Â_t is GAE(γ, λ) (Schulman et al. 2016) and R_t = Â_t + V_old(s_t).  Ê is a weighted mean:
-NEXT_STEP reset slots have weight 0 (refrl.rollout).  Implementation details follow the
+NEXT_STEP reset slots have weight 0 (refrl.rollout).  Each term and its gradient is a function
+of refrl.losses; docs/math.md maps them to the paper, their oracles and tests.  Implementation details follow the
 strong implementations ("The 37 Implementation Details of PPO", Huang et al. 2022; SB3's
 ppo.py), each with its own switch (Engstrom et al. 2020): per-minibatch advantage
 normalisation, value clipping (clip_range_vf), global gradient clipping, Adam ε = 1e-5,
@@ -24,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refrl import kernels
+from refrl import losses
 from refrl.algos.base import OnPolicyAlgorithm, explained_variance
 from refrl.config import PPOConfig
 from refrl.optim import Adam, clip_grad_norm_
@@ -57,13 +59,11 @@ class PPO(OnPolicyAlgorithm):
         opt.lr = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
         clip_eps = cfg.clip_range * (frac if cfg.anneal_clip_range else 1.0)
         clip_eps = max(clip_eps, 1e-8)  # the last update of an annealed run sees ε → 0
-        kl_pen = cfg.objective == "kl_penalty"
 
         # flatten the rollout to b_* arrays ([T*N]); reset slots carry weight 0
         b = self.flat_batch()
         B, M = b.logp.shape[0], cfg.batch_size
-        b_dist_old = policy.dist_params(b.obs) if kl_pen else None
-        b_obs, b_actions = b.obs, b.actions
+        objective, backward_kl, b_dist_old = self._policy_objective(b.obs, clip_eps)
         ratio_max, ratio_min, stop, epochs_done = 0.0, np.inf, False, 0
         self.last_epoch_ratio_max = []
 
@@ -71,79 +71,32 @@ class PPO(OnPolicyAlgorithm):
             # shuffle once per epoch; minibatches are then contiguous slices (views, no gathers).
             # x.take(perm, axis=0) = x[perm], several times faster for 2-D arrays
             perm = self.rng.permutation(B)
-            e_obs, e_actions = b_obs.take(perm, axis=0), b_actions.take(perm, axis=0)
+            e_obs, e_actions = b.obs.take(perm, axis=0), b.actions.take(perm, axis=0)
             e_w, e_adv = b.weights.take(perm), b.advantages.take(perm)
             e_logp, e_ret, e_v = b.logp.take(perm), b.returns.take(perm), b.values.take(perm)
-            e_dist_old = b_dist_old.take(perm, axis=0) if kl_pen else None
-            # per-minibatch weight sums and advantage normalisation, for all minibatches at once
-            # (rows of [B/M, M]; B is a multiple of M): the same statistics, fewer NumPy calls
-            w_mb, adv_mb = e_w.reshape(-1, M), e_adv.reshape(-1, M)
-            w_sums = w_mb.sum(axis=1, dtype=np.float64)
-            if cfg.normalize_advantage:  # weighted, unbiased std as torch's .std() in SB3/CleanRL
-                safe = np.maximum(w_sums, 1.0)[:, None]
-                mean = (w_mb * adv_mb).sum(axis=1, dtype=np.float64)[:, None] / safe
-                centred = adv_mb - mean
-                var = (w_mb * centred * centred).sum(axis=1, dtype=np.float64)[:, None] / np.maximum(safe - 1.0, 1.0)
-                e_adv = (centred / (np.sqrt(var) + 1e-8)).astype(e_adv.dtype).reshape(-1)
+            e_dist_old = b_dist_old.take(perm, axis=0)
+            has_real = e_w.reshape(-1, M).any(axis=1)  # per minibatch (B is a multiple of M)
             epoch_ratio_max = 0.0
             for i_mb, start in enumerate(range(0, B, M)):
+                if not has_real[i_mb]:  # only reset slots: nothing to learn from
+                    continue
                 mb = slice(start, start + M)
                 mb_w = e_w[mb]
-                w_sum = float(w_sums[i_mb])
-                if w_sum == 0.0:  # only reset slots: nothing to learn from
-                    continue
-                mb_adv = e_adv[mb]
+                mb_adv = losses.normalize_advantages(e_adv[mb], mb_w) if cfg.normalize_advantage else e_adv[mb]
 
                 logp, ent, values, cache = policy.evaluate(e_obs[mb], e_actions[mb])
-                mb_logp_old = e_logp[mb]
-
-                # policy objective and d objective / d logp
-                if not kl_pen:
-                    s = kernels.clipped_surrogate(logp, mb_logp_old, mb_adv, clip_eps, weights=mb_w)
-                    objective, dlogp, clip_frac, approx_kl = s.objective, -s.grad_logp, s.clip_fraction, s.approx_kl
-                    r_max, r_min = s.ratio_max, s.ratio_min
-                else:
-                    ratio = np.exp(logp - mb_logp_old)
-                    objective = float(np.dot(mb_w, ratio * mb_adv)) / w_sum
-                    dlogp = -(mb_w * ratio * mb_adv) / w_sum
-                    clip_frac = float(np.dot(mb_w, np.abs(ratio - 1.0) > clip_eps)) / w_sum
-                    approx_kl = float(np.dot(mb_w, (ratio - 1.0) - (logp - mb_logp_old))) / w_sum
-                    used = ratio[mb_w > 0]
-                    r_max, r_min = float(used.max()), float(used.min())
-                approx_kl_k1 = float(np.dot(mb_w, mb_logp_old - logp)) / w_sum
-                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
+                pg = objective(logp, e_logp[mb], mb_adv, mb_w, cache["dist_params"], e_dist_old[mb])
+                if cfg.target_kl is not None and pg.approx_kl > 1.5 * cfg.target_kl:
                     stop = True  # early stop before this step (SB3)
                     break
+                v_loss, dvalues = losses.value_loss(values, e_v[mb], e_ret[mb], mb_w, cfg.clip_range_vf)
+                entropy, dentropy = losses.entropy_bonus(ent, mb_w, cfg.ent_coef)
 
-                # value loss, optionally clipped around the rollout's values (ppo2/CleanRL's max form; SB3's
-                # clip_range_vf keeps the clipped term alone)
-                mb_ret, mb_v_old = e_ret[mb], e_v[mb]
-                err = values - mb_ret
-                if cfg.clip_range_vf is not None:
-                    delta = values - mb_v_old
-                    inside = np.abs(delta) <= cfg.clip_range_vf
-                    err_clipped = mb_v_old + np.clip(delta, -cfg.clip_range_vf, cfg.clip_range_vf) - mb_ret
-                    use_clipped = err_clipped**2 > err**2  # loss = max(unclipped², clipped²)
-                    sq = np.where(use_clipped, err_clipped**2, err**2)
-                    derr = np.where(use_clipped, err_clipped * inside, err)
-                else:
-                    sq, derr = err**2, err
-                value_loss = float(np.dot(mb_w, sq)) / w_sum
-                dvalues = (2.0 * cfg.vf_coef / w_sum) * mb_w * derr
-
-                entropy = float(np.dot(mb_w, ent)) / w_sum
-                dentropy = (-cfg.ent_coef / w_sum) * mb_w if cfg.ent_coef else None
-
-                # backward: loss = −objective + c1·value_loss − c2·entropy (+ β·KL)
-                policy.backward(cache, dlogp=dlogp, dentropy=dentropy, dvalues=dvalues, accumulate=False)
-                kl_mean = 0.0
-                if kl_pen:
-                    mb_dist_old = e_dist_old[mb]
-                    kl_i = policy.dist.kl(mb_dist_old, cache["dist_params"])
-                    kl_mean = float(np.dot(mb_w, kl_i)) / w_sum
-                    dkl = policy.dist.kl_grad(mb_dist_old, cache["dist_params"])
-                    dkl *= (self.kl_coef / w_sum) * mb_w[:, None]
-                    policy.backward_dist_params(cache, dkl)
+                # backward: loss = −L + c1·L^VF − c2·Ê[H]
+                # (L^KLPEN's −β·KL term also reaches the distribution parameters directly)
+                policy.backward(cache, dlogp=-pg.grad_logp, dentropy=None if dentropy is None else -dentropy,
+                                dvalues=cfg.vf_coef * dvalues, accumulate=False)
+                backward_kl(cache, pg)
                 if cfg.max_grad_norm is not None:
                     grad_norm = clip_grad_norm_(policy.grads, cfg.max_grad_norm)
                 else:
@@ -153,37 +106,29 @@ class PPO(OnPolicyAlgorithm):
 
                 log.store(
                     **{
-                        "train/policy_loss": -objective,
-                        "train/value_loss": value_loss,
+                        "train/policy_loss": -pg.surrogate,
+                        "train/value_loss": v_loss,
                         "train/entropy": entropy,
                         "train/entropy_loss": -entropy,
-                        "train/approx_kl": approx_kl,
-                        "train/approx_kl_k1": approx_kl_k1,
-                        "train/clip_fraction": clip_frac,
+                        "train/approx_kl": pg.approx_kl,
+                        "train/approx_kl_k1": float(np.dot(mb_w, e_logp[mb] - logp))
+                        / float(np.add.reduce(mb_w, dtype=np.float64)),
+                        "train/clip_fraction": pg.clip_fraction,
                         "train/grad_norm": grad_norm,
-                        "train/loss": -objective + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-                        + self.kl_coef * kl_mean,
+                        "train/loss": -pg.surrogate + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                        + self.kl_coef * pg.kl,
                     }
                 )
-                epoch_ratio_max = max(epoch_ratio_max, r_max)
-                ratio_min = min(ratio_min, r_min)
+                epoch_ratio_max = max(epoch_ratio_max, pg.ratio_max)
+                ratio_min = min(ratio_min, pg.ratio_min)
             self.last_epoch_ratio_max.append(epoch_ratio_max)
             ratio_max = max(ratio_max, epoch_ratio_max)
             epochs_done += 1
             if stop:
                 break
 
-        # adaptive KL coefficient (PPO paper §4), from the exact mean KL over the rollout
-        if kl_pen:
-            d = self._weighted_mean(policy.dist.kl(b_dist_old, policy.dist_params(b.obs)), b.weights)
-            if cfg.kl_adaptive:
-                if d < cfg.kl_target / 1.5:
-                    self.kl_coef /= 2.0
-                elif d > cfg.kl_target * 1.5:
-                    self.kl_coef *= 2.0
-            log.record("train/kl", d)
-            log.record("train/kl_coef", self.kl_coef)
-
+        if cfg.objective == "kl_penalty":
+            self._adapt_kl_coef(b, b_dist_old)
         log.record("train/ratio_max", ratio_max)
         log.record("train/ratio_min", float(ratio_min) if np.isfinite(ratio_min) else 1.0)
         log.record("train/explained_variance", explained_variance(b.values, b.returns, b.weights))
@@ -193,6 +138,42 @@ class PPO(OnPolicyAlgorithm):
         log.record("train/n_epochs", epochs_done)
         if policy.log_std is not None:
             log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
+
+    def _policy_objective(self, obs: np.ndarray, clip_eps: float):
+        """The policy objective of this update, chosen once: L^CLIP (eq. 7) or L^KLPEN with the current β (§4).
+
+        Returns ``objective(logp, logp_old, advantages, weights, dist_params, dist_params_old)``, the step
+        that adds the −β·KL term's gradient (nothing for L^CLIP), and π_old's distribution parameters
+        over the rollout (an empty placeholder for L^CLIP, which needs none).
+        """
+        policy, beta = self.policy, self.kl_coef
+        if self.config.objective == "clip":
+            def clip(logp, logp_old, adv, w, _dist_params, _dist_params_old):
+                return losses.clipped_surrogate_objective(logp, logp_old, adv, w, clip_eps)
+
+            return clip, lambda cache, pg: None, np.empty((obs.shape[0], 0), policy.dtype)
+
+        def kl_penalty(logp, logp_old, adv, w, dist_params, dist_params_old):
+            return losses.kl_penalty_objective(logp, logp_old, adv, w, clip_eps, beta=beta, dist=policy.dist,
+                                               dist_params_old=dist_params_old, dist_params=dist_params)
+
+        def backward_kl(cache, pg):
+            policy.backward_dist_params(cache, -pg.grad_dist_params)
+
+        return kl_penalty, backward_kl, policy.dist_params(obs)
+
+    def _adapt_kl_coef(self, b, b_dist_old: np.ndarray) -> None:
+        """Adaptive β (§4), from the exact mean KL d over the rollout after the update:
+        β ← β/2 if d < d_targ/1.5, β ← 2β if d > 1.5·d_targ."""
+        cfg = self.config
+        d = self._weighted_mean(self.policy.dist.kl(b_dist_old, self.policy.dist_params(b.obs)), b.weights)
+        if cfg.kl_adaptive:
+            if d < cfg.kl_target / 1.5:
+                self.kl_coef /= 2.0
+            elif d > cfg.kl_target * 1.5:
+                self.kl_coef *= 2.0
+        self.logger.record("train/kl", d)
+        self.logger.record("train/kl_coef", self.kl_coef)
 
     @staticmethod
     def _weighted_mean(x: np.ndarray, w: np.ndarray) -> float:
