@@ -117,6 +117,27 @@ class Distribution:
         a = self.mode(params) if deterministic else self.sample(params, rng)
         return a, self.log_prob(params, a)
 
+    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """(log π(a) [B], H [B], stash) for ``ActorCritic.evaluate``; ``stash`` is what
+        ``params_grad_from_stash`` needs for the gradients of the same two quantities.
+
+        Here ``log_prob`` and ``entropy`` composed; Categorical overrides the pair to compute its
+        log-softmax once for all four quantities (see docs/benchmarks.md for the measured gain).
+        """
+        return self.log_prob(params, actions), self.entropy(params), (params, actions)
+
+    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
+        """dlogp_i ∂log π(a_i)/∂params_i + dentropy_i ∂H_i/∂params_i per sample [B, param_dim], or None
+        when both weights are None; ``stash`` from ``log_prob_entropy`` (here: (params, actions))."""
+        params, actions = stash
+        ddist = None
+        if dlogp is not None:
+            ddist = self.log_prob_grad(params, actions) * dlogp[:, None]
+        if dentropy is not None:
+            g = self.entropy_grad(params) * dentropy[:, None]
+            ddist = g if ddist is None else ddist + g
+        return ddist
+
 
 class Categorical(Distribution):
     """π(a) = softmax(z)_a over ``n`` actions ``start, ..., start + n − 1`` (gymnasium Discrete).
@@ -178,26 +199,60 @@ class Categorical(Distribution):
     def mode(self, params: np.ndarray) -> np.ndarray:
         return self._params(params).argmax(axis=1) + self.start
 
+    # The formulas, each once, in terms of log p [B, n], p = exp(log p) and the action indices; the
+    # public methods compute log p from the logits, the evaluate/backward pair computes it once.
+    @staticmethod
+    def _entropy_of(logp: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return -(p * logp).sum(axis=1)  # H = −Σ p log p
+
+    @staticmethod
+    def _log_prob_grad_of(p: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        g = -p  # ∂log π(a)/∂z = onehot(a) − p
+        g[np.arange(p.shape[0]), idx] += 1.0
+        return g
+
+    @staticmethod
+    def _entropy_grad_of(logp: np.ndarray, p: np.ndarray, H: np.ndarray) -> np.ndarray:
+        return -p * (logp + H[:, None])  # ∂H/∂z = −p (log p + H)
+
     def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
         logp = self.log_probs(params)
         B = logp.shape[0]
         return logp[np.arange(B), self._index(actions, B)]
 
     def log_prob_grad(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        g = -self.probs(params)
-        B = g.shape[0]
-        g[np.arange(B), self._index(actions, B)] += 1.0
-        return g
+        p = self.probs(params)
+        return self._log_prob_grad_of(p, self._index(actions, p.shape[0]))
 
     def entropy(self, params: np.ndarray) -> np.ndarray:
         logp = self.log_probs(params)
-        return -(np.exp(logp) * logp).sum(axis=1)
+        return self._entropy_of(logp, np.exp(logp))
 
     def entropy_grad(self, params: np.ndarray) -> np.ndarray:
         logp = self.log_probs(params)
         p = np.exp(logp)
-        H = -(p * logp).sum(axis=1, keepdims=True)
-        return -p * (logp + H)
+        return self._entropy_grad_of(logp, p, self._entropy_of(logp, p))
+
+    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """log π(a), H and the stash (log p, p, H, action indices): one log-softmax for the four
+        quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their gradients)."""
+        logp = self.log_probs(params)
+        B = logp.shape[0]
+        idx = self._index(actions, B)
+        p = np.exp(logp)
+        H = self._entropy_of(logp, p)
+        return logp[np.arange(B), idx], H, (logp, p, H, idx)
+
+    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
+        """dlogp ⊙ (onehot(a) − p) + dentropy ⊙ (−p (log p + H)) from the stashed log p, p, H."""
+        logp, p, H, idx = stash
+        ddist = None
+        if dlogp is not None:
+            ddist = self._log_prob_grad_of(p, idx) * dlogp[:, None]
+        if dentropy is not None:
+            g = self._entropy_grad_of(logp, p, H) * dentropy[:, None]
+            ddist = g if ddist is None else ddist + g
+        return ddist
 
     def kl(self, params_old: np.ndarray, params_new: np.ndarray) -> np.ndarray:
         lp = _log_softmax(self._params(params_old, "params_old"))

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, make_distribution
+from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, Distribution, make_distribution
 from refrl.nn import MLP
 
 __all__ = ["ActorCritic", "space_from_dict", "space_to_dict"]
@@ -368,11 +368,10 @@ class ActorCritic:
         self._check_out(out, "the policy output")
         dp = self._dist_params(out)
         actions = self._check_actions(actions, B, "evaluate")
-        logp = self.dist.log_prob(dp, actions)
-        ent = self.dist.entropy(dp)
+        logp, ent, stash = self.dist.log_prob_entropy(dp, actions)
         v, vf_cache = self.vf.forward(x)
         self._check_out(v, "the value output")
-        cache = {"B": B, "pi": pi_cache, "vf": vf_cache, "dist_params": dp, "actions": actions}
+        cache = {"B": B, "pi": pi_cache, "vf": vf_cache, "dist_params": dp, "actions": actions, "dist": stash}
         return logp, ent, v[:, 0], cache
 
     def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -402,13 +401,12 @@ class ActorCritic:
         dvalues = self._check_batch("dvalues", dvalues, B)
         if cache["pi"] is None and (dlogp is not None or dentropy is not None):
             raise ValueError("ActorCritic.backward: 'cache' from evaluate_values supports only 'dvalues'")
-        # ∂loss/∂(distribution parameters) = dlogp ∂log π/∂params + dentropy ∂H/∂params, per sample
-        ddist = None
-        if dlogp is not None:
-            ddist = self.dist.log_prob_grad(cache["dist_params"], cache["actions"]) * dlogp[:, None]
-        if dentropy is not None:
-            g = self.dist.entropy_grad(cache["dist_params"]) * dentropy[:, None]
-            ddist = g if ddist is None else ddist + g
+        stash = cache.get("dist")
+        if stash is None:  # a hand-built cache without the evaluate stash
+            stash = (cache["dist_params"], cache["actions"])
+            ddist = Distribution.params_grad_from_stash(self.dist, stash, dlogp, dentropy)
+        else:  # log-softmax etc. computed once in evaluate (Categorical), reused here
+            ddist = self.dist.params_grad_from_stash(stash, dlogp, dentropy)
         if ddist is not None:
             self.backward_dist_params(cache, ddist, accumulate=accumulate)
         elif not accumulate:
