@@ -5,7 +5,7 @@ Run:  python benchmarks/kernels.py            (about half a minute; prints a Mar
 Everything is measured in one run, as ratios, because the machine is shared and noisy:
 each figure is the best (minimum) over many rounds of a short timed loop, with the
 functions being compared timed interleaved, round by round. Oracles are timed once.
-Targets (issue #2): at T=2048, N=8 GAE ≥ 10× the best NumPy formulation and ≥ 25 % of
+Targets: at T=2048, N=8 GAE ≥ 10× the best NumPy formulation and ≥ 25 % of
 the memory bandwidth of a plain NumPy copy of the same bytes; at 65,536 samples the clipped
 surrogate with gradient and statistics ≥ 3× the NumPy expression.
 """
