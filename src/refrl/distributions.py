@@ -22,7 +22,8 @@ Entry points, the same for every distribution (all per sample, shape [B] or [B, 
 * ``fisher_product(params, u)`` = M·u, the Fisher information of the distribution in its own
   parameters (the Hessian of KL(π_p ‖ π_q) in q at q = p), which the Fisher-vector product chains
   with the network Jacobian: F = Jᵀ M J;
-* ``sample_with_log_prob(params, rng, deterministic)``: ``sample`` (or ``mode``) then ``log_prob``.
+* ``sample_with_log_prob(params, rng, deterministic)``: ``sample`` (or ``mode``) and ``log_prob`` of
+  that action (DiagGaussian evaluates log π from the drawn ε, exact even when σ ≪ |μ|).
 
 :class:`Categorical` also gives the full distribution, ``log_probs(params)`` (log-softmax) and
 ``probs(params)``. Each formula is written once, in the method that computes it; every gradient is
@@ -325,6 +326,22 @@ class DiagGaussian(Distribution):
 
     def mode(self, params: np.ndarray) -> np.ndarray:
         return self._split(params)[0].copy()
+
+    def sample_with_log_prob(
+        self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """a = μ + σ ε and log π(a) = −½ Σ ε² − Σ log σ − (d/2) log 2π from ε itself (ε = 0 for the mode).
+
+        Not ``sample`` then ``log_prob``: recomputing ε = (a − μ)/σ from the rounded action loses it
+        when σ ≪ |μ| (float32), and the native acting network computes log π from ε in the same way.
+        """
+        mean, log_std, _ = self._split(params)
+        const = log_std.sum(axis=1) + 0.5 * self.d * _LOG_2PI
+        if deterministic:
+            return mean.copy(), -const
+        eps = rng.standard_normal(mean.shape)
+        a = (mean + np.exp(log_std) * eps).astype(mean.dtype, copy=False)
+        return a, (-0.5 * (eps * eps).sum(axis=1) - const).astype(mean.dtype, copy=False)
 
     def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
         mean, log_std, _ = self._split(params)
