@@ -3,7 +3,10 @@ of non-convergence; native operators and Python callables."""
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -164,7 +167,7 @@ def test_conjugate_gradient_callable_may_return_other_float_dtype_and_keep_v():
     np.testing.assert_array_equal(kept[0], [1.0, 2.0])
 
 
-def test_conjugate_gradient_native_solve_releases_the_gil(rng):
+def test_conjugate_gradient_native_solve_is_thread_safe(rng):
     """Two native solves in two threads give the same answers as one after the other."""
     M = rng.normal(size=(60, 60))
     op = _core.DenseOperatorF64(M @ M.T + np.eye(60))
@@ -182,3 +185,55 @@ def test_conjugate_gradient_native_solve_releases_the_gil(rng):
         t.join()
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def _progress_of_another_thread_during(call) -> int:
+    """How many loop iterations a second Python thread completes while ``call()`` runs.
+
+    The switch interval is made huge, so the running thread is never forced to hand over the GIL
+    and the other thread (which gives the GIL up at every iteration, ``time.sleep(0)``) can run only
+    while ``call`` itself has released it: if ``call`` holds the GIL throughout, the count is exactly 0,
+    whatever the load of the machine.
+    """
+    count = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+            time.sleep(0)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    t = threading.Thread(target=spin)
+    try:
+        t.start()
+        while count[0] == 0:  # the other thread is running (and now waits for the GIL at each step)
+            time.sleep(0)
+        before = count[0]
+        call()
+        return count[0] - before
+    finally:
+        stop.set()
+        sys.setswitchinterval(old)
+        t.join()
+
+
+def test_conjugate_gradient_native_solve_releases_the_gil():
+    """While a long native CG solve runs, another Python thread makes progress (with the GIL held
+    it would make none: the control below shows the measure gives 0 for a call that holds it)."""
+    n = 400
+    op = _core.DenseOperatorF64(np.diag(np.geomspace(1.0, 1e10, n)))  # ill-conditioned: no early stop
+    b = np.ones(n)
+
+    def solve():  # the raw binding, as refrl.kernels.conjugate_gradient calls it after its checks
+        res = _core.conjugate_gradient_f64(op, b, 600, 0.0, 0.0)
+        assert res[1] == 600  # all iterations run
+
+    assert _progress_of_another_thread_during(lambda: math.factorial(20_000)) == 0  # control: holds the GIL
+    progress = 0
+    for _ in range(50):  # on a loaded machine the other thread may not be scheduled during one solve
+        progress = _progress_of_another_thread_during(solve)
+        if progress:
+            break
+    assert progress > 0

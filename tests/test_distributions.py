@@ -283,24 +283,3 @@ def test_sample_with_log_prob_equals_sample_then_log_prob(case, seed, determinis
     a_ref = dist.mode(p) if deterministic else dist.sample(p, np.random.default_rng(seed))
     np.testing.assert_array_equal(a, a_ref)
     np.testing.assert_allclose(logp, dist.log_prob(p, a), rtol=1e-12, atol=1e-12)
-
-
-@given(
-    arrays(np.float32, st.tuples(st.integers(0, 6), st.integers(1, 12)), elements=st.floats(-1e3, 1e3, width=32))
-    | arrays(np.float64, st.tuples(st.integers(0, 6), st.integers(1, 12)), elements=st.floats(-1e6, 1e6)),
-)
-def test_row_reductions_match_numpy(x):
-    """The small-head row reductions: the max exactly, the sum exactly for n <= 2 (and on a strided
-    view) and to rounding for more columns; shapes and dtypes as NumPy's."""
-    from refrl.distributions import _row_max, _row_sum
-
-    for view in (x, x[:, ::-1]):
-        m, s = _row_max(view), _row_sum(view)
-        want_m, want_s = view.max(axis=1, keepdims=True) if view.shape[0] else view[:, :1], view.sum(axis=1)
-        assert m.shape == want_m.shape and m.dtype == view.dtype and s.shape == want_s.shape and s.dtype == view.dtype
-        np.testing.assert_array_equal(m, want_m)
-        if view.shape[1] <= 2:
-            np.testing.assert_array_equal(s, want_s)
-        else:
-            tol = 8 * np.finfo(view.dtype).eps * view.shape[1] * np.abs(view).sum(axis=1)
-            assert (np.abs(s.astype(np.float64) - want_s) <= tol).all()

@@ -13,14 +13,21 @@ Every distribution takes its parameters as one 2-D array ``params`` of shape
   independent components ``[B, Σ nvec]``; log-probabilities, entropies and KLs
   add over the components (MultiDiscrete detail of the same blog).
 
-Methods: ``sample(params, rng)``, ``log_prob(params, actions)``, ``entropy(params)``,
-``kl(params_old, params_new)`` = KL(π_old ‖ π_new), ``mode(params)``, and the hand-derived
-gradients with respect to the parameters ``log_prob_grad``, ``entropy_grad``,
-``kl_grad`` (w.r.t. ``params_new``), plus ``fisher_product(params, u)`` = M·u, the
-Fisher information of the distribution in its own parameters (the Hessian of
-KL(π_p ‖ π_q) in q at q = p), which the Fisher-vector product chains with the
-network Jacobian: F = Jᵀ M J.  All are checked against finite differences in
-``tests/test_distributions.py``.
+Entry points, the same for every distribution (all per sample, shape [B] or [B, param_dim]):
+
+* ``sample(params, rng)``, ``mode(params)``;
+* ``log_prob(params, actions)``, ``entropy(params)``, ``kl(params_old, params_new)`` = KL(π_old ‖ π_new);
+* their hand-derived gradients with respect to the parameters: ``log_prob_grad``, ``entropy_grad``,
+  ``kl_grad`` (w.r.t. ``params_new``);
+* ``fisher_product(params, u)`` = M·u, the Fisher information of the distribution in its own
+  parameters (the Hessian of KL(π_p ‖ π_q) in q at q = p), which the Fisher-vector product chains
+  with the network Jacobian: F = Jᵀ M J;
+* ``sample_with_log_prob(params, rng, deterministic)``: ``sample`` (or ``mode``) and ``log_prob`` of
+  that action (DiagGaussian evaluates log π from the drawn ε, exact even when σ ≪ |μ|).
+
+:class:`Categorical` also gives the full distribution, ``log_probs(params)`` (log-softmax) and
+``probs(params)``. Each formula is written once, in the method that computes it; every gradient is
+checked against finite differences in ``tests/test_distributions.py``.
 
 Box actions are sampled *unclipped*; the policy clips them to the bounds only for
 ``env.step`` and the log-probability is always that of the unclipped sample.
@@ -54,42 +61,10 @@ LOG_STD_MAX = 2.0
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-# NumPy's reduction over a short contiguous last axis costs ~25 ns per row (x.max(axis=1) on
-# [256, 2] float32: ~11 us); for the few columns of an action head, elementwise operations over
-# the columns give the same results for a fraction of that (~1-2 us).
-_FEW_COLUMNS = 8
-
-
-def _row_max(x: np.ndarray) -> np.ndarray:
-    """x.max(axis=1, keepdims=True) for x [B, n] (exactly: the max does not depend on the order)."""
-    n = x.shape[1]
-    if n > _FEW_COLUMNS:
-        return x.max(axis=1, keepdims=True)
-    m = x[:, :1].copy()
-    for j in range(1, n):
-        np.maximum(m, x[:, j : j + 1], out=m)
-    return m
-
-
-def _row_sum(x: np.ndarray) -> np.ndarray:
-    """x.sum(axis=1) for x [B, n]: the columns added left to right (the same value as NumPy's for
-    n <= 2; for more columns NumPy may add in another order, a rounding-level difference)."""
-    n = x.shape[1]
-    if n > _FEW_COLUMNS:
-        return x.sum(axis=1)
-    if n == 1:
-        return x[:, 0].copy()
-    s = x[:, 0] + x[:, 1]
-    for j in range(2, n):
-        s += x[:, j]
-    return s
-
-
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     """log p = z − max z − log Σ exp(z − max z) (log-sum-exp, stable for any finite z); logits [B, n]."""
-    z = logits - _row_max(logits)
-    z -= np.log(_row_sum(np.exp(z)))[:, None]
-    return z
+    z = logits - logits.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def _check_params(name: str, params: np.ndarray, dim: int, who: str) -> np.ndarray:
@@ -135,41 +110,34 @@ class Distribution:
     def fisher_product(self, params: np.ndarray, u: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
-        """(log π(a) [B], H [B], stash): ``log_prob`` and ``entropy`` in one call, plus whatever
-        ``params_grad_from_stash`` needs to form their gradients without recomputing them.
+    def sample_with_log_prob(
+        self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(a, log π(a)) with a = ``sample(params, rng)``, or ``mode(params)`` when ``deterministic``:
+        the two calls composed (what ``ActorCritic.act`` needs per step), no formula of its own."""
+        a = self.mode(params) if deterministic else self.sample(params, rng)
+        return a, self.log_prob(params, a)
 
-        The generic version just calls the separate methods; subclasses share the work (the
-        Categorical normalisation is computed once here and reused for both gradients).
+    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """(log π(a) [B], H [B], stash) for ``ActorCritic.evaluate``; ``stash`` is what
+        ``params_grad_from_stash`` needs for the gradients of the same two quantities.
+
+        Here ``log_prob`` and ``entropy`` composed; Categorical overrides the pair to compute its
+        log-softmax once for all four quantities (see docs/benchmarks.md for the measured gain).
         """
         return self.log_prob(params, actions), self.entropy(params), (params, actions)
 
     def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
-        """Σ_i dlogp_i ∂log π(a_i)/∂params_i + dentropy_i ∂H_i/∂params_i, per sample [B, param_dim]
-        (None when both weights are None); ``stash`` from ``log_prob_entropy`` at the same params.
-        Same values as ``log_prob_grad(params, a) * dlogp[:, None] + entropy_grad(params) * dentropy[:, None]``.
-        """
+        """dlogp_i ∂log π(a_i)/∂params_i + dentropy_i ∂H_i/∂params_i per sample [B, param_dim], or None
+        when both weights are None; ``stash`` from ``log_prob_entropy`` (here: (params, actions))."""
         params, actions = stash
         ddist = None
         if dlogp is not None:
-            ddist = self.log_prob_grad(params, actions)
-            ddist *= dlogp[:, None]
+            ddist = self.log_prob_grad(params, actions) * dlogp[:, None]
         if dentropy is not None:
-            g = self.entropy_grad(params)
-            g *= dentropy[:, None]
+            g = self.entropy_grad(params) * dentropy[:, None]
             ddist = g if ddist is None else ddist + g
         return ddist
-
-    def sample_with_log_prob(
-        self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(a, log π(a)) with a ~ π (or the mode): the per-env-step path of ``ActorCritic.act``.
-
-        Same values as ``sample``/``mode`` followed by ``log_prob``; subclasses fuse the two to save
-        the repeated normalisation and the action validation (a few µs per call matter there).
-        """
-        a = self.mode(params) if deterministic else self.sample(params, rng)
-        return a, self.log_prob(params, a)
 
 
 class Categorical(Distribution):
@@ -212,97 +180,87 @@ class Categorical(Distribution):
             )
         return idx
 
+    def log_probs(self, params: np.ndarray) -> np.ndarray:
+        """log p = log softmax(z) over all n actions, [B, n] (the full distribution, e.g. for a KL)."""
+        return _log_softmax(self._params(params))
+
     def probs(self, params: np.ndarray) -> np.ndarray:
-        return np.exp(_log_softmax(self._params(params)))
+        """p = softmax(z), [B, n]."""
+        return np.exp(self.log_probs(params))
 
     def sample(self, params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Inverse-CDF sampling: a = #{j : cumsum(p)_j ≤ u}, u ~ U[0, 1)."""
-        logits = self._params(params)
-        p = np.exp(_log_softmax(logits))
+        p = self.probs(params)
         cdf = np.cumsum(p, axis=1)
-        u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]  # scale by the sum: no rounding overrun
+        u = rng.random((p.shape[0], 1)) * cdf[:, -1:]  # scale by the sum: no rounding overrun
         idx = (cdf <= u).sum(axis=1)
         np.minimum(idx, self.n - 1, out=idx)
-        return idx + self.start if self.start else idx
+        return idx + self.start
 
     def mode(self, params: np.ndarray) -> np.ndarray:
         return self._params(params).argmax(axis=1) + self.start
 
-    def sample_with_log_prob(
-        self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        logits = self._params(params)
-        B = logits.shape[0]
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        cdf = np.cumsum(e, axis=1)  # unnormalised: cdf[:, -1] = Σ exp(z) = normaliser
-        if deterministic:
-            idx = logits.argmax(axis=1)
-        else:
-            u = rng.random((B, 1)) * cdf[:, -1:]
-            idx = (cdf <= u).sum(axis=1)
-            np.minimum(idx, self.n - 1, out=idx)
-        logp = z[np.arange(B), idx] - np.log(cdf[:, -1])
-        return (idx + self.start if self.start else idx), logp
+    # The formulas, each once, in terms of log p [B, n], p = exp(log p) and the action indices; the
+    # public methods compute log p from the logits, the evaluate/backward pair computes it once.
+    @staticmethod
+    def _entropy_of(logp: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return -(p * logp).sum(axis=1)  # H = −Σ p log p
 
-    def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        logits = self._params(params)
-        idx = self._index(actions, logits.shape[0])
-        logp = _log_softmax(logits)
-        return logp[np.arange(logits.shape[0]), idx]
-
-    def log_prob_grad(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        logits = self._params(params)
-        B = logits.shape[0]
-        idx = self._index(actions, B)
-        g = -np.exp(_log_softmax(logits))
-        g[np.arange(B), idx] += 1.0
+    @staticmethod
+    def _log_prob_grad_of(p: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        g = -p  # ∂log π(a)/∂z = onehot(a) − p
+        g[np.arange(p.shape[0]), idx] += 1.0
         return g
 
+    @staticmethod
+    def _entropy_grad_of(logp: np.ndarray, p: np.ndarray, H: np.ndarray) -> np.ndarray:
+        return -p * (logp + H[:, None])  # ∂H/∂z = −p (log p + H)
+
+    def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        logp = self.log_probs(params)
+        B = logp.shape[0]
+        return logp[np.arange(B), self._index(actions, B)]
+
+    def log_prob_grad(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        p = self.probs(params)
+        return self._log_prob_grad_of(p, self._index(actions, p.shape[0]))
+
     def entropy(self, params: np.ndarray) -> np.ndarray:
-        logp = _log_softmax(self._params(params))
-        return -_row_sum(np.exp(logp) * logp)
-
-    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
-        """log π(a), H and a stash (log p, p, H, flat indices of the actions): one log-softmax for all
-        four quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their gradients)."""
-        logits = self._params(params)
-        B = logits.shape[0]
-        idx = self._index(actions, B)
-        logp_all = _log_softmax(logits)
-        p = np.exp(logp_all)
-        ent = -_row_sum(p * logp_all)
-        # entry (i, a_i) as a flat index: 1-D take / scatter are ~3x cheaper than [arange(B), idx]
-        flat = idx + self.n * np.arange(B)
-        return logp_all.reshape(-1).take(flat), ent, (logp_all, p, ent, flat)
-
-    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
-        """dlogp ⊙ (onehot(a) − p) + dentropy ⊙ (−p (log p + H)), from the cached log p, p, H
-        (the same operations, in the same order, as ``log_prob_grad`` and ``entropy_grad``)."""
-        logp_all, p, ent, flat = stash
-        ddist = None
-        if dlogp is not None:
-            ddist = -p
-            ddist.reshape(-1)[flat] += 1.0  # one entry per row: no repeated index
-            ddist *= dlogp[:, None]
-        if dentropy is not None:
-            g = -p * (logp_all + ent[:, None])
-            g *= dentropy[:, None]
-            ddist = g if ddist is None else ddist + g
-        return ddist
+        logp = self.log_probs(params)
+        return self._entropy_of(logp, np.exp(logp))
 
     def entropy_grad(self, params: np.ndarray) -> np.ndarray:
-        logp = _log_softmax(self._params(params))
+        logp = self.log_probs(params)
         p = np.exp(logp)
-        H = -_row_sum(p * logp)[:, None]
-        return -p * (logp + H)
+        return self._entropy_grad_of(logp, p, self._entropy_of(logp, p))
+
+    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """log π(a), H and the stash (log p, p, H, action indices): one log-softmax for the four
+        quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their gradients)."""
+        logp = self.log_probs(params)
+        B = logp.shape[0]
+        idx = self._index(actions, B)
+        p = np.exp(logp)
+        H = self._entropy_of(logp, p)
+        return logp[np.arange(B), idx], H, (logp, p, H, idx)
+
+    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
+        """dlogp ⊙ (onehot(a) − p) + dentropy ⊙ (−p (log p + H)) from the stashed log p, p, H."""
+        logp, p, H, idx = stash
+        ddist = None
+        if dlogp is not None:
+            ddist = self._log_prob_grad_of(p, idx) * dlogp[:, None]
+        if dentropy is not None:
+            g = self._entropy_grad_of(logp, p, H) * dentropy[:, None]
+            ddist = g if ddist is None else ddist + g
+        return ddist
 
     def kl(self, params_old: np.ndarray, params_new: np.ndarray) -> np.ndarray:
         lp = _log_softmax(self._params(params_old, "params_old"))
         lq = _log_softmax(self._params(params_new, "params_new"))
         if lp.shape != lq.shape:
             raise ValueError(f"Categorical.kl: 'params_old' {lp.shape} and 'params_new' {lq.shape} differ")
-        return _row_sum(np.exp(lp) * (lp - lq))
+        return (np.exp(lp) * (lp - lq)).sum(axis=1)
 
     def kl_grad(self, params_old: np.ndarray, params_new: np.ndarray) -> np.ndarray:
         p = np.exp(_log_softmax(self._params(params_old, "params_old")))
@@ -312,11 +270,11 @@ class Categorical(Distribution):
         return q - p
 
     def fisher_product(self, params: np.ndarray, u: np.ndarray) -> np.ndarray:
-        p = np.exp(_log_softmax(self._params(params)))
+        p = self.probs(params)
         u = np.asarray(u, dtype=p.dtype)
         if u.shape != p.shape:
             raise ValueError(f"Categorical.fisher_product: 'u' must have shape {p.shape}, got {u.shape}")
-        return p * (u - _row_sum(p * u)[:, None])
+        return p * (u - (p * u).sum(axis=1, keepdims=True))
 
     def __repr__(self) -> str:
         return f"Categorical(n={self.n}, start={self.start})"
@@ -345,12 +303,11 @@ class DiagGaussian(Distribution):
         self.action_dtype = None  # follows the params' dtype
 
     def _split(self, params: np.ndarray, name: str = "params") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(μ, bounded log σ, mask of log σ inside the bounds)."""
+        """(μ, bounded log σ, raw log σ as given); the raw values tell where the bound is active."""
         params = _check_params(name, params, 2 * self.d, "DiagGaussian")
         mean = params[:, : self.d]
         raw = params[:, self.d :]
-        log_std = np.minimum(np.maximum(raw, LOG_STD_MIN), LOG_STD_MAX)  # = np.clip, without its dispatch
-        return mean, log_std, raw
+        return mean, np.clip(raw, LOG_STD_MIN, LOG_STD_MAX), raw
 
     def _actions(self, actions: np.ndarray, B: int, dtype: np.dtype) -> np.ndarray:
         """[B, d], or [B, *box_shape] flattened to [B, d]."""
@@ -373,77 +330,39 @@ class DiagGaussian(Distribution):
     def sample_with_log_prob(
         self, params: np.ndarray, rng: np.random.Generator, deterministic: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """a = μ + σ ε, log π(a) = −½ Σ ε² − Σ log σ − (d/2) log 2π  (ε = 0 for the mode)."""
+        """a = μ + σ ε and log π(a) = −½ Σ ε² − Σ log σ − (d/2) log 2π from ε itself (ε = 0 for the mode).
+
+        Not ``sample`` then ``log_prob``: recomputing ε = (a − μ)/σ from the rounded action loses it
+        when σ ≪ |μ| (float32), and the native acting network computes log π from ε in the same way.
+        """
         mean, log_std, _ = self._split(params)
-        const = _row_sum(log_std) + 0.5 * self.d * _LOG_2PI
+        const = log_std.sum(axis=1) + 0.5 * self.d * _LOG_2PI
         if deterministic:
             return mean.copy(), -const
         eps = rng.standard_normal(mean.shape)
         a = (mean + np.exp(log_std) * eps).astype(mean.dtype, copy=False)
-        return a, (-0.5 * _row_sum(eps * eps) - const).astype(mean.dtype, copy=False)
+        return a, (-0.5 * (eps * eps).sum(axis=1) - const).astype(mean.dtype, copy=False)
 
     def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
         mean, log_std, _ = self._split(params)
         a = self._actions(actions, mean.shape[0], mean.dtype)
         z = (a - mean) * np.exp(-log_std)
-        return -0.5 * _row_sum(z * z) - _row_sum(log_std) - 0.5 * self.d * _LOG_2PI
-
-    def log_prob_entropy(self, params: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
-        """log π(a), H and a stash (z = (a − μ)/σ, 1/σ, raw log σ): one split, one exp and one z for
-        the four quantities of a PPO minibatch (log π, H and, in ``params_grad_from_stash``, their
-        gradients)."""
-        mean, log_std, raw = self._split(params)
-        a = self._actions(actions, mean.shape[0], mean.dtype)
-        inv_std = np.exp(-log_std)
-        z = (a - mean) * inv_std
-        sum_log_std = _row_sum(log_std)
-        logp = -0.5 * _row_sum(z * z) - sum_log_std - 0.5 * self.d * _LOG_2PI
-        ent = sum_log_std + 0.5 * self.d * (1.0 + _LOG_2PI)
-        return logp, ent, (z, inv_std, raw)
-
-    def params_grad_from_stash(self, stash, dlogp: np.ndarray | None, dentropy: np.ndarray | None) -> np.ndarray | None:
-        """dlogp ⊙ [z/σ | z² − 1] + dentropy ⊙ [0 | 1], the log σ part masked where its bound is active
-        (the values of ``log_prob_grad`` and ``entropy_grad`` weighted and summed)."""
-        if dlogp is None and dentropy is None:
-            return None
-        z, inv_std, raw = stash
-        d = self.d
-        g = np.empty((z.shape[0], 2 * d), dtype=z.dtype)
-        g_mu, g_s = g[:, :d], g[:, d:]
-        if dlogp is not None:  # the products written straight into g (same operations, fewer copies)
-            w = dlogp[:, None]
-            np.multiply(z * inv_std, w, out=g_mu)
-            np.multiply(z, z, out=g_s)
-            g_s -= 1.0
-            g_s *= w
-        else:
-            g.fill(0)
-        if dentropy is not None:
-            g_s += dentropy[:, None]
-        masked = self._mask(g_s, raw)
-        if masked is not g_s:
-            g_s[...] = masked
-        return g
+        return -0.5 * (z * z).sum(axis=1) - log_std.sum(axis=1) - 0.5 * self.d * _LOG_2PI
 
     def log_prob_grad(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
         mean, log_std, raw = self._split(params)
         a = self._actions(actions, mean.shape[0], mean.dtype)
         inv_std = np.exp(-log_std)
         z = (a - mean) * inv_std
-        g = np.empty((mean.shape[0], 2 * self.d), dtype=mean.dtype)
-        g[:, : self.d] = z * inv_std
-        g[:, self.d :] = self._mask(z * z - 1.0, raw)
-        return g
+        return np.concatenate([z * inv_std, self._mask(z * z - 1.0, raw)], axis=1)
 
     def entropy(self, params: np.ndarray) -> np.ndarray:
         _, log_std, _ = self._split(params)
-        return _row_sum(log_std) + 0.5 * self.d * (1.0 + _LOG_2PI)
+        return log_std.sum(axis=1) + 0.5 * self.d * (1.0 + _LOG_2PI)
 
     def entropy_grad(self, params: np.ndarray) -> np.ndarray:
         mean, _, raw = self._split(params)
-        g = np.zeros((mean.shape[0], 2 * self.d), dtype=mean.dtype)
-        g[:, self.d :] = self._mask(np.ones_like(raw), raw)
-        return g
+        return np.concatenate([np.zeros_like(mean), self._mask(np.ones_like(raw), raw)], axis=1)
 
     def kl(self, params_old: np.ndarray, params_new: np.ndarray) -> np.ndarray:
         mo, so, _ = self._split(params_old, "params_old")
@@ -452,7 +371,7 @@ class DiagGaussian(Distribution):
             raise ValueError(f"DiagGaussian.kl: 'params_old' {mo.shape} and 'params_new' {mn.shape} batch differ")
         inv_var_n = np.exp(-2.0 * sn)
         diff = mo - mn
-        return _row_sum(sn - so + 0.5 * (np.exp(2.0 * so) + diff * diff) * inv_var_n - 0.5)
+        return (sn - so + 0.5 * (np.exp(2.0 * so) + diff * diff) * inv_var_n - 0.5).sum(axis=1)
 
     def kl_grad(self, params_old: np.ndarray, params_new: np.ndarray) -> np.ndarray:
         mo, so, _ = self._split(params_old, "params_old")
@@ -461,10 +380,9 @@ class DiagGaussian(Distribution):
             raise ValueError(f"DiagGaussian.kl_grad: 'params_old' {mo.shape} and 'params_new' {mn.shape} differ")
         inv_var_n = np.exp(-2.0 * sn)
         diff = mn - mo
-        g = np.empty((mn.shape[0], 2 * self.d), dtype=np.result_type(mn, mo))
-        g[:, : self.d] = diff * inv_var_n
-        g[:, self.d :] = self._mask(1.0 - (np.exp(2.0 * so) + diff * diff) * inv_var_n, raw)
-        return g
+        g_mean = diff * inv_var_n
+        g_log_std = self._mask(1.0 - (np.exp(2.0 * so) + diff * diff) * inv_var_n, raw)
+        return np.concatenate([g_mean, g_log_std], axis=1)
 
     def fisher_product(self, params: np.ndarray, u: np.ndarray) -> np.ndarray:
         mean, log_std, raw = self._split(params)
@@ -473,19 +391,15 @@ class DiagGaussian(Distribution):
             raise ValueError(
                 f"DiagGaussian.fisher_product: 'u' must have shape {(mean.shape[0], 2 * self.d)}, got {u.shape}"
             )
-        out = np.empty_like(u)
-        out[:, : self.d] = u[:, : self.d] * np.exp(-2.0 * log_std)
-        out[:, self.d :] = self._mask(2.0 * u[:, self.d :], raw)  # KL is flat in log σ beyond the bounds
-        return out
+        u_mean, u_log_std = u[:, : self.d], u[:, self.d :]
+        # KL is flat in log σ beyond the bounds: that block of M is 0 there
+        return np.concatenate([u_mean * np.exp(-2.0 * log_std), self._mask(2.0 * u_log_std, raw)], axis=1)
 
     @staticmethod
     def _mask(g: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """Zero the log σ gradient where the bound is active (the clip is part of the function)."""
-        lo, hi = raw.min(), raw.max()  # two reductions instead of four ufuncs in the usual case
-        if lo < LOG_STD_MIN or hi > LOG_STD_MAX or lo != lo:  # lo != lo: a NaN (then elementwise, exactly)
-            outside = (raw < LOG_STD_MIN) | (raw > LOG_STD_MAX)
-            g = np.where(outside, 0.0, g).astype(g.dtype, copy=False)
-        return g
+        outside = (raw < LOG_STD_MIN) | (raw > LOG_STD_MAX)
+        return np.where(outside, 0.0, g).astype(g.dtype, copy=False)
 
     def __repr__(self) -> str:
         return f"DiagGaussian(d={self.d})"

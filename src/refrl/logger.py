@@ -3,7 +3,7 @@
 ``store(**scalars)`` is called once per minibatch (or per rollout); ``dump(step)`` writes the
 means since the last dump to the terminal table and to ``metrics.csv``, and returns them.
 ``record(key, value)`` sets a value that is not averaged (``time/fps``, ``train/ratio_max``).
-Keys are SB3's namespaces: ``rollout/``, ``time/``, ``train/`` (STYLE.md §9).
+Keys are SB3's namespaces: ``rollout/``, ``time/``, ``train/``.
 """
 
 from __future__ import annotations

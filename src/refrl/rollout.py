@@ -1,6 +1,6 @@
 """Rollout collection from gymnasium vector environments into a time-major buffer.
 
-Everything here follows DESIGN.md "Data conventions":
+Everything here follows the data conventions of docs/design.md:
 
 * arrays are time-major, shape ``[T, N]`` (``T = n_steps`` steps of ``N = n_envs`` envs);
 * ``terminated`` and ``truncated`` stay separate all the way to :func:`refrl.kernels.gae`;
@@ -161,7 +161,7 @@ def make_vec_env(
 
     mode_meta = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if mode_meta != AutoresetMode.NEXT_STEP:
-        raise ValueError(f"env: refrl collects in NEXT_STEP autoreset mode (see DESIGN.md), got {mode_meta}")
+        raise ValueError(f"env: refrl collects in NEXT_STEP autoreset mode (see docs/design.md), got {mode_meta}")
     check_spaces(venv.single_observation_space, venv.single_action_space)
 
     from gymnasium.wrappers import vector as wv

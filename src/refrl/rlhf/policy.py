@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from refrl.distributions import Categorical
 from refrl.nn import MLP
 from refrl.rlhf.task import ToyTask
 
@@ -31,10 +32,9 @@ __all__ = ["TokenPolicy", "log_softmax", "per_token_kl", "sft_loss_and_grad_logi
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
-    """log softmax over the last axis, computed stably (subtract the max)."""
-    m = z.max(axis=-1, keepdims=True)
-    s = z - m
-    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+    """log softmax over the last axis [..., V]: ``Categorical.log_probs`` on the rows."""
+    z = np.asarray(z)
+    return Categorical(z.shape[-1]).log_probs(z.reshape(-1, z.shape[-1])).reshape(z.shape)
 
 
 def per_token_kl(logp: np.ndarray, logq: np.ndarray) -> np.ndarray:
@@ -207,8 +207,7 @@ class TokenPolicy:
 
 
 def entropy_and_grad_logits(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """H(z) = −Σ_v p_v log p_v per row and ∂H/∂z = −p ⊙ (log p + H); logits [B, V]."""
-    lp = log_softmax(logits)
-    p = np.exp(lp)
-    H = -(p * lp).sum(axis=-1)
-    return H, -p * (lp + H[:, None])
+    """H(z) = −Σ_v p_v log p_v per row and ∂H/∂z = −p ⊙ (log p + H); logits [B, V]
+    (``Categorical.entropy`` and ``Categorical.entropy_grad``)."""
+    dist = Categorical(logits.shape[-1])
+    return dist.entropy(logits), dist.entropy_grad(logits)

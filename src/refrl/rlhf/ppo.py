@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from refrl import kernels
+from refrl.distributions import Categorical
 from refrl.nn import MLP
 from refrl.optim import Adam, clip_grad_norm_
 from refrl.rlhf.policy import TokenPolicy, entropy_and_grad_logits, log_softmax, per_token_kl
@@ -169,6 +170,13 @@ def policy_loss_grad_logits(
     return sur, dz
 
 
+def _mean_entropy(logp_all: np.ndarray) -> float:
+    """Mean over all positions of H(π(·|s)) from the full log-probabilities [..., V] (log p is a valid
+    logit vector of p, so ``Categorical.entropy`` applies)."""
+    V = logp_all.shape[-1]
+    return float(Categorical(V).entropy(logp_all.reshape(-1, V)).mean())
+
+
 def _take(logp_all: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """logp_all [..., V], actions [...] -> logp_all[..., a]."""
     return np.take_along_axis(logp_all, actions[..., None], axis=-1)[..., 0]
@@ -195,7 +203,7 @@ def evaluate_policy(
         "gold_reward": float(gold_reward(task, prompts, responses).mean()),
         "kl_exact": float(kl_tok.sum(axis=0).mean()),
         "kl_sampled": float((_take(logp_all, acts) - _take(ref_all, acts)).sum(axis=0).mean()),
-        "entropy": float(-(np.exp(logp_all) * logp_all).sum(axis=-1).mean()),
+        "entropy": _mean_entropy(logp_all),
         "n_topic": float(stats["n_topic"].mean()),
         "n_repeat": float(stats["n_repeat"].mean()),
     }
@@ -330,7 +338,7 @@ class RLHFPPO:
             "rlhf/kl_exact": float(batch["kl_exact_seq"].mean()),
             "rlhf/kl_sampled": float(batch["log_ratio"].sum(axis=0).mean()),
             "rlhf/non_score_reward": float(-beta * batch["log_ratio"].sum(axis=0).mean()),
-            "rlhf/entropy": float(-(np.exp(lp) * lp).sum(axis=-1).mean()),
+            "rlhf/entropy": _mean_entropy(lp),
             "rlhf/n_topic": float(stats["n_topic"].mean()),
             "rlhf/n_repeat": float(stats["n_repeat"].mean()),
         }
