@@ -108,6 +108,19 @@ def _parse(stdout: str) -> dict[str, np.ndarray]:
     return out
 
 
+def test_find_package_through_cmake_prefix_path(tmp_path):
+    """Without refrl_DIR: CMAKE_PREFIX_PATH naming site-packages (the directory holding the
+    refrl package) finds <prefix>/refrl/share/cmake/refrl, as it finds pybind11."""
+    _require_cxx_compiler()  # configuring a CXX project needs one
+    package_dir = Path(refrl.get_cmake_dir()).parents[2]
+    assert package_dir.name == "refrl"
+    proc = _run(
+        [_cmake(), "-S", str(EXAMPLES / "cpp"), "-B", str(tmp_path), f"-DCMAKE_PREFIX_PATH={package_dir.parent}"],
+        EXAMPLES,
+    )
+    assert f"refrl {refrl.__version__}, headers in {refrl.get_include()}" in proc.stdout
+
+
 def test_embed_cpp_program(tmp_path):
     _require_cxx_compiler()
     build = tmp_path / "cpp"
