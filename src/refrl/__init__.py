@@ -8,9 +8,13 @@ Public API (Stable-Baselines3 habits)::
 
 ``refrl.kernels`` is the checked Python face of the compiled core;
 ``refrl.oracle`` holds the same computations as literal loops.
+``refrl.get_include()`` and ``refrl.get_cmake_dir()`` locate the installed C++ headers and
+CMake package config (``find_package(refrl CONFIG REQUIRED)`` -> ``refrl::headers``).
 """
 
 from importlib import import_module as _import_module
+
+from refrl._paths import get_cmake_dir, get_include
 
 __version__ = "0.1.0"
 
@@ -24,7 +28,7 @@ _LAZY = {
     "CheckpointError": "refrl.serialization",
 }
 
-__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "kernels", "oracle", "__version__"]
+__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "kernels", "oracle", "get_include", "get_cmake_dir", "__version__"]
 
 
 def __getattr__(name):
