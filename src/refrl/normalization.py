@@ -124,6 +124,16 @@ class RunningMeanStd:
         self.var = np.ones(self.shape)
 
     @property
+    def var(self) -> np.ndarray:
+        """Population variance M2 / count (1 before the first update)."""
+        return self._var
+
+    @var.setter
+    def var(self, value: np.ndarray) -> None:
+        self._var = value
+        self._denominator: tuple[float, np.ndarray] | None = None  # √(var + ε), cached per ε
+
+    @property
     def std(self) -> np.ndarray:
         return np.sqrt(self.var)
 
@@ -162,7 +172,9 @@ class RunningMeanStd:
         Computed in float64, returned in x's float dtype (float64 for integer input).
         """
         x = np.asarray(x)
-        out = (x - self.mean) / np.sqrt(self.var + epsilon)
+        if self._denominator is None or self._denominator[0] != epsilon:
+            self._denominator = (epsilon, np.sqrt(self.var + epsilon))  # the statistics are frozen between updates
+        out = (x - self.mean) / self._denominator[1]
         if clip is not None:
             np.clip(out, -clip, clip, out=out)
         return out.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
@@ -211,7 +223,7 @@ class RewardNormalizer:
         self.clip = clip
         self.epsilon = float(epsilon)
         self.return_rms = RunningMeanStd(())
-        self.accumulated = np.zeros(int(n_envs))
+        self.accumulated = np.zeros(int(n_envs))  # the discounted return of each env so far
 
     def returns(self, rewards: np.ndarray, terminated: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """The accumulator's value after each step ``[T, N]`` (advances the accumulator)."""
@@ -220,15 +232,21 @@ class RewardNormalizer:
         for name, a in (("rewards", rewards), ("terminated", terminated), ("valid", valid)):
             if np.ndim(a) != 2 or np.shape(a)[1] != n or np.shape(a) != rewards.shape:
                 raise ValueError(f"{name}: expected shape [T, {n}] like rewards, got {np.shape(a)}")
-        keep = self.gamma * (1.0 - np.asarray(terminated, dtype=np.float64))
-        valid = np.asarray(valid, dtype=bool)
-        out = np.empty_like(rewards)
-        acc = self.accumulated
-        for t in range(rewards.shape[0]):
-            acc = np.where(valid[t], acc * keep[t] + rewards[t], acc)
-            out[t] = acc
-        self.accumulated = acc
-        return out
+        keep = (self.gamma * (1.0 - np.asarray(terminated, dtype=np.float64))).T.tolist()
+        valid_t = np.asarray(valid, dtype=bool).T.tolist()
+        out = np.empty((n, rewards.shape[0]))
+        # one scalar recurrence per env (Python floats: float64, the same rounding as NumPy's)
+        for k, (r_k, keep_k, valid_k) in enumerate(zip(rewards.T.tolist(), keep, valid_t)):
+            acc = float(self.accumulated[k])
+            row = out[k]
+            run = []
+            for r, a, v in zip(r_k, keep_k, valid_k):
+                if v:
+                    acc = acc * a + r
+                run.append(acc)
+            row[:] = run
+            self.accumulated[k] = acc
+        return out.T.copy()
 
     def __call__(self, rewards: np.ndarray, terminated: np.ndarray, valid: np.ndarray, comm: Any = None) -> np.ndarray:
         """Scaled and clipped rewards ``[T, N]`` (float64) of one rollout; updates the statistics."""
