@@ -1,0 +1,214 @@
+"""refrl.normalization: exact running statistics (Chan et al.'s merge) and per-rollout reward scaling.
+
+The oracle is numpy on the concatenated valid rows: whatever the grouping into rollouts, ranks
+and masks, the statistics must equal those of all the data at once (<= 1e-10 relative, float64).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from refrl.normalization import RewardNormalizer, RunningMeanStd, batch_moments
+
+RTOL = 1e-10
+
+
+def assert_stats_equal(rms: RunningMeanStd, rows: np.ndarray) -> None:
+    """count, mean, var of ``rms`` == numpy's on ``rows`` [n, *shape] (relative to the data's spread)."""
+    assert rms.count == rows.shape[0]
+    mean, var = rows.mean(axis=0), rows.var(axis=0)
+    spread = np.sqrt(var) + np.abs(mean)
+    np.testing.assert_array_less(np.abs(rms.mean - mean), RTOL * spread + 1e-300)
+    np.testing.assert_array_less(np.abs(rms.var - var), RTOL * var + 1e-300)
+
+
+@st.composite
+def rollouts(draw):
+    """A list of rollouts [T_k, N, d] with masks; per-coordinate offsets and scales far apart."""
+    d = draw(st.integers(1, 4))
+    n_envs = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**31 - 1))
+    sizes = draw(st.lists(st.integers(1, 40), min_size=1, max_size=5))
+    rng = np.random.default_rng(seed)
+    loc = rng.choice([0.0, 1.0, -50.0, 1e3], size=d)
+    scale = rng.choice([1e-3, 1.0, 30.0], size=d)
+    p_valid = draw(st.sampled_from([1.0, 0.8, 0.3]))
+    batches = [loc + scale * rng.standard_normal((t, n_envs, d)) for t in sizes]
+    masks = [rng.random((t, n_envs)) < p_valid for t in sizes]
+    masks[0].flat[0] = True  # at least one valid row overall
+    return batches, masks
+
+
+@given(rollouts())
+def test_update_by_rollout_equals_numpy_on_the_valid_rows(data):
+    batches, masks = data
+    rms = RunningMeanStd((batches[0].shape[-1],))
+    for b, m in zip(batches, masks):
+        rms.update(b, m)  # one vectorised call per rollout
+    assert_stats_equal(rms, np.concatenate([b[m] for b, m in zip(batches, masks)]))
+
+
+class StackedRanks:
+    """A stand-in communicator: K 'ranks' whose gathered rows are given (tests the merge in rank order)."""
+
+    def __init__(self, rows: list[np.ndarray]) -> None:
+        self.rows = rows
+        self.size = len(rows)
+
+    def gather(self, x: np.ndarray) -> np.ndarray:
+        assert np.array_equal(x, self.rows[0])  # this process is rank 0
+        return np.stack(self.rows)
+
+
+@given(rollouts())
+def test_merge_across_ranks_equals_the_concatenated_statistics(data):
+    batches, masks = data
+    d = batches[0].shape[-1]
+    rows = []
+    for b, m in zip(batches, masks):  # each rollout is another rank's share of one step
+        count, mean, var = batch_moments(b, m, (d,))
+        rows.append(np.concatenate([[count], mean, var]))
+    rms = RunningMeanStd((d,)).update(batches[0], masks[0], comm=StackedRanks(rows))
+    assert_stats_equal(rms, np.concatenate([b[m] for b, m in zip(batches, masks)]))
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(2, 60))
+def test_weighted_update_equals_numpys_weighted_moments(seed, n):
+    rng = np.random.default_rng(seed)
+    x = 5.0 + rng.standard_normal((n, 3))
+    w = rng.random(n) * (rng.random(n) > 0.3)
+    w[0] = 0.5
+    rms = RunningMeanStd((3,)).update(x[: n // 2], w[: n // 2]).update(x[n // 2:], w[n // 2:])
+    mean = np.average(x, axis=0, weights=w)
+    var = np.average((x - mean) ** 2, axis=0, weights=w)
+    assert abs(rms.count - w.sum()) <= RTOL * w.sum()
+    np.testing.assert_allclose(rms.mean, mean, rtol=RTOL)
+    np.testing.assert_allclose(rms.var, var, rtol=RTOL)
+
+
+def test_sumsq_form_would_lose_precision_where_the_merge_does_not():
+    """Why not (count, Σx, Σx²): with mean 1e6 and std 1e-2 the naive variance is garbage."""
+    rng = np.random.default_rng(0)
+    parts = [1e6 + 1e-2 * rng.standard_normal(500) for _ in range(3)]
+    allx = np.concatenate(parts)
+    naive = np.sum([np.square(p).sum() for p in parts]) / allx.size - (allx.sum() / allx.size) ** 2
+    rms = RunningMeanStd()
+    for p in parts:
+        rms.update(p)
+    assert abs(naive - allx.var()) > 1e-2 * allx.var()
+    assert abs(rms.var - allx.var()) <= 1e-8 * allx.var()
+
+
+def test_empty_statistics_and_empty_batches():
+    rms = RunningMeanStd((2,))
+    assert rms.count == 0 and np.array_equal(rms.var, np.ones(2)) and np.array_equal(rms.mean, np.zeros(2))
+    rms.update(np.ones((3, 2)), np.zeros(3, dtype=bool))  # nothing valid: unchanged
+    assert rms.count == 0 and np.array_equal(rms.var, np.ones(2))
+    rms.update(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    assert rms.count == 2 and np.array_equal(rms.mean, [2.0, 4.0]) and np.array_equal(rms.var, [1.0, 4.0])
+
+
+def test_normalize_is_gymnasiums_formula_with_clip():
+    rms = RunningMeanStd((3,))
+    rms.mean, rms.var, rms.count = np.array([1.0, 0.0, 0.0]), np.array([4.0, 1e-12, 1.0]), 10.0
+    x = np.array([[3.0, 1.0, -50.0]], dtype=np.float32)
+    out = rms.normalize(x)
+    assert out.dtype == np.float32
+    expected = np.clip((x.astype(np.float64) - rms.mean) / np.sqrt(rms.var + 1e-8), -10, 10)
+    np.testing.assert_array_equal(out, expected.astype(np.float32))
+    assert out[0, 1] == 10.0 and out[0, 2] == -10.0  # clipped at ±10
+    assert rms.normalize(np.array([3.0]).reshape(1, 1).repeat(3, 1), clip=None)[0, 2] == 3.0 / np.sqrt(1 + 1e-8)
+
+
+def test_state_dict_round_trip_is_exact_and_checked():
+    rms = RunningMeanStd((2,)).update(np.random.default_rng(3).standard_normal((50, 2)))
+    state = rms.state_dict()
+    assert set(state) == {"mean", "var", "count"} and all(a.dtype == np.float64 for a in state.values())
+    back = RunningMeanStd((2,)).load_state_dict(state)
+    assert back.count == rms.count and np.array_equal(back.mean, rms.mean) and np.array_equal(back.var, rms.var)
+    with pytest.raises(ValueError, match="shape"):
+        RunningMeanStd((3,)).load_state_dict(state)
+    with pytest.raises(KeyError, match="count"):
+        RunningMeanStd((2,)).load_state_dict({"mean": state["mean"], "var": state["var"]})
+    with pytest.raises(ValueError, match="finite"):
+        RunningMeanStd((2,)).load_state_dict({**state, "var": np.array([1.0, -1.0])})
+
+
+def test_bad_input_names_the_argument():
+    rms = RunningMeanStd((2,))
+    with pytest.raises(ValueError, match="batch"):
+        rms.update(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="batch"):
+        rms.update(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="weights"):
+        rms.update(np.zeros((4, 2)), np.ones(3, dtype=bool))
+    with pytest.raises(ValueError, match="weights"):
+        rms.update(np.zeros((4, 2)), -np.ones(4))
+    with pytest.raises(TypeError, match="batch"):
+        rms.update(np.zeros((4, 2), dtype=bool))
+    with pytest.raises(ValueError, match="shape"):
+        RunningMeanStd([2])
+    with pytest.raises(ValueError, match="gamma"):
+        RewardNormalizer(2, 1.5)
+    with pytest.raises(ValueError, match="terminated"):
+        RewardNormalizer(2, 0.9).returns(np.zeros((3, 2)), np.zeros((3, 1)), np.ones((3, 2), dtype=bool))
+    # NaN in a masked-out row is not data
+    assert rms.update(np.array([[np.nan, 1.0], [1.0, 1.0]]), np.array([False, True])).count == 1
+
+
+def test_reward_accumulator_equals_gymnasiums_normalize_reward_step_by_step():
+    """The per-env discounted-return accumulator, run on a whole rollout, equals gymnasium's
+    vector NormalizeReward run step by step (NEXT_STEP autoreset; the reset step is not valid)."""
+    from gymnasium.wrappers.vector import NormalizeReward
+
+    class Tap(gym.vector.VectorWrapper):  # records the raw rewards below the wrapper
+        def step(self, actions):
+            out = self.env.step(actions)
+            self.last_rewards = np.array(out[1], dtype=np.float64)
+            return out
+
+    n_envs, steps, gamma = 3, 400, 0.97
+    tap = Tap(gym.make_vec("CartPole-v1", num_envs=n_envs, vectorization_mode="sync"))
+    venv = NormalizeReward(tap, gamma=gamma)
+    venv.reset(seed=5)
+    venv.action_space.seed(5)
+    rewards = np.zeros((steps, n_envs))
+    terminated = np.zeros((steps, n_envs), dtype=bool)
+    valid = np.zeros((steps, n_envs), dtype=bool)
+    gym_acc = np.zeros((steps, n_envs))
+    prev_done = np.zeros(n_envs, dtype=bool)
+    for t in range(steps):
+        valid[t] = ~prev_done
+        _, _, term, trunc, _ = venv.step(venv.action_space.sample())
+        rewards[t] = tap.last_rewards
+        terminated[t] = term
+        gym_acc[t] = venv.accumulated_reward
+        prev_done = term | trunc
+    assert terminated.any() and not valid.all()
+    norm = RewardNormalizer(n_envs, gamma)
+    ours = norm.returns(rewards, terminated, valid)
+    assert venv.accumulated_reward.dtype == np.float32  # gymnasium accumulates in float32, refrl in float64
+    np.testing.assert_allclose(ours, gym_acc, rtol=2e-6, atol=0)
+    # the return statistics: those of the valid steps' accumulators; gymnasium's differ only by its 1e-4 prior
+    norm2 = RewardNormalizer(n_envs, gamma)
+    scaled = norm2(rewards, terminated, valid)
+    assert norm2.return_rms.count == valid.sum()
+    np.testing.assert_allclose(norm2.return_rms.var, ours[valid].var(), rtol=RTOL)
+    np.testing.assert_allclose(norm2.return_rms.var, venv.return_rms.var, rtol=1e-3)
+    np.testing.assert_array_equal(scaled, np.clip(rewards / np.sqrt(norm2.return_rms.var + 1e-8), -10, 10))
+
+
+def test_reward_normalizer_state_carries_the_accumulator():
+    rng = np.random.default_rng(1)
+    r, term, valid = rng.standard_normal((20, 2)), rng.random((20, 2)) < 0.1, np.ones((20, 2), dtype=bool)
+    a = RewardNormalizer(2, 0.99)
+    a(r[:10], term[:10], valid[:10])
+    b = RewardNormalizer(2, 0.99).load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(a(r[10:], term[10:], valid[10:]), b(r[10:], term[10:], valid[10:]))
+    whole = RewardNormalizer(2, 0.99)
+    whole(r, term, valid)
+    np.testing.assert_allclose(a.return_rms.var, whole.return_rms.var, rtol=RTOL)
