@@ -149,7 +149,7 @@ def test_cli_keeps_the_last_healthy_checkpoint_and_exits_non_zero_with_one_line(
     proc = subprocess.run(
         [sys.executable, "-m", "refrl", "train", "vpg", "CartPole-v1", "--out", str(out), "--steps", "2000",
          "--no-progress", "--checkpoint-every", "64", "--set", "n_steps=64", "--set", "net_arch=[8]",
-         "--set", "learning_rate=50"],
+         "--set", "learning_rate=1000"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 3, proc.stderr
@@ -168,7 +168,8 @@ def test_cli_keeps_the_last_healthy_checkpoint_and_exits_non_zero_with_one_line(
 @pytest.mark.parametrize(
     ("kw", "param"),
     [
-        (dict(n_steps=10**9, batch_size=10**9), "n_steps"),
+        (dict(n_steps=10**9, batch_size=64), "n_steps"),
+        (dict(n_steps=10**9, batch_size=10**9), "batch_size"),
         (dict(net_arch=[100_000, 100_000]), "net_arch"),
         (dict(n_envs=10**6, n_steps=1, batch_size=10**6), "n_envs"),
     ],

@@ -22,9 +22,10 @@ _LAZY = {
     "NPG": "refrl.algos.trpo",
     "VPG": "refrl.algos.vpg",
     "CheckpointError": "refrl.serialization",
+    "TrainingDiverged": "refrl.health",
 }
 
-__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "kernels", "oracle", "__version__"]
+__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "TrainingDiverged", "kernels", "oracle", "__version__"]
 
 
 def __getattr__(name):
