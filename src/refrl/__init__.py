@@ -26,9 +26,11 @@ _LAZY = {
     "NPG": "refrl.algos.trpo",
     "VPG": "refrl.algos.vpg",
     "CheckpointError": "refrl.serialization",
+    "TrainingDiverged": "refrl.health",
 }
 
-__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "kernels", "oracle", "get_include", "get_cmake_dir", "__version__"]
+__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "TrainingDiverged", "kernels", "oracle", "get_include",
+           "get_cmake_dir", "__version__"]
 
 
 def __getattr__(name):

@@ -70,6 +70,12 @@ class OnPolicyConfig:
     dtype: str = _f("float32", "floating point type of the networks and buffers: float32 or float64")
     vectorization_mode: str = _f("auto", "auto | vector_entry_point | sync | async (see refrl.rollout.make_vec_env)")
     stats_window: int = _f(100, "episodes averaged in rollout/ep_rew_mean and rollout/ep_len_mean")
+    health_check: bool = _f(True, "stop with refrl.TrainingDiverged on non-finite or exploding losses, gradients, "
+                            "parameters, values or statistics (docs/reliability.md)")
+    max_param_norm: float | None = _f(1e4, "health check: the L2 norm of all parameters above this is a divergence "
+                                      "(None: no limit)")
+    max_memory_gb: float = _f(8.0, "refuse hyperparameters whose estimated memory exceeds this many GiB "
+                              "(refrl.health.memory_estimate)")
 
     # ---- derived sizes
     @property
@@ -94,7 +100,10 @@ class OnPolicyConfig:
         self._check_real("clip_obs", 0.0, None, open_low=True)
         self._check_real("clip_reward", 0.0, None, open_low=True)
         self._check_real("log_std_init", None, None)
-        for name in ("anneal_lr", "normalize_advantage", "normalize_obs", "normalize_reward", "ortho_init"):
+        self._check_real("max_param_norm", 0.0, None, open_low=True, optional=True)
+        self._check_real("max_memory_gb", 0.0, None, open_low=True)
+        for name in ("anneal_lr", "normalize_advantage", "normalize_obs", "normalize_reward", "ortho_init",
+                     "health_check"):
             self._check_bool(name)
         if not isinstance(self.net_arch, tuple) or not all(_is_int(h) and h > 0 for h in self.net_arch):
             raise ValueError(f"net_arch: expected a sequence of positive integers, got {self.net_arch!r}")

@@ -95,6 +95,12 @@ class Logger:
         """Set a value reported as is (the last one wins)."""
         self._values[key] = value
 
+    def pending(self) -> dict[str, Any]:
+        """The values ``dump`` would report now (means of the stored scalars, recorded values), without clearing."""
+        row: dict[str, Any] = {k: self._sums[k] / self._counts[k] for k in self._sums}
+        row.update(self._values)
+        return row
+
     def dump(self, step: int) -> dict[str, Any]:
         """Write the means since the last dump (and ``time/total_timesteps`` = step); clear."""
         row: dict[str, Any] = {k: self._sums[k] / self._counts[k] for k in self._sums}

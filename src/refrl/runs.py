@@ -12,7 +12,8 @@ A run directory holds::
 Only one process writes into a run directory (a second one is refused, naming the holder); a new
 run into a non-empty directory needs ``--overwrite``.  SIGINT or SIGTERM finishes the current
 update, writes a checkpoint and the model, and exits with 128 + the signal number; a second signal
-aborts at once.  ``--resume`` removes the temporaries of interrupted writes, takes the newest
+aborts at once.  A diverging run (refrl.TrainingDiverged) saves its last healthy update as the newest
+checkpoint, prints one line naming the problem and exits with 3.  ``--resume`` removes the temporaries of interrupted writes, takes the newest
 checkpoint that verifies (renaming damaged newer ones to ``*.damaged``) and cuts ``metrics.csv``
 back to that checkpoint's step.  docs/reliability.md states these promises and their tests.
 """
@@ -29,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["eval_run", "parse_overrides", "plot_runs", "resolve_hyperparameters", "train_run"]
+
+
+#: exit status of ``refrl train`` when the health guard stopped a diverging run
+EXIT_DIVERGED = 3
 
 
 class UsageError(ValueError):
@@ -203,7 +208,9 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
               overrides: dict[str, Any], config_file: str | None, tuned: bool, resume: str | None,
               checkpoint_every: int | None, keep: int, eval_episodes: int, progress: bool, verbose: int,
               overwrite: bool = False) -> int:
-    """``refrl train``: returns the exit status (0; 128 + signal number after SIGINT/SIGTERM)."""
+    """``refrl train``: returns the exit status (0; 3 when training diverged (refrl.TrainingDiverged): the
+    newest checkpoint is the last healthy update and no model.npz is written; 128 + signal number
+    after SIGINT/SIGTERM)."""
     if keep < 1:
         raise UsageError(f"--keep: must be >= 1, got {keep}")
     if checkpoint_every is not None and checkpoint_every < 1:
@@ -233,6 +240,7 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
                   tuned, resume, checkpoint_every, keep, eval_episodes, progress, verbose, overwrite) -> int:
     from refrl.algos import get_algorithm
     from refrl.evaluation import evaluate_policy
+    from refrl.health import TrainingDiverged
     from refrl.logger import Logger
     from refrl.rollout import check_env_id
     from refrl.serialization import write_json_atomic
@@ -293,7 +301,15 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
             state["next_ckpt"] = (a.num_timesteps // every + 1) * every
         return not stop.requested
 
-    agent.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=reset)
+    try:
+        agent.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=reset)
+    except TrainingDiverged as exc:  # the agent is back at its last healthy update: keep that, write no model
+        healthy = save_checkpoint() if agent.num_timesteps > 0 else None
+        print(f"refrl train: training diverged: {exc}", file=sys.stderr)
+        print(f"refrl: the last healthy checkpoint is {healthy}" if healthy else
+              "refrl: no checkpoint written (the first update diverged)", file=sys.stderr)
+        agent.close()
+        return EXIT_DIVERGED
     save_checkpoint()
     model = agent.save(run_dir / "model.npz")
     print(f"refrl: {agent.num_timesteps} steps; model saved to {model}")

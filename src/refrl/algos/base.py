@@ -34,7 +34,9 @@ thread control (refrl.threads) and evaluation (refrl.evaluation).  The layers: d
 from __future__ import annotations
 
 import contextlib
+import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -43,9 +45,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from refrl import kernels, native
+from refrl import health, kernels, native
 from refrl.config import OnPolicyConfig
 from refrl.evaluation import evaluate_policy
+from refrl.health import TrainingDiverged
 from refrl.logger import Logger
 from refrl.optim import Adam, clip_grad_norm_
 from refrl.policy import ActorCritic
@@ -55,7 +58,8 @@ from refrl.serialization import CheckpointError, load_checkpoint, save_checkpoin
 from refrl.threads import blas_threads
 
 # evaluate_policy lives in refrl.evaluation; importing it from here keeps working.
-__all__ = ["OnPolicyAlgorithm", "RolloutBatch", "evaluate_policy", "explained_variance", "fit_value_minibatches"]
+__all__ = ["OnPolicyAlgorithm", "RolloutBatch", "TrainingDiverged", "evaluate_policy", "explained_variance",
+           "fit_value_minibatches"]
 
 Callback = Callable[["OnPolicyAlgorithm"], "bool | None"]
 
@@ -127,6 +131,7 @@ class OnPolicyAlgorithm:
         self.config = self.config_class.from_kwargs(**hyperparameters)  # validates before any work
         self.seed = _check_seed(seed)
         cfg = self.config
+        health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
         self.env_kwargs = dict(env_kwargs or {})
         self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
         self.env = make_vec_env(
@@ -136,6 +141,12 @@ class OnPolicyAlgorithm:
         )
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
+        try:
+            health.check_memory(cfg, obs_dim=gym.spaces.flatdim(self.observation_space),
+                                act_dim=gym.spaces.flatdim(self.action_space))
+        except ValueError:
+            self.env.close()
+            raise
         init_seq, act_seq = np.random.SeedSequence(self.seed).spawn(2)
         self.policy = ActorCritic(
             self.observation_space, self.action_space, net_arch=cfg.net_arch, activation=cfg.activation,
@@ -150,6 +161,8 @@ class OnPolicyAlgorithm:
         self.total_timesteps = 0
         self.iteration = 0
         self.progress_remaining = 1.0
+        self.max_abs_reward = 0.0  # the largest |reward| seen in a rollout (the health guard's reward scale)
+        self._warned_unchanged = False
         self._setup()
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -258,15 +271,28 @@ class OnPolicyAlgorithm:
 
     def _learn_loop(self, callback: Callback | None, progress_bar: bool, log_interval: int) -> OnPolicyAlgorithm:
         start_time, start_steps = time.perf_counter(), self.num_timesteps
-        progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar)
+        progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar, heartbeat=self.logger.verbose > 0)
+        guard = self.config.health_check
         with blas_threads(), contextlib.ExitStack() as stack:
             stack.callback(progress.close)
             while self.num_timesteps < self.total_timesteps:
+                healthy = self._healthy_state() if guard else None
+                progress.phase(f"collecting rollout {self.iteration + 1}")
                 self.num_timesteps += self.collect_rollouts()
                 # SB3's convention: schedules see the progress after this rollout's steps.
                 self.progress_remaining = max(0.0, 1.0 - self.num_timesteps / self.total_timesteps)
                 self.compute_advantages()
-                self.train()
+                if guard:
+                    self._check_rollout(healthy)
+                progress.phase(f"update {self.iteration + 1}")
+                try:
+                    self.train()
+                except ValueError as exc:  # a non-finite value the update's own checks met
+                    if not guard:
+                        raise
+                    self._diverged(healthy, f"a non-finite value stopped the update ({exc})", exc)
+                if guard:
+                    self._check_update(healthy)
                 self.iteration += 1
                 elapsed = max(time.perf_counter() - start_time, 1e-9)
                 fps = (self.num_timesteps - start_steps) / elapsed
@@ -283,6 +309,67 @@ class OnPolicyAlgorithm:
                 if callback is not None and callback(self) is False:
                     break
         return self
+
+    # ------------------------------------------------------------------ the health guard (refrl.health)
+    def _healthy_state(self) -> dict[str, Any]:
+        """What a divergence restores: parameters, optimiser state, normalisation statistics, the
+        algorithm's extra state and the step counters (copies; a few vectors per update)."""
+        state: dict[str, Any] = {"params": self.policy.params.copy(), "num_timesteps": self.num_timesteps,
+                                 "iteration": self.iteration, "extra": self._extra_state(),
+                                 "optim": {p: (o.m.copy(), o.v.copy(), o.t) for p, o in self._optimizers().items()}}
+        for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
+            if rms is not None:
+                state[name] = (np.copy(rms.mean), np.copy(rms.var), rms.count)
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.policy.params[...] = state["params"]
+        self.num_timesteps, self.iteration = state["num_timesteps"], state["iteration"]
+        for prefix, optimizer in self._optimizers().items():
+            m, v, t = state["optim"][prefix]
+            optimizer.m[...], optimizer.v[...], optimizer.t = m, v, t
+        for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
+            if rms is not None:
+                rms.mean, rms.var, rms.count = state[name]
+        self._load_extra_state(*state["extra"])
+
+    def _diverged(self, healthy: dict[str, Any], problem: str, cause_exc: BaseException | None = None) -> None:
+        """Restore the last healthy update and raise TrainingDiverged naming ``problem`` and its likely cause."""
+        rms = self.obs_rms
+        max_obs = None if rms is None else health.max_abs(np.asarray(rms.mean))
+        cause = health.likely_cause(problem, config=self.config, max_reward_seen=self.max_abs_reward,
+                                    max_obs_seen=max_obs)
+        update, steps = self.iteration + 1, self.num_timesteps
+        self._restore(healthy)
+        raise TrainingDiverged(
+            f"{self.algo_name.upper()} diverged in update {update} (at {steps} steps): {problem}. Likely cause: "
+            f"{cause}. The agent holds its last healthy parameters ({self.num_timesteps} steps); "
+            "health_check=False turns the check off",
+            update=update, num_timesteps=self.num_timesteps,
+        ) from cause_exc
+
+    def _check_rollout(self, healthy: dict[str, Any]) -> None:
+        buf = self.buffer
+        self.max_abs_reward = max(self.max_abs_reward, health.max_abs(buf.rewards))
+        problem = health.statistics_problem({"obs_rms": self.obs_rms, "return_rms": self.return_rms})
+        problem = problem or health.rollout_problem(
+            {"rewards": buf.rewards, "values": buf.values, "returns": buf.returns, "advantages": buf.advantages},
+            buf.rewards.dtype, max_reward_seen=self.max_abs_reward, gamma=self.config.gamma)
+        if problem is not None:
+            self._diverged(healthy, problem)
+
+    def _check_update(self, healthy: dict[str, Any]) -> None:
+        params = self.policy.params
+        problem = health.update_problem(params, self.logger.pending(), max_param_norm=self.config.max_param_norm)
+        if problem is not None:
+            self._diverged(healthy, problem)
+        annealed_to_zero = any(o.lr == 0.0 for o in self._optimizers().values())  # anneal_lr's last update
+        if not self._warned_unchanged and not annealed_to_zero and np.array_equal(params, healthy["params"]):
+            self._warned_unchanged = True
+            warnings.warn(
+                f"{self.algo_name.upper()}: update {self.iteration + 1} left every parameter bit-identical "
+                "(zero gradients: constant rewards, or steps below the parameters' float resolution; "
+                "reported once)", RuntimeWarning, stacklevel=3)
 
     @property
     def ep_rew_mean(self) -> float | None:
@@ -345,6 +432,9 @@ class OnPolicyAlgorithm:
         arrays: dict[str, np.ndarray] = {f"policy/{k}": np.asarray(v) for k, v in self.policy.state_dict().items()}
         for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
             if rms is not None:
+                if not (np.isfinite(rms.mean).all() and np.isfinite(rms.var).all() and math.isfinite(rms.count)):
+                    raise ValueError(f"save: the normalisation statistics {name} hold NaN or inf (inputs too large "
+                                     "to normalise); refusing to write a checkpoint whose policy would be blind")
                 arrays[f"{name}/mean"] = np.asarray(rms.mean, dtype=np.float64)
                 arrays[f"{name}/var"] = np.asarray(rms.var, dtype=np.float64)
                 arrays[f"{name}/count"] = np.asarray(rms.count, dtype=np.float64)
@@ -409,6 +499,9 @@ class OnPolicyAlgorithm:
         missing = [k for k in required if k not in arrays]
         if missing:
             raise CheckpointError(path, f"damaged: missing array(s) {', '.join(missing)}")
+        for k in required:
+            if k.startswith(("obs_rms/", "return_rms/")) and not np.isfinite(arrays[k]).all():
+                raise CheckpointError(path, f"invalid: the normalisation statistics {k} hold NaN or inf")
         try:
             agent.policy.load_state_dict({k[len("policy/"):]: v for k, v in arrays.items() if k.startswith("policy/")})
             for name, rms in (("obs_rms", agent.obs_rms), ("return_rms", agent.return_rms)):
