@@ -1,7 +1,7 @@
 #pragma once
 // Generalized Advantage Estimation over a time-major [T, N] rollout.
 // Schulman, Moritz, Levine, Jordan, Abbeel (2016), "High-Dimensional Continuous Control
-// Using Generalized Advantage Estimation", eq. (11)-(16), in the general form of DESIGN.md:
+// Using Generalized Advantage Estimation", eq. (11)-(16), in the general form of docs/design.md:
 //   delta_t   = r_t + gamma * (1 - terminated_t) * V(s'_t) - V(s_t)
 //   A_t       = delta_t + gamma * lambda * (1 - (terminated_t or truncated_t)) * A_{t+1}
 //   returns_t = A_t + V(s_t)
