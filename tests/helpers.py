@@ -7,7 +7,10 @@ field, with per-dtype tolerances (fast-histogram's habit).
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -99,3 +102,12 @@ def random_pendulum_return(n_episodes: int = 5) -> float:
             done = term or trunc
         returns.append(total)
     return float(np.mean(returns))
+
+
+def find_tool(name: str) -> str | None:
+    """A tool from PATH or from the running interpreter's environment (the pip wheels of cmake/ninja)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else None

@@ -7,23 +7,13 @@ compiler is missing this test fails with a message saying so: it is never skippe
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import find_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tool(name: str) -> str | None:
-    """A tool from PATH or from the running interpreter's environment (the pip wheels)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else None
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -34,13 +24,13 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cpp_headers_build_and_pass_ctest(tmp_path):
-    cmake, ctest = _tool("cmake"), _tool("ctest")
+    cmake, ctest = find_tool("cmake"), find_tool("ctest")
     if cmake is None or ctest is None:
         pytest.fail('cmake/ctest not found: install the test extra (pip install ".[test]") or a system cmake >= 3.18')
     if not (ROOT / "cpp" / "tests" / "test_headers.cpp").exists():
         pytest.fail(f"cpp/tests/test_headers.cpp not found under {ROOT}: run the tests from a source checkout")
     configure = [cmake, "-S", str(ROOT), "-B", str(tmp_path), "-DREFRL_BUILD_CPP_TESTS=ON", "-DCMAKE_BUILD_TYPE=Release"]
-    ninja = _tool("ninja")
+    ninja = find_tool("ninja")
     if ninja is not None:
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
     _run(configure, ROOT)

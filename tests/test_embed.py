@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import find_tool
 
 import refrl
 from refrl import kernels, oracle
@@ -29,17 +30,8 @@ EXAMPLES = ROOT / "examples" / "embed"
 VECTORISATION_FLAGS = ("-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno")
 
 
-def _tool(name: str) -> str | None:
-    """A tool from PATH or from the running interpreter's environment (the pip wheels)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else None
-
-
 def _cmake() -> str:
-    cmake = _tool("cmake")
+    cmake = find_tool("cmake")
     if cmake is None:
         pytest.fail('cmake not found: install the test extra (pip install ".[test]") or a system cmake >= 3.18')
     return cmake
@@ -67,7 +59,7 @@ def _build(source: Path, build: Path, *options: str) -> str:
         cmake, "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
         f"-Drefrl_DIR={refrl.get_cmake_dir()}", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", *options,
     ]  # fmt: skip
-    ninja = _tool("ninja")
+    ninja = find_tool("ninja")
     if ninja is not None:
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
     out = _run(configure, source).stdout

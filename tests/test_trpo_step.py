@@ -216,45 +216,32 @@ def small():
 
 
 @pytest.mark.parametrize(
-    "change, name",
-    [
-        (lambda p: p.update(logp_old=p["logp_old"][:5]), "logp_old"),
-        (lambda p: p.update(adv=np.full(8, np.nan)), "adv"),
-        (lambda p: p.update(adv=p["adv"][:5]), "adv"),
-        (lambda p: p.update(g=p["g"][:-1]), "g"),
-        (lambda p: p.update(g=np.full_like(p["g"], np.inf)), "g"),
-        (lambda p: p.update(max_kl=0.0), "max_kl"),
-        (lambda p: p.update(max_kl=math.nan), "max_kl"),
-        (lambda p: p.update(line_search_shrink=1.0), "line_search_shrink"),
-        (lambda p: p.update(line_search_max_iter=0), "line_search_max_iter"),
-    ],
-)
-def test_trpo_step_rejects_bad_arguments(small, change, name):
-    pol, obs, actions, logp_old, adv, _weights, g = small
-    theta_old = pol.policy_params.copy()
-    p = {"obs": obs, "actions": actions, "logp_old": logp_old, "adv": adv, "g": g, "max_kl": 0.01}
-    change(p)
-    with pytest.raises((ValueError, TypeError), match=f"trpo_step: .*'{name}'"):
-        trpo_step(pol, **p)
-    assert pol.policy_params.tobytes() == theta_old.tobytes()
-
-
-@pytest.mark.parametrize(
     "change, match",
     [
-        (lambda p: p.update(obs=p["obs"][:, :2]), "obs"),
-        (lambda p: p.update(actions=p["actions"] + 7), "actions"),
-        (lambda p: p.update(cg_iters=-1), "iters"),
-        (lambda p: p.update(cg_damping=-0.1), "damping"),
-        (lambda p: p.update(subsample=0), "subsample"),
+        # checked by trpo_step itself
+        (lambda p: p.update(logp_old=p["logp_old"][:5]), "trpo_step: .*'logp_old'"),
+        (lambda p: p.update(adv=np.full(8, np.nan)), "trpo_step: .*'adv'"),
+        (lambda p: p.update(adv=p["adv"][:5]), "trpo_step: .*'adv'"),
+        (lambda p: p.update(g=p["g"][:-1]), "trpo_step: .*'g'"),
+        (lambda p: p.update(g=np.full_like(p["g"], np.inf)), "trpo_step: .*'g'"),
+        (lambda p: p.update(max_kl=0.0), "trpo_step: .*'max_kl'"),
+        (lambda p: p.update(max_kl=math.nan), "trpo_step: .*'max_kl'"),
+        (lambda p: p.update(line_search_shrink=1.0), "trpo_step: .*'line_search_shrink'"),
+        (lambda p: p.update(line_search_max_iter=0), "trpo_step: .*'line_search_max_iter'"),
+        # the batch and the solver's arguments, named by the callee (policy, Fisher operator, CG)
+        (lambda p: p.update(obs=p["obs"][:, :2]), "'obs'"),
+        (lambda p: p.update(actions=p["actions"] + 7), "'actions'"),
+        (lambda p: p.update(cg_iters=-1), "'iters'"),
+        (lambda p: p.update(cg_damping=-0.1), "'damping'"),
+        (lambda p: p.update(subsample=0), "'subsample'"),
     ],
 )
-def test_trpo_step_bad_batch_or_solver_arguments_are_named_by_the_callee(small, change, match):
+def test_trpo_step_rejects_bad_arguments(small, change, match):
     pol, obs, actions, logp_old, adv, _weights, g = small
     theta_old = pol.policy_params.copy()
     p = {"obs": obs, "actions": actions, "logp_old": logp_old, "adv": adv, "g": g, "max_kl": 0.01}
     change(p)
-    with pytest.raises((ValueError, TypeError), match=f"'{match}'"):
+    with pytest.raises((ValueError, TypeError), match=match):
         trpo_step(pol, **p)
     assert pol.policy_params.tobytes() == theta_old.tobytes()
 
