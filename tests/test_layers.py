@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("refrl", "refrl.__main__", "refrl.cli", "refrl.runs", "refrl.selfcheck"),
     ("refrl.algos",),  # and every refrl.algos.* module
     ("refrl.rlhf",),  # and every refrl.rlhf.* module
+    ("refrl.callbacks",),  # learn()'s hooks: above evaluation, below the algorithms that call them
     ("refrl.evaluation", "refrl.progress", "refrl.threads"),
     ("refrl.rollout",),
     ("refrl.native",),  # policy-aware native pieces, above the policy

@@ -5,6 +5,10 @@ Public API (Stable-Baselines3 habits)::
     import refrl
     agent = refrl.PPO("CartPole-v1", seed=0)
     agent.learn(total_timesteps=100_000)
+    mean, std = refrl.evaluate_policy(agent, n_eval_episodes=10)   # on a fresh env of the same id
+
+``refrl.PPO("MlpPolicy", env, ...)`` (SB3's form) is accepted too; ``refrl.callbacks`` holds SB3's
+callback classes (EvalCallback, CheckpointCallback, ...).
 
 ``refrl.kernels`` is the checked Python face of the compiled core;
 ``refrl.oracle`` holds the same computations as literal loops.
@@ -27,15 +31,16 @@ _LAZY = {
     "VPG": "refrl.algos.vpg",
     "CheckpointError": "refrl.serialization",
     "TrainingDiverged": "refrl.health",
+    "evaluate_policy": "refrl.evaluation",
 }
 
-__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "TrainingDiverged", "kernels", "oracle", "get_include",
-           "get_cmake_dir", "__version__"]
+__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "TrainingDiverged", "callbacks", "evaluate_policy",
+           "kernels", "oracle", "get_include", "get_cmake_dir", "__version__"]
 
 
 def __getattr__(name):
     if name in _LAZY:
         return getattr(_import_module(_LAZY[name]), name)
-    if name in ("kernels", "oracle"):
+    if name in ("kernels", "oracle", "callbacks"):
         return _import_module(f"refrl.{name}")
     raise AttributeError(f"module 'refrl' has no attribute {name!r}")

@@ -61,7 +61,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="replace the run already in --out (without it a non-empty --out is refused)")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N", help="steps between checkpoints (default steps/10)")
     p.add_argument("--keep", type=int, default=3, help="checkpoints to keep")
-    p.add_argument("--eval-episodes", type=int, default=10, help="deterministic evaluation episodes after training (0: none)")
+    p.add_argument("--eval-episodes", type=int, default=10,
+                   help="deterministic evaluation episodes after training (0: none), and of each --eval-every evaluation")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="evaluate every N steps on a separate env; the best model is kept as DIR/best_model.npz and "
+                        "every result in DIR/evaluations.npz")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("-v", "--verbose", action="count", default=0, help="print the metrics table after every update")
     p.add_argument("--params", action="store_true", help="list the hyperparameters of ALGO (defaults and meaning) and exit")
@@ -81,6 +85,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             overrides=runs.parse_overrides(args.overrides), config_file=args.config_file, tuned=args.tuned,
             resume=args.resume, checkpoint_every=args.checkpoint_every, keep=args.keep,
             eval_episodes=args.eval_episodes, progress=args.progress, verbose=args.verbose, overwrite=args.overwrite,
+            eval_every=args.eval_every,
         )
 
     p.set_defaults(func=lambda args: _run_guarded(p, lambda: run(args)))

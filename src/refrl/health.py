@@ -152,8 +152,9 @@ def memory_estimate(config: Any, *, obs_dim: int, act_dim: int) -> dict[str, int
     item = np.dtype(config.dtype).itemsize
     rollout = config.n_steps * config.n_envs
     hidden = list(config.net_arch)
-    n_params = _mlp_params([obs_dim, *hidden, act_dim]) + _mlp_params([obs_dim, *hidden, 1])
-    per_row = 4 * 2 * (obs_dim + sum(hidden) + act_dim + 1) * item  # both MLPs, forward and backward
+    vf_hidden = hidden if getattr(config, "vf_net_arch", None) is None else list(config.vf_net_arch)
+    n_params = _mlp_params([obs_dim, *hidden, act_dim]) + _mlp_params([obs_dim, *vf_hidden, 1])
+    per_row = 4 * (2 * (obs_dim + act_dim + 1) + sum(hidden) + sum(vf_hidden)) * item  # both MLPs, forward and backward
     parts = {
         "n_steps": 2 * rollout * (obs_dim + act_dim + _SCALARS_PER_TRANSITION) * item,
         "net_arch": 8 * n_params * item,

@@ -174,7 +174,7 @@ class _RunLock:
 
 
 # the files a run writes into its directory (--overwrite removes these and nothing else)
-_RUN_FILES = ("config.json", "metrics.csv", "model.npz", "eval.json")
+_RUN_FILES = ("config.json", "metrics.csv", "model.npz", "eval.json", "best_model.npz", "evaluations.npz")
 
 
 def _clean_temporaries(run_dir: Path) -> None:
@@ -207,7 +207,7 @@ def _newest_valid_checkpoint(run_dir: Path, verbose: int):
 def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: int, out: str | None,
               overrides: dict[str, Any], config_file: str | None, tuned: bool, resume: str | None,
               checkpoint_every: int | None, keep: int, eval_episodes: int, progress: bool, verbose: int,
-              overwrite: bool = False) -> int:
+              overwrite: bool = False, eval_every: int | None = None) -> int:
     """``refrl train``: returns the exit status (0; 3 when training diverged (refrl.TrainingDiverged): the
     newest checkpoint is the last healthy update and no model.npz is written; 128 + signal number
     after SIGINT/SIGTERM)."""
@@ -217,6 +217,10 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
         raise UsageError(f"--checkpoint-every: must be >= 1, got {checkpoint_every}")
     if eval_episodes < 0:
         raise UsageError(f"--eval-episodes: must be >= 0, got {eval_episodes}")
+    if eval_every is not None and eval_every < 1:
+        raise UsageError(f"--eval-every: must be >= 1, got {eval_every}")
+    if eval_every is not None and eval_episodes < 1:
+        raise UsageError("--eval-every: needs --eval-episodes >= 1 (the episodes of each evaluation)")
     if resume is not None:
         run_dir, flag = Path(resume), "--resume"
         if not (run_dir / "config.json").is_file():
@@ -231,15 +235,16 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
                 return _train_locked(stop, run_dir, algo=algo, env_id=env_id, steps=steps, seed=seed,
                                      overrides=overrides, config_file=config_file, tuned=tuned, resume=resume,
                                      checkpoint_every=checkpoint_every, keep=keep, eval_episodes=eval_episodes,
-                                     progress=progress, verbose=verbose, overwrite=overwrite)
+                                     progress=progress, verbose=verbose, overwrite=overwrite, eval_every=eval_every)
         except _Aborted as exc:
             return 128 + exc.signum
 
 
 def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, seed, overrides, config_file,
-                  tuned, resume, checkpoint_every, keep, eval_episodes, progress, verbose, overwrite) -> int:
+                  tuned, resume, checkpoint_every, keep, eval_episodes, progress, verbose, overwrite,
+                  eval_every) -> int:
     from refrl.algos import get_algorithm
-    from refrl.evaluation import evaluate_policy
+    from refrl.evaluation import episode_returns
     from refrl.health import TrainingDiverged
     from refrl.logger import Logger
     from refrl.rollout import check_env_id
@@ -301,8 +306,11 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
             state["next_ckpt"] = (a.num_timesteps // every + 1) * every
         return not stop.requested
 
+    evaluator = None if eval_every is None else _periodic_evaluation(agent, run_dir, eval_every, eval_episodes, seed,
+                                                                    verbose)
     try:
-        agent.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=reset)
+        agent.learn(remaining, callback=[callback] if evaluator is None else [evaluator, callback],
+                    progress_bar=progress, reset_num_timesteps=reset)
     except TrainingDiverged as exc:  # the agent is back at its last healthy update: keep that, write no model
         healthy = save_checkpoint() if agent.num_timesteps > 0 else None
         print(f"refrl train: training diverged: {exc}", file=sys.stderr)
@@ -318,14 +326,42 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
               file=sys.stderr)
         agent.close()
         return 128 + stop.signum
+    if evaluator is not None:
+        evaluator.eval_env.close()
+        print(f"refrl: best evaluation {evaluator.best_mean_reward:.2f} (model {run_dir / 'best_model.npz'}); "
+              f"every evaluation in {run_dir / 'evaluations.npz'}")
     if eval_episodes > 0:
-        returns = evaluate_policy(agent, n_episodes=eval_episodes, seed=10_000 + seed)
+        returns = episode_returns(agent, n_episodes=eval_episodes, seed=10_000 + seed)
         _print_eval(returns)
         write_json_atomic(run_dir / "eval.json", {"episodes": eval_episodes, "mean": float(returns.mean()),
                                                   "std": float(returns.std()), "returns": returns.tolist(),
                                                   "num_timesteps": agent.num_timesteps})
     agent.close()
     return 0
+
+
+def _periodic_evaluation(agent, run_dir: Path, eval_every: int, episodes: int, seed: int, verbose: int):
+    """``--eval-every N``: an EvalCallback evaluating every N steps (whole vector steps) on a fresh env of
+    the run's id, the best model kept as DIR/best_model.npz and every evaluation in DIR/evaluations.npz.
+    On a resume, the evaluations up to the checkpoint's step are read back (the best so far stays the bar)."""
+    import gymnasium as gym
+    import numpy as np
+
+    from refrl.callbacks import EvalCallback
+
+    evaluator = EvalCallback(gym.make(agent.env_id, **agent.env_kwargs), n_eval_episodes=episodes,
+                             eval_freq=max(eval_every // agent.config.n_envs, 1), log_path=run_dir,
+                             best_model_save_path=run_dir, verbose=verbose, seed=10_000 + seed)
+    past = run_dir / "evaluations.npz"
+    if agent.num_timesteps > 0 and past.is_file():
+        with np.load(past, allow_pickle=False) as data:
+            keep = data["timesteps"] <= agent.num_timesteps
+            evaluator.evaluations_timesteps = data["timesteps"][keep].tolist()
+            evaluator.evaluations_results = data["results"][keep].tolist()
+            evaluator.evaluations_length = data["ep_lengths"][keep].tolist()
+        if evaluator.evaluations_results:
+            evaluator.best_mean_reward = max(float(np.mean(r)) for r in evaluator.evaluations_results)
+    return evaluator
 
 
 def _print_eval(returns) -> None:
@@ -335,7 +371,7 @@ def _print_eval(returns) -> None:
 
 def eval_run(path: str, *, episodes: int, seed: int, stochastic: bool, env_id: str | None) -> int:
     from refrl.algos import load
-    from refrl.evaluation import evaluate_policy
+    from refrl.evaluation import episode_returns
 
     if episodes < 1:
         raise UsageError(f"--episodes: must be >= 1, got {episodes}")
@@ -343,7 +379,7 @@ def eval_run(path: str, *, episodes: int, seed: int, stochastic: bool, env_id: s
     if p.is_dir():
         p = p / "model.npz" if (p / "model.npz").is_file() else (_latest_checkpoint(p) or p / "model.npz")
     agent = load(p, env=env_id)
-    returns = evaluate_policy(agent, env_id, n_episodes=episodes, seed=seed, deterministic=not stochastic)
+    returns = episode_returns(agent, env_id, n_episodes=episodes, seed=seed, deterministic=not stochastic)
     print(f"{agent.algo_name} on {env_id or agent.env_id} ({agent.num_timesteps} steps), {p}")
     _print_eval(returns) if not stochastic else print(
         f"eval: mean return {returns.mean():.2f} ± {returns.std():.2f} over {episodes} episodes (stochastic)")
