@@ -6,7 +6,8 @@ The order of the hooks in one ``learn`` call (as SB3's ``OnPolicyAlgorithm.learn
     on_training_start(locals, globals)
     every iteration:
         on_rollout_start()
-        on_step()            once per vector step (after env.step); False stops training at once:
+        on_step()            once per vector step (after env.step) that holds a transition (with one
+                             env: once per transition, as SB3); False stops training at once:
                              the partial rollout is discarded, no update is made, no row is logged
         on_rollout_end()
         (the update)

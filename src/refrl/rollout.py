@@ -272,7 +272,8 @@ class RolloutCollector:
     def collect(self, rng: np.random.Generator, on_step: Callable[[int, dict[str, Any]], bool] | None = None) -> int | None:
         """Fill the buffer with ``n_steps`` vector steps; return the number of real transitions.
 
-        ``on_step(n_real, step_locals)``, when given, is called after every vector step with the real
+        ``on_step(n_real, step_locals)``, when given, is called after every vector step that holds a
+        transition (not after one in which every env only resets) with the real
         transitions collected so far in this rollout and the step's ``new_obs``, ``actions``,
         ``rewards``, ``dones``, ``infos`` and ``n_steps`` (the slot t); returning False stops the
         rollout at once: collect then returns None, the buffer is partial and this collector is
@@ -309,11 +310,13 @@ class RolloutCollector:
             b_term[t] = term
             b_trunc[t] = trunc
             if on_step is not None:  # one test per step when no callback is given
-                n_real += env.num_envs - int(np.count_nonzero(ended))  # a slot after an episode end only resets
+                new = env.num_envs - int(np.count_nonzero(ended))  # a slot after an episode end only resets
                 ended = term | trunc
-                if on_step(n_real, {"new_obs": obs, "actions": env_actions, "rewards": rew, "dones": ended,
-                                    "infos": info, "n_steps": t}) is False:
-                    return None
+                if new:  # a step in which every env only resets holds no transition: no call
+                    n_real += new
+                    if on_step(n_real, {"new_obs": obs, "actions": env_actions, "rewards": rew, "dones": ended,
+                                        "infos": info, "n_steps": t}) is False:
+                        return None
         if tap is None:
             buf.rewards[...] = buf.raw_rewards
         # valid[t]: step t is a transition, i.e. step t - 1 did not end an episode (the step after
