@@ -125,7 +125,8 @@ def likely_cause(problem: str, *, config: Any, max_reward_seen: float, max_obs_s
         return (f"the reward scale (rewards reach {max_reward_seen:.3g}): rescale them (e.g. "
                 "gymnasium.wrappers.TransformReward), set normalize_reward=True, or use dtype='float64'")
     coefs = [f"{k}={getattr(config, k):g}" for k in ("vf_coef", "ent_coef") if hasattr(config, k)]
-    return (f"the learning rate (learning_rate={config.learning_rate:g})"
+    lr = config.learning_rate
+    return (f"the learning rate (learning_rate={'a schedule' if callable(lr) else format(lr, 'g')})"
             + (f" or a loss coefficient ({', '.join(coefs)})" if coefs else "")
             + " is too large for this problem; lower it, or clip gradients with max_grad_norm")
 

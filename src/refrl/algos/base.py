@@ -364,6 +364,8 @@ class OnPolicyAlgorithm:
                 self.num_timesteps = rollout_start + n_real
                 # SB3's convention: schedules see the progress after this rollout's steps.
                 self.progress_remaining = max(0.0, 1.0 - self.num_timesteps / self.total_timesteps)
+                for name in self.config.schedules():  # a bad schedule value: ValueError naming it, not a divergence
+                    self.config.scheduled(name, self.progress_remaining)
                 self.compute_advantages()
                 if guard:
                     self._check_rollout(healthy)
@@ -515,7 +517,7 @@ class OnPolicyAlgorithm:
             raise ValueError(f"predict: 'obs' must have shape {shape} or (B, {', '.join(map(str, shape))}), got {o.shape}")
         actions, _, _ = native.act(self.policy, self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
         actions = self.policy.clip_actions(actions)
-        return (actions[0] if single else actions), None
+        return (actions[0] if single else actions), state
 
     # ------------------------------------------------------------------ the environment
     def get_env(self) -> VectorEnv:
