@@ -17,10 +17,21 @@ CMake package config (``find_package(refrl CONFIG REQUIRED)`` -> ``refrl::header
 """
 
 from importlib import import_module as _import_module
+from typing import TYPE_CHECKING
+
 
 from refrl._paths import get_cmake_dir, get_include
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers (nothing is imported at run time)
+    from refrl import callbacks, kernels, oracle
+    from refrl.algos.ppo import PPO
+    from refrl.algos.trpo import NPG, TRPO
+    from refrl.algos.vpg import VPG
+    from refrl.evaluation import evaluate_policy
+    from refrl.health import TrainingDiverged
+    from refrl.serialization import CheckpointError
 
 # Algorithms are imported lazily so that `import refrl` stays cheap and
 # `refrl.kernels` can be used on its own by tools that embed it.
