@@ -244,6 +244,7 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
                   tuned, resume, checkpoint_every, keep, eval_episodes, progress, verbose, overwrite,
                   eval_every) -> int:
     from refrl.algos import get_algorithm
+    from refrl.callbacks import BaseCallback
     from refrl.evaluation import episode_returns
     from refrl.health import TrainingDiverged
     from refrl.logger import Logger
@@ -300,12 +301,19 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
             stale.unlink()
         return p
 
-    def callback(a) -> bool:
-        if a.num_timesteps >= state["next_ckpt"]:
-            save_checkpoint()
-            state["next_ckpt"] = (a.num_timesteps // every + 1) * every
-        return not stop.requested
+    class RunCallback(BaseCallback):
+        """Checkpoints at the start of the next rollout, i.e. after the update's metrics row is written
+        (a checkpoint never runs ahead of metrics.csv); stops after the update on SIGINT/SIGTERM."""
 
+        def _on_rollout_start(self) -> None:
+            if agent.num_timesteps >= state["next_ckpt"]:
+                save_checkpoint()
+                state["next_ckpt"] = (agent.num_timesteps // every + 1) * every
+
+        def _on_update_end(self) -> bool:
+            return not stop.requested
+
+    callback = RunCallback()
     evaluator = None if eval_every is None else _periodic_evaluation(agent, run_dir, eval_every, eval_episodes, seed,
                                                                     verbose)
     try:
