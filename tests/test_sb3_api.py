@@ -41,6 +41,14 @@ def test_other_policies_are_refused_by_name(policy, exc, match):
         refrl.PPO(policy, "CartPole-v1")
 
 
+def test_keyword_forms():
+    a = refrl.PPO(env="CartPole-v1", seed=1, **SMALL)
+    b = refrl.PPO(policy="MlpPolicy", env="CartPole-v1", seed=1, **SMALL)
+    np.testing.assert_array_equal(a.policy.params, b.policy.params)
+    with pytest.raises(TypeError, match="env: required"):
+        refrl.PPO()
+
+
 def test_a_policy_name_without_an_env_is_named():
     with pytest.raises(TypeError, match="env: 'MlpPolicy' names a policy"):
         refrl.PPO("MlpPolicy")

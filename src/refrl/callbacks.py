@@ -367,6 +367,8 @@ class EvalCallback(EventCallback):
     return, ``callback_after_eval`` after every evaluation; either returning False stops training.
     ``seed`` seeds the evaluation episodes the same way at every evaluation (None: the env's own
     state, as SB3).  ``eval_env`` is an env id, a gymnasium.Env or a VectorEnv of raw observations.
+    ``warn`` is accepted for SB3 scripts (SB3 warns about a missing Monitor wrapper; refrl
+    evaluates raw rewards itself).
     """
 
     def __init__(self, eval_env: str | gym.Env | VectorEnv, callback_on_new_best: BaseCallback | None = None,

@@ -114,6 +114,10 @@ def _check_seed(seed: Any) -> int:
 def _policy_and_env(policy: Any, env: Any) -> Any:
     """The environment of refrl's ``PPO(env)`` or of SB3's ``PPO("MlpPolicy", env)``."""
     sb3_names = (MLP_POLICY, *_OTHER_SB3_POLICIES)
+    if policy is None:  # PPO(env=...)
+        if env is None:
+            raise TypeError("env: required (an env id, a gymnasium.Env or a VectorEnv)")
+        return env
     if env is None:
         if isinstance(policy, str) and policy in sb3_names:
             raise TypeError(f"env: {policy!r} names a policy; pass the environment after it: PPO({policy!r}, env)")
@@ -164,7 +168,7 @@ class OnPolicyAlgorithm:
 
     def __init__(
         self,
-        policy: str | gym.Env | VectorEnv,
+        policy: str | gym.Env | VectorEnv | None = None,
         env: str | gym.Env | VectorEnv | None = None,
         *,
         seed: int = 0,
