@@ -9,7 +9,8 @@ One iteration of :meth:`OnPolicyAlgorithm.learn`::
                               here; train/* stored by train(); whatever the callbacks recorded)
 
 Callbacks (refrl.callbacks, SB3's structure) are called around and inside the collection: on_rollout_start,
-on_step once per vector step (from the collector's loop; nothing is called there without a callback),
+on_step once per vector step that holds a transition (from the collector's loop; nothing is called there
+without a callback),
 on_rollout_end, then on_update_end after the update.
 
 Extension points for a new algorithm (see algos/ppo.py for a complete example):
@@ -321,8 +322,8 @@ class OnPolicyAlgorithm:
     ) -> Self:
         """Train for ``total_timesteps`` real transitions (reset slots are not counted); returns self.
 
-        ``callback``: a :class:`refrl.callbacks.BaseCallback` (SB3's hooks: ``_on_step`` once per
-        vector step, returning False stops training at once), a list of them, or a function
+        ``callback``: a :class:`refrl.callbacks.BaseCallback` (SB3's hooks: ``_on_step`` after every
+        vector step that holds a transition, returning False stops training at once), a list of them, or a function
         ``agent -> bool | None`` called after every iteration (rollout + update), returning
         ``False`` to stop after it.  Values the callbacks record (``self.logger.record``) are in
         the metrics row of the update they belong to.  ``progress_bar`` uses tqdm when installed (``refrl[progress]``),
@@ -543,7 +544,8 @@ class OnPolicyAlgorithm:
             gamma=cfg.gamma, env_kwargs=self.env_kwargs,
         )
         if new.single_observation_space != self.observation_space or new.single_action_space != self.action_space:
-            new.close() if new is not env else None
+            if new is not env:
+                new.close()
             raise ValueError(f"env: its spaces {new.single_observation_space} -> {new.single_action_space} are not "
                              f"the agent's {self.observation_space} -> {self.action_space}")
         old_stats = {"obs_rms": self.obs_rms, "return_rms": self.return_rms}
