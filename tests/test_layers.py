@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("refrl._checks",),
     ("refrl.oracle",),  # bottom layer of the maths: imports none of the above
     ("refrl.config", "refrl.serialization", "refrl.logger", "refrl._types", "refrl.distributed", "refrl._paths",
-     "refrl.health"),  # leaves: import nothing of refrl
+     "refrl.health", "refrl.tensorboard"),  # leaves: import nothing of refrl
 ]
 # Modules that bind the compiled core. selfcheck checks the installed core itself (it builds its
 # dense test operators and reports the core's file), so it names it too.
