@@ -629,7 +629,7 @@ def read_metrics(run_dir: Path) -> dict[str, list[float]]:
     return cols
 
 
-#: axis labels for the common metrics (any other key is its own label)
+#: axis labels for the common metrics (any other key: its name after the namespace, "explained variance")
 _LABELS = {"time/total_timesteps": "environment steps", "rollout/ep_rew_mean": "mean episode return",
            "rollout/ep_len_mean": "mean episode length", "time/iterations": "updates"}
 BANDS = ("std", "minmax", "none")
@@ -697,6 +697,10 @@ def seed_statistics(curves: list[tuple[Any, Any]], *, band: str, smooth: int = 1
     return grid, mean, ys.min(axis=0), ys.max(axis=0)
 
 
+def _axis_label(key: str) -> str:
+    return _LABELS.get(key, key.rpartition("/")[2].replace("_", " "))
+
+
 def _run_title(dirs: list[Path]) -> str | None:
     """'PPO on CartPole-v1' when every run has the same algorithm and env in its config.json."""
     seen = set()
@@ -742,7 +746,7 @@ def plot_runs(dirs: list[str], *, output: str, x: str, ys: list[str], band: str 
     n_seeds = {len(runs) for runs in groups.values()}
     banded = band != "none" and max(n_seeds) > 1
     fig, axes = plt.subplots(1, len(ys), figsize=(5.0 * len(ys), 3.6), squeeze=False)
-    for ax, y in zip(axes[0], ys):
+    for k, (ax, y) in enumerate(zip(axes[0], ys)):
         for i, (d, cols_list) in enumerate(data.items()):
             grid, mean, low, high = seed_statistics([(c[x], c[y]) for c in cols_list], band=band, smooth=smooth)
             name = labels[i] if labels is not None else Path(d).name or str(d)
@@ -750,12 +754,14 @@ def plot_runs(dirs: list[str], *, output: str, x: str, ys: list[str], band: str 
             line, = ax.plot(grid, mean, lw=1.6, label=f"{name} ({n} seeds)" if n > 1 else name)
             if n > 1 and band != "none":
                 ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_xlabel(xlabel or _LABELS.get(x, x))
-        ax.set_ylabel(ylabel or _LABELS.get(y, y))
+        ax.set_xlabel(xlabel or _axis_label(x))
+        ax.set_ylabel(ylabel or _axis_label(y))
         if x == "time/total_timesteps":
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.25, lw=0.6)
         ax.spines[["top", "right"]].set_visible(False)
+        if k > 0:  # one legend for the figure, in its first panel
+            continue
         notes = []
         if banded:
             notes.append("mean ± 1 std over seeds" if band == "std" else "mean, min–max over seeds")
