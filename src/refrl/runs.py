@@ -297,6 +297,16 @@ def _check_new_run(algo: str, env_id: str, *, steps: int | None, tuned: bool, co
     return cls, hp, total
 
 
+def _check_tensorboard(tensorboard: str | None) -> None:
+    if tensorboard is not None:
+        from refrl.tensorboard import require_writer
+
+        try:
+            require_writer()
+        except ImportError as exc:
+            raise UsageError(f"--tensorboard: {exc}") from None
+
+
 def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
     """Build the env once with ``env_kwargs``, so that a keyword it does not take is named as --env-kwargs'."""
     import gymnasium as gym
@@ -321,6 +331,7 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
         raise UsageError(f"--checkpoint-every: must be >= 1, got {checkpoint_every}")
     if eval_episodes < 0:
         raise UsageError(f"--eval-episodes: must be >= 0, got {eval_episodes}")
+    _check_tensorboard(tensorboard)
     if resume is not None:
         run_dir, flag = Path(resume), "--resume"
         if not (run_dir / "config.json").is_file():
@@ -551,6 +562,7 @@ def train_seeds(*, seeds: list[int], jobs: int, out: str | None, algo: str | Non
         raise UsageError("train: ALGO and ENV_ID are required with --seeds")
     env_kwargs = env_kwargs or {}
     # what would fail every seed alike fails here, once, before any seed starts
+    _check_tensorboard(tensorboard)
     _check_new_run(algo, env_id, steps=steps, tuned=tuned, config_file=config_file, overrides=overrides,
                    env_kwargs=env_kwargs)
     group = Path(out if out is not None else f"runs/{algo}-{_path_name(env_id)}")

@@ -11,15 +11,21 @@ TensorFlow needed).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TensorBoardOutput", "latest_run_id", "run_folder"]
+__all__ = ["TensorBoardOutput", "latest_run_id", "require_writer", "run_folder"]
 
 #: the column that is the step of every scalar (not written as a scalar itself)
 STEP_KEY = "time/total_timesteps"
+
+# tensorboardX names an event file by the second and the host only: a writer opened in the same
+# second in the same folder (a continued run) would overwrite the first file.  pid + a counter
+# make each name unique, as torch's SummaryWriter does.
+_writer_ids = itertools.count(1)
 
 
 def latest_run_id(log_dir: str | os.PathLike, name: str) -> int:
@@ -51,17 +57,23 @@ def run_folder(log_dir: str | os.PathLike, name: str, *, new: bool) -> Path:
         return folder
 
 
+def require_writer():
+    """tensorboardX's ``SummaryWriter``; an ImportError naming the extra when it is not installed."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ImportError("tensorboard_log: writing TensorBoard event files needs tensorboardX; install it with: "
+                          "pip install 'refrl[tensorboard]'") from None
+    return SummaryWriter
+
+
 class TensorBoardOutput:
     """Writes each dumped row as TensorBoard scalars (one event file in ``folder``)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            raise ImportError("tensorboard_log: writing TensorBoard event files needs tensorboardX; install it with: "
-                              "pip install 'refrl[tensorboard]'") from None
+        SummaryWriter = require_writer()  # noqa: N806 (the library's class)
         self.folder = Path(folder)
-        self._writer = SummaryWriter(logdir=str(self.folder))
+        self._writer = SummaryWriter(logdir=str(self.folder), filename_suffix=f".{os.getpid()}.{next(_writer_ids)}")
 
     def write(self, row: dict[str, Any]) -> None:
         """One scalar per numeric metric of ``row`` at step ``row['time/total_timesteps']``, then flush."""

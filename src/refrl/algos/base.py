@@ -55,7 +55,7 @@ from refrl.policy import ActorCritic
 from refrl.progress import Progress
 from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
 from refrl.serialization import CheckpointError, load_checkpoint, save_checkpoint
-from refrl.tensorboard import TensorBoardOutput, run_folder
+from refrl.tensorboard import TensorBoardOutput, require_writer, run_folder
 from refrl.threads import blas_threads
 
 # evaluate_policy lives in refrl.evaluation; importing it from here keeps working.
@@ -136,6 +136,8 @@ class OnPolicyAlgorithm:
     ) -> None:
         self.config = self.config_class.from_kwargs(**hyperparameters)  # validates before any work
         self.seed = _check_seed(seed)
+        if tensorboard_log is not None:
+            require_writer()  # the missing extra is named now, not at learn()
         self.tensorboard_log = tensorboard_log
         cfg = self.config
         health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
