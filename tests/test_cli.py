@@ -433,3 +433,34 @@ def test_cli_plot_errors(tmp_path, extra, match, capsys):
     with pytest.raises(SystemExit):
         main(["plot", str(out), "-o", str(tmp_path / "x.png"), *extra])
     assert match in capsys.readouterr().err
+
+
+def test_cli_seeds_in_processes_ctrl_c_saves_every_seed(tmp_path):
+    """SIGINT to `refrl train --seeds ... --jobs 2` reaches each running seed once: each finishes its
+    update, saves and stops (130); the command exits 130 and names the way to continue."""
+    import subprocess
+    import sys
+    import time
+
+    group = tmp_path / "group"
+    proc = subprocess.Popen([sys.executable, "-m", "refrl", "train", "ppo", "CartPole-v1", "--steps", "10000000",
+                             "--seeds", "0", "1", "2", "--jobs", "2", "--out", str(group), "--checkpoint-every",
+                             "100000000", *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started = [group / f"seed_{s}" / "metrics.csv" for s in (0, 1)]
+        for _ in range(600):  # until both running seeds have logged an update (at most 5 minutes)
+            if all(p.is_file() and len(p.read_text().splitlines()) > 1 for p in started):
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    for seed in (0, 1):
+        agent = refrl.PPO.load(group / f"seed_{seed}" / "model.npz")
+        assert 0 < agent.num_timesteps < 10_000_000
+        assert f"seed {seed}: stopped by a signal (exit status 130); continue it with: refrl train --resume" in err
+    assert "seed 2: not started" in err and "FAILED" not in err
+    assert not (group / "seed_2").exists()
+    assert "again: aborting" not in err  # each seed saw the signal once

@@ -576,8 +576,9 @@ def train_seeds(*, seeds: list[int], jobs: int, out: str | None, algo: str | Non
         results = {}
         for kwargs in tasks:
             print(f"refrl: seed {kwargs['seed']} -> {kwargs['out']}")
-            results[kwargs["seed"]] = _train_one_seed(kwargs)
-            if results[kwargs["seed"]][0] >= 128:  # stopped by a signal: start no other seed
+            code, problem = results[kwargs["seed"]] = _train_one_seed(kwargs)
+            if code >= 128:  # stopped by a signal: start no other seed
+                results.update({kw["seed"]: (code, "not started") for kw in tasks if kw["seed"] not in results})
                 break
     else:
         results = _run_in_processes([dict(kw, progress=False) for kw in tasks], jobs)
@@ -596,11 +597,19 @@ def _report_seeds(group: Path, seeds: list[int], results: dict[int, tuple[int, s
                 doc = json.loads(ev.read_text())
                 summary = f", eval mean return {doc['mean']:.2f} ± {doc['std']:.2f}"
             print(f"refrl: seed {seed}: done ({run_dir}{summary})")
+        elif code >= 128 and not (run_dir / "config.json").is_file():
+            print(f"refrl: seed {seed}: not started (stopped by a signal)", file=sys.stderr)
+        elif code >= 128:
+            print(f"refrl: seed {seed}: stopped by a signal (exit status {code}); continue it with: "
+                  f"refrl train --resume {run_dir}", file=sys.stderr)
         else:
             print(f"refrl train: seed {seed} FAILED (exit status {code}): {problem}", file=sys.stderr)
     if failed:
-        print(f"refrl train: {len(failed)} of {len(seeds)} seeds failed: {' '.join(map(str, failed))}", file=sys.stderr)
-        return results.get(failed[0], (1, None))[0]
+        first = results.get(failed[0], (1, None))[0]
+        if first < 128:
+            print(f"refrl train: {len(failed)} of {len(seeds)} seeds failed: {' '.join(map(str, failed))}",
+                  file=sys.stderr)
+        return first
     return 0
 
 
