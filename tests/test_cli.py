@@ -464,3 +464,23 @@ def test_cli_seeds_in_processes_ctrl_c_saves_every_seed(tmp_path):
     assert "seed 2: not started" in err and "FAILED" not in err
     assert not (group / "seed_2").exists()
     assert "again: aborting" not in err  # each seed saw the signal once
+
+
+def test_cli_seeds_one_after_another_ctrl_c_stops_the_group(tmp_path, monkeypatch, capsys):
+    original = OnPolicyAlgorithm.compute_advantages
+    calls = {"n": 0}
+
+    def interrupt_on_second(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(OnPolicyAlgorithm, "compute_advantages", interrupt_on_second)
+    group = tmp_path / "group"
+    code = main(["train", "ppo", "CartPole-v1", "--steps", "100000", "--seeds", "0", "1", "--out", str(group), *FAST])
+    assert code == 130
+    assert refrl.PPO.load(group / "seed_0" / "model.npz").iteration == 2
+    assert not (group / "seed_1").exists()
+    err = capsys.readouterr().err
+    assert "seed 0: stopped by a signal" in err and "seed 1: not started" in err

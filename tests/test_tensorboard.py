@@ -106,3 +106,34 @@ def test_cli_tensorboard_without_tensorboardx_is_a_usage_error(tmp_path, monkeyp
         main(["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "run"), "--tensorboard", str(tmp_path / "tb")])
     assert exc.value.code == 2
     assert "--tensorboard: " in capsys.readouterr().err and not (tmp_path / "tb").exists()
+
+
+def test_cli_resume_continues_the_tensorboard_run(tmp_path):
+    out, tb = tmp_path / "run", tmp_path / "tb"
+    fast = ["--eval-episodes", "0", "--no-progress", "--set", "n_envs=2", "--set", "n_steps=64", "--set",
+            "batch_size=64", "--set", "n_epochs=1"]
+    assert main(["train", "ppo", "CartPole-v1", "--steps", "400", "--out", str(out), "--tensorboard", str(tb),
+                 *fast]) == 0
+    before = read_events(tb / "PPO_1")["time/iterations"]
+    assert main(["train", "--resume", str(out), "--steps", "900", "--tensorboard", str(tb), "--eval-episodes", "0",
+                 "--no-progress"]) == 0
+    assert sorted(p.name for p in tb.iterdir()) == ["PPO_1"]  # continued, as SB3's reset_num_timesteps=False
+    after = read_events(tb / "PPO_1")["time/iterations"]
+    assert after[: len(before)] == before and after[-1][0] >= 900
+    assert_events_match_csv(tb / "PPO_1", out / "metrics.csv", includes={"train/policy_loss"})
+
+
+def test_cli_resume_from_an_older_checkpoint_shows_each_step_once(tmp_path):
+    """metrics.csv is cut back to the checkpoint's step on --resume; TensorBoard drops the same events."""
+    out, tb = tmp_path / "run", tmp_path / "tb"
+    assert main(["train", "ppo", "CartPole-v1", "--steps", "700", "--out", str(out), "--tensorboard", str(tb),
+                 "--checkpoint-every", "128", "--keep", "10", "--eval-episodes", "0", "--no-progress", "--set",
+                 "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=64", "--set", "n_epochs=1"]) == 0
+    ckpts = sorted((out / "checkpoints").glob("step_*.npz"))
+    for newest in ckpts[-2:]:  # lose the last two checkpoints: the resume starts two updates back
+        newest.unlink()
+    assert main(["train", "--resume", str(out), "--steps", "900", "--tensorboard", str(tb), "--eval-episodes", "0",
+                 "--no-progress"]) == 0
+    steps = [s for s, _ in read_events(tb / "PPO_1")["time/iterations"]]
+    assert steps == sorted(set(steps)) and steps[-1] >= 900
+    assert_events_match_csv(tb / "PPO_1", out / "metrics.csv", includes={"train/policy_loss"})

@@ -2,7 +2,8 @@
 
 ``tensorboard_log=DIR`` gives each ``learn()`` call of a fresh run its own folder
 ``DIR/<tb_log_name>_<N>`` (N one more than the highest already there, so ``PPO_1``, ``PPO_2``, ...);
-``learn(reset_num_timesteps=False)`` continues the newest one.  Every row the logger dumps becomes
+``learn(reset_num_timesteps=False)`` continues the newest one (TensorBoard drops its events after the
+step the run continues from, so a run resumed from an older checkpoint shows each step once).  Every row the logger dumps becomes
 one scalar per metric under its SB3 name (``rollout/ep_rew_mean``, ``train/approx_kl``,
 ``time/fps``, ...) at step ``time/total_timesteps``, which itself is the step and not a scalar
 (as in SB3).  The writer is tensorboardX (``pip install 'refrl[tensorboard]'``, no PyTorch or
@@ -70,10 +71,13 @@ def require_writer():
 class TensorBoardOutput:
     """Writes each dumped row as TensorBoard scalars (one event file in ``folder``)."""
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, *, purge_step: int | None = None) -> None:
+        """``purge_step``: a continued run's first new step; TensorBoard then drops the folder's
+        older events from that step on (those of updates lost with a newer checkpoint)."""
         SummaryWriter = require_writer()  # noqa: N806 (the library's class)
         self.folder = Path(folder)
-        self._writer = SummaryWriter(logdir=str(self.folder), filename_suffix=f".{os.getpid()}.{next(_writer_ids)}")
+        self._writer = SummaryWriter(logdir=str(self.folder), purge_step=purge_step,
+                                     filename_suffix=f".{os.getpid()}.{next(_writer_ids)}")
 
     def write(self, row: dict[str, Any]) -> None:
         """One scalar per numeric metric of ``row`` at step ``row['time/total_timesteps']``, then flush."""

@@ -282,7 +282,7 @@ class OnPolicyAlgorithm:
         if self.tensorboard_log is None:
             return self._learn_loop(callback, progress_bar, log_interval)
         folder = run_folder(self.tensorboard_log, tb_log_name or type(self).__name__, new=reset_num_timesteps)
-        tensorboard = TensorBoardOutput(folder)
+        tensorboard = TensorBoardOutput(folder, purge_step=None if reset_num_timesteps else self.num_timesteps + 1)
         self.logger.outputs.append(tensorboard)
         try:
             return self._learn_loop(callback, progress_bar, log_interval)
