@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ __all__ = ["TensorBoardOutput", "latest_run_id", "require_writer", "run_folder"]
 STEP_KEY = "time/total_timesteps"
 
 # tensorboardX names an event file by the second and the host only: a writer opened in the same
-# second in the same folder (a continued run) would overwrite the first file.  pid + a counter
-# make each name unique, as torch's SummaryWriter does.
+# second in the same folder (a continued run) would overwrite the first file.  The suffix (the
+# time in ns, the pid, a counter) makes each name unique and keeps the names in the order the
+# files were opened, which is the order TensorBoard reads them in.
 _writer_ids = itertools.count(1)
 
 
@@ -77,7 +79,7 @@ class TensorBoardOutput:
         SummaryWriter = require_writer()  # noqa: N806 (the library's class)
         self.folder = Path(folder)
         self._writer = SummaryWriter(logdir=str(self.folder), purge_step=purge_step,
-                                     filename_suffix=f".{os.getpid()}.{next(_writer_ids)}")
+                                     filename_suffix=f".{time.time_ns()}.{os.getpid()}.{next(_writer_ids)}")
 
     def write(self, row: dict[str, Any]) -> None:
         """One scalar per numeric metric of ``row`` at step ``row['time/total_timesteps']``, then flush."""
