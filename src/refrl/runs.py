@@ -718,6 +718,12 @@ def seed_statistics(curves: list[tuple[Any, Any]], *, band: str, smooth: int = 1
     return grid, mean, ys.min(axis=0), ys.max(axis=0)
 
 
+def _curve_label(path: Path) -> str:
+    """A DIR's legend label: its folder name (``group/seed_0`` for one seed of a group)."""
+    path = path.resolve()
+    return f"{path.parent.name}/{path.name}" if path.name.startswith("seed_") else path.name
+
+
 def _axis_label(key: str) -> str:
     return _LABELS.get(key, key.rpartition("/")[2].replace("_", " "))
 
@@ -764,13 +770,17 @@ def plot_runs(dirs: list[str], *, output: str, x: str, ys: list[str], band: str 
             for key in (x, *ys):
                 if key not in cols:
                     raise UsageError(f"plot: {str(run)!r} has no column {key!r}; columns: {', '.join(sorted(cols))}")
+    if labels is None:
+        labels = [_curve_label(Path(d)) for d in dirs]
+        if len(set(labels)) < len(labels):  # two groups' seed_0, or two runs named alike: their paths
+            labels = [str(d) for d in dirs]
     n_seeds = {len(runs) for runs in groups.values()}
     banded = band != "none" and max(n_seeds) > 1
     fig, axes = plt.subplots(1, len(ys), figsize=(5.0 * len(ys), 3.6), squeeze=False)
     for k, (ax, y) in enumerate(zip(axes[0], ys)):
         for i, (d, cols_list) in enumerate(data.items()):
             grid, mean, low, high = seed_statistics([(c[x], c[y]) for c in cols_list], band=band, smooth=smooth)
-            name = labels[i] if labels is not None else Path(d).name or str(d)
+            name = labels[i]
             n = len(cols_list)
             line, = ax.plot(grid, mean, lw=1.6, label=f"{name} ({n} seeds)" if n > 1 else name)
             if n > 1 and band != "none":
