@@ -379,7 +379,7 @@ def test_cli_params_rejects_invalid_values(capsys):
 
 # ------------------------------------------------------------------ plot: mean ± band over seeds
 def test_seed_statistics_mean_band_grid_and_smoothing():
-    from refrl.runs import moving_average, seed_statistics
+    from refrl.plots import moving_average, seed_statistics
 
     a = ([0, 10, 20, 30], [0.0, 10.0, 20.0, 30.0])
     b = ([5, 15, 25], [np.nan, 15.0, 5.0])  # NaN: no episode had finished yet

@@ -21,7 +21,7 @@ SRC = Path(refrl.__file__).resolve().parent
 
 # Top to bottom. A module may import its own layer and the layers below it, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("refrl", "refrl.__main__", "refrl.cli", "refrl.runs", "refrl.selfcheck"),
+    ("refrl", "refrl.__main__", "refrl.cli", "refrl.runs", "refrl.plots", "refrl.selfcheck"),
     ("refrl.algos",),  # and every refrl.algos.* module
     ("refrl.rlhf",),  # and every refrl.rlhf.* module
     ("refrl.evaluation", "refrl.progress", "refrl.threads"),

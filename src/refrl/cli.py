@@ -183,9 +183,9 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", nargs="+", default=None, help="legend label of each DIR (default its folder name)")
 
     def run(args: argparse.Namespace) -> int:
-        from refrl import runs
+        from refrl import plots
 
-        return runs.plot_runs(args.dirs, output=args.output, x=args.x, ys=args.ys or ["rollout/ep_rew_mean"],
+        return plots.plot_runs(args.dirs, output=args.output, x=args.x, ys=args.ys or ["rollout/ep_rew_mean"],
                               band=args.band, smooth=args.smooth, title=args.title, xlabel=args.xlabel,
                               ylabel=args.ylabel, labels=args.labels)
 

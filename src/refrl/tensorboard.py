@@ -2,12 +2,12 @@
 
 ``tensorboard_log=DIR`` gives each ``learn()`` call of a fresh run its own folder
 ``DIR/<tb_log_name>_<N>`` (N one more than the highest already there, so ``PPO_1``, ``PPO_2``, ...);
-``learn(reset_num_timesteps=False)`` continues the newest one (TensorBoard drops its events after the
-step the run continues from, so a run resumed from an older checkpoint shows each step once).  Every row the logger dumps becomes
-one scalar per metric under its SB3 name (``rollout/ep_rew_mean``, ``train/approx_kl``,
-``time/fps``, ...) at step ``time/total_timesteps``, which itself is the step and not a scalar
-(as in SB3).  The writer is tensorboardX (``pip install 'refrl[tensorboard]'``, no PyTorch or
-TensorFlow needed).
+``learn(reset_num_timesteps=False)`` continues the newest one (TensorBoard drops its events after
+the step the run continues from, so a run resumed from an older checkpoint shows each step once).
+Every row the logger dumps becomes one scalar per metric under its SB3 name
+(``rollout/ep_rew_mean``, ``train/approx_kl``, ``time/fps``, ...) at step ``time/total_timesteps``,
+which itself is the step and not a scalar (as in SB3).  The writer is tensorboardX
+(``pip install 'refrl[tensorboard]'``, no PyTorch or TensorFlow needed).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class TensorBoardOutput:
         step = int(row[STEP_KEY])
         for key in sorted(row):
             value = row[key]
-            if key == STEP_KEY or isinstance(value, str) or not _is_number(value):  # NaN is written as NaN, as in the CSV
+            # NaN is written as NaN, as in the CSV
+            if key == STEP_KEY or isinstance(value, str) or not _is_number(value):
                 continue
             self._writer.add_scalar(key, float(value), global_step=step)
         self._writer.flush()
