@@ -484,3 +484,11 @@ def test_cli_seeds_one_after_another_ctrl_c_stops_the_group(tmp_path, monkeypatc
     assert not (group / "seed_1").exists()
     err = capsys.readouterr().err
     assert "seed 0: stopped by a signal" in err and "seed 1: not started" in err
+
+
+def test_cli_params_of_a_run_to_resume(tmp_path, capsys):
+    _, out = _train(tmp_path, steps=300)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--params", "--steps", "900"]) == 0
+    rows = _params_table(capsys.readouterr().out)
+    assert rows["steps"] == ("900", "--steps") and rows["n_envs"] == ("2", "run") and rows["gamma"] == ("0.98", "run")
