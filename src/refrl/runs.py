@@ -316,6 +316,8 @@ def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
         gym.make(env_id, **env_kwargs).close()
     except TypeError as exc:
         raise UsageError(f"--env-kwargs: {env_id} does not take {sorted(env_kwargs)} ({exc})") from None
+    except gym.error.DependencyNotInstalled:
+        pass  # building the vector env names the missing extra
 
 
 def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: int, out: str | None,
