@@ -58,13 +58,27 @@ _AUTO_VECTOR_ENTRY_POINT_MIN_ENVS = 4
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
-    """Return the registered spec of ``env_id``; ``ValueError`` naming it when unknown."""
+    """Return the registered spec of ``env_id``; ``ValueError`` naming it when unknown.
+
+    gymnasium's ``"module:EnvId"`` form is accepted as ``gymnasium.make`` takes it: the module is
+    imported first (registering its environments), then ``EnvId`` is looked up.
+    """
     if not isinstance(env_id, str) or not env_id:
         raise TypeError(f"env: expected a gymnasium environment id (str), got {env_id!r}")
+    module, _, name = env_id.rpartition(":")
+    if module:
+        import importlib
+
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"env: cannot import module {module!r} of {env_id!r} ({exc}); it must be importable "
+                             "(installed, on PYTHONPATH or in the current directory)") from None
     try:
-        return gym.spec(env_id)
+        return gym.spec(name)
     except gym.error.Error as exc:
-        raise ValueError(f"env: unknown gymnasium environment id {env_id!r} ({exc})") from None
+        where = f" (importing {module!r} registered no such id)" if module else ""
+        raise ValueError(f"env: unknown gymnasium environment id {env_id!r}{where} ({exc})") from None
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:

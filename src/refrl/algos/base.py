@@ -63,6 +63,7 @@ from refrl.policy import ActorCritic
 from refrl.progress import Progress
 from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
 from refrl.serialization import CheckpointError, load_checkpoint, save_checkpoint
+from refrl.tensorboard import TensorBoardOutput, require_writer, run_folder
 from refrl.threads import blas_threads
 
 if TYPE_CHECKING:
@@ -152,6 +153,10 @@ class OnPolicyAlgorithm:
         SB3's MlpPolicy options: ``net_arch`` (a list for both networks or ``dict(pi=[...],
         vf=[...])``), ``activation_fn`` (tanh or relu, by name or as ``torch.nn.Tanh``/``ReLU``),
         ``ortho_init``, ``log_std_init`` (the hyperparameters of the same meaning).
+    tensorboard_log : path, optional
+        Write TensorBoard event files of the metrics under this folder, one subfolder per run
+        (``<tb_log_name>_<N>``, as SB3; needs ``refrl[tensorboard]``).  Not saved in a checkpoint:
+        set the attribute again on a loaded agent.
     **hyperparameters
         Fields of ``config_class`` (SB3 names).  Unknown names raise ``TypeError``; invalid
         values ``ValueError``/``TypeError`` naming the field, before anything else is built.
@@ -176,6 +181,7 @@ class OnPolicyAlgorithm:
         verbose: int = 0,
         env_kwargs: dict[str, Any] | None = None,
         policy_kwargs: dict[str, Any] | None = None,
+        tensorboard_log: str | Path | None = None,
         **hyperparameters: Any,
     ) -> None:
         env = _policy_and_env(policy, env)
@@ -189,6 +195,9 @@ class OnPolicyAlgorithm:
                 raise ValueError(f"n_envs: the VectorEnv has {env.num_envs} envs but n_envs={hyperparameters['n_envs']}")
         self.config = self.config_class.from_kwargs(**hyperparameters)  # validates before any work
         self.seed = _check_seed(seed)
+        if tensorboard_log is not None:
+            require_writer()  # the missing extra is named now, not at learn()
+        self.tensorboard_log = tensorboard_log
         cfg = self.config
         health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
         self.env_kwargs = dict(env_kwargs or {})
@@ -319,6 +328,7 @@ class OnPolicyAlgorithm:
         progress_bar: bool = False,
         log_interval: int = 1,
         reset_num_timesteps: bool = True,
+        tb_log_name: str | None = None,
     ) -> Self:
         """Train for ``total_timesteps`` real transitions (reset slots are not counted); returns self.
 
@@ -329,7 +339,9 @@ class OnPolicyAlgorithm:
         the metrics row of the update they belong to.  ``progress_bar`` uses tqdm when installed (``refrl[progress]``),
         otherwise prints a status line every 2 s.  With ``reset_num_timesteps=False`` training
         continues the step count and the learning-rate schedule (SB3 semantics: the budget is
-        ``num_timesteps + total_timesteps``).
+        ``num_timesteps + total_timesteps``).  With ``tensorboard_log`` set, the metrics also go to
+        ``tensorboard_log/<tb_log_name>_<N>`` (default name: the class name, ``PPO``): a new folder
+        for a fresh run, the newest one when ``reset_num_timesteps=False`` (refrl.tensorboard).
         """
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)):
             raise TypeError(f"total_timesteps: expected an integer, got {total_timesteps!r}")
@@ -346,7 +358,16 @@ class OnPolicyAlgorithm:
                                                   stats_window=self.config.stats_window)
         else:
             self.total_timesteps = self.num_timesteps + int(total_timesteps)
-        return self._learn_loop(callbacks, progress_bar, log_interval)
+        if self.tensorboard_log is None:
+            return self._learn_loop(callbacks, progress_bar, log_interval)
+        folder = run_folder(self.tensorboard_log, tb_log_name or type(self).__name__, new=reset_num_timesteps)
+        tensorboard = TensorBoardOutput(folder, purge_step=None if reset_num_timesteps else self.num_timesteps + 1)
+        self.logger.outputs.append(tensorboard)
+        try:
+            return self._learn_loop(callbacks, progress_bar, log_interval)
+        finally:
+            self.logger.outputs.remove(tensorboard)
+            tensorboard.close()
 
     def _learn_loop(self, callback: BaseCallback | None, progress_bar: bool, log_interval: int) -> Self:
         if callback is not None:
