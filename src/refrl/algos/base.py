@@ -53,7 +53,8 @@ from refrl.logger import Logger
 from refrl.optim import Adam, clip_grad_norm_
 from refrl.policy import ActorCritic
 from refrl.progress import Progress
-from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
+from refrl.normalization import EPSILON, RewardNormalizer, RunningMeanStd
+from refrl.rollout import RolloutBuffer, RolloutCollector, make_vec_env
 from refrl.serialization import CheckpointError, load_checkpoint, save_checkpoint
 from refrl.threads import blas_threads
 
@@ -134,12 +135,10 @@ class OnPolicyAlgorithm:
         health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
         self.env_kwargs = dict(env_kwargs or {})
         self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
-        self.env = make_vec_env(
-            env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, normalize_obs=cfg.normalize_obs,
-            normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
-            gamma=cfg.gamma, env_kwargs=self.env_kwargs,
-        )
+        self.env = make_vec_env(env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, env_kwargs=self.env_kwargs)
         self.observation_space = self.env.single_observation_space
+        if cfg.normalize_obs:  # what the policy sees (the space gymnasium's NormalizeObservation declares)
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, self.observation_space.shape, np.float32)
         self.action_space = self.env.single_action_space
         try:
             health.check_memory(cfg, obs_dim=gym.spaces.flatdim(self.observation_space),
@@ -154,7 +153,13 @@ class OnPolicyAlgorithm:
             rng=np.random.default_rng(init_seq),
         )
         self.rng = np.random.default_rng(act_seq)
-        self.buffer = RolloutBuffer.allocate(cfg.n_steps, cfg.n_envs, self.observation_space, self.action_space, cfg.dtype)
+        # observation / reward normalisation (refrl.normalization): statistics frozen within a rollout,
+        # updated from its raw observations and rewards once it is complete
+        self._obs_rms = RunningMeanStd(self.observation_space.shape) if cfg.normalize_obs else None
+        self._reward_normalizer = (RewardNormalizer(cfg.n_envs, cfg.gamma, clip=cfg.clip_reward, epsilon=EPSILON)
+                                   if cfg.normalize_reward else None)
+        self.buffer = RolloutBuffer.allocate(cfg.n_steps, cfg.n_envs, self.observation_space, self.action_space, cfg.dtype,
+                                             raw_obs=cfg.normalize_obs)
         self.collector: RolloutCollector | None = None
         self.logger = Logger(verbose=verbose)
         self.num_timesteps = 0
@@ -186,13 +191,39 @@ class OnPolicyAlgorithm:
 
     # ------------------------------------------------------------------ the iteration
     def collect_rollouts(self) -> int:
-        """Fill ``self.buffer``; return the number of real transitions collected."""
+        """Fill ``self.buffer``; return the number of real transitions collected.
+
+        With observation normalisation and no statistics yet (a new agent), one warm-up rollout
+        comes first: collected with the identity normalisation, used only for the statistics, and
+        counted in the returned steps (it is environment interaction); see docs/design.md."""
         if self.collector is None:
             # First reset: the seed itself; after a load/resume a different but fixed one.
             reset_seed = self.seed if self.num_timesteps == 0 else self.seed + 7919 * (self.iteration + 1)
-            self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=reset_seed,
-                                              stats_window=self.config.stats_window)
-        return self.collector.collect(self.rng)
+            self.collector = self._new_collector(reset_seed)
+        steps = 0
+        if self._obs_rms is not None and self._obs_rms.count == 0:
+            steps += self._collect_and_update_statistics()
+        return steps + self._collect_and_update_statistics()
+
+    def _new_collector(self, seed: int | None) -> RolloutCollector:
+        """A collector on new episodes (env reset): the reward normaliser's running returns restart too."""
+        if self._reward_normalizer is not None:
+            self._reward_normalizer.accumulated[:] = 0.0
+        return RolloutCollector(self.env, self.policy, self.buffer, seed=seed, stats_window=self.config.stats_window,
+                                obs_filter=None if self._obs_rms is None else self.normalize_obs)
+
+    def _collect_and_update_statistics(self) -> int:
+        """One rollout, then the normalisation statistics updated from it (one call each, every rank's
+        data through ``self.comm``) and its rewards scaled.  The policy acted on observations
+        normalised with the statistics as they were before this rollout."""
+        n = self.collector.collect(self.rng)
+        buf, comm = self.buffer, getattr(self, "comm", None)
+        if self._obs_rms is not None:
+            self._obs_rms.update(buf.raw_obs, buf.valid, comm=comm)  # reset slots (final observations) weigh 0
+        if self._reward_normalizer is not None:
+            scaled = self._reward_normalizer(buf.raw_rewards, buf.terminated, buf.valid, comm=comm)
+            np.multiply(scaled, buf.valid, out=buf.rewards, casting="unsafe")
+        return n
 
     def compute_advantages(self) -> None:
         """GAE (refrl.kernels.gae) into ``buffer.advantages`` / ``buffer.returns``.
@@ -263,8 +294,7 @@ class OnPolicyAlgorithm:
             self.num_timesteps, self.iteration = 0, 0
             self.total_timesteps = int(total_timesteps)
             if self.collector is not None:  # a fresh run: new episodes (seeded only once, as SB3)
-                self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=None,
-                                                  stats_window=self.config.stats_window)
+                self.collector = self._new_collector(None)
         else:
             self.total_timesteps = self.num_timesteps + int(total_timesteps)
         return self._learn_loop(callback, progress_bar, log_interval)
@@ -380,32 +410,21 @@ class OnPolicyAlgorithm:
 
     # ------------------------------------------------------------------ acting
     @property
-    def obs_rms(self):
-        """gymnasium's running observation statistics (None without normalize_obs)."""
-        from gymnasium.wrappers.vector import NormalizeObservation
-
-        w = find_wrapper(self.env, NormalizeObservation)
-        return None if w is None else w.obs_rms
+    def obs_rms(self) -> RunningMeanStd | None:
+        """The running observation statistics (refrl.normalization; None without normalize_obs)."""
+        return self._obs_rms
 
     @property
-    def return_rms(self):
-        """gymnasium's running discounted-return statistics (None without normalize_reward)."""
-        from gymnasium.wrappers.vector import NormalizeReward
-
-        w = find_wrapper(self.env, NormalizeReward)
-        return None if w is None else w.return_rms
+    def return_rms(self) -> RunningMeanStd | None:
+        """The running discounted-return statistics (None without normalize_reward)."""
+        return None if self._reward_normalizer is None else self._reward_normalizer.return_rms
 
     def normalize_obs(self, obs: np.ndarray) -> np.ndarray:
-        """Apply the training-time observation normalisation (without updating its statistics)."""
-        rms = self.obs_rms
-        if rms is None:
+        """The observation normalisation of training, in the policy dtype (statistics not updated):
+        ``clip((obs − mean) / √(var + ε), ±clip_obs)``; ``obs`` unchanged without normalize_obs."""
+        if self._obs_rms is None:
             return obs
-        from gymnasium.wrappers.vector import NormalizeObservation
-
-        eps = find_wrapper(self.env, NormalizeObservation).epsilon
-        out = ((obs - rms.mean) / np.sqrt(rms.var + eps)).astype(np.float32)
-        c = self.config.clip_obs
-        return np.clip(out, -c, c) if c is not None else out
+        return self._obs_rms.normalize(obs, clip=self.config.clip_obs, epsilon=EPSILON, dtype=self.policy.dtype)
 
     def predict(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None):
         """Action(s) for raw environment observation(s), as SB3: ``(action, None)``.
@@ -435,9 +454,7 @@ class OnPolicyAlgorithm:
                 if not (np.isfinite(rms.mean).all() and np.isfinite(rms.var).all() and math.isfinite(rms.count)):
                     raise ValueError(f"save: the normalisation statistics {name} hold NaN or inf (inputs too large "
                                      "to normalise); refusing to write a checkpoint whose policy would be blind")
-                arrays[f"{name}/mean"] = np.asarray(rms.mean, dtype=np.float64)
-                arrays[f"{name}/var"] = np.asarray(rms.var, dtype=np.float64)
-                arrays[f"{name}/count"] = np.asarray(rms.count, dtype=np.float64)
+                arrays.update({f"{name}/{k}": v for k, v in rms.state_dict().items()})  # mean, var, count (float64)
         extra_meta: dict[str, Any] = {}
         for prefix, optimizer in self._optimizers().items():
             state = optimizer.state_dict()
@@ -505,10 +522,8 @@ class OnPolicyAlgorithm:
         try:
             agent.policy.load_state_dict({k[len("policy/"):]: v for k, v in arrays.items() if k.startswith("policy/")})
             for name, rms in (("obs_rms", agent.obs_rms), ("return_rms", agent.return_rms)):
-                if rms is not None:
-                    rms.mean = arrays[f"{name}/mean"].astype(np.asarray(rms.mean).dtype)
-                    rms.var = arrays[f"{name}/var"].astype(np.asarray(rms.var).dtype)
-                    rms.count = float(arrays[f"{name}/count"])
+                if rms is not None:  # the same keys and meaning as gymnasium's statistics in older checkpoints
+                    rms.load_state_dict({k: arrays[f"{name}/{k}"] for k in ("mean", "var", "count")})
             agent.rng.bit_generator.state = meta["rng_state"]
             agent.num_timesteps = int(meta["num_timesteps"])
             agent.total_timesteps = int(meta["total_timesteps"])
