@@ -356,3 +356,35 @@ def test_reward_scaling_keeps_episode_returns_raw():
     agent = refrl.PPO("Pendulum-v1", seed=0, **{**NORM, "normalize_obs": False}).learn(7 * 64)
     assert agent.ep_rew_mean < -100  # Pendulum's raw returns (-1000 .. -100 for 200 steps)
     assert np.abs(agent.buffer.rewards).max() < 10 and not np.allclose(agent.buffer.rewards, agent.buffer.raw_rewards)
+
+
+class NaNAt(gym.Wrapper):
+    """Pendulum whose observation (or reward) becomes NaN at the k-th step."""
+
+    def __init__(self, env: gym.Env, k: int, what: str) -> None:
+        super().__init__(env)
+        self.k, self.what, self.steps = k, what, 0
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.steps += 1
+        if self.steps == self.k:
+            obs, r = (np.full_like(obs, np.nan), r) if self.what == "obs" else (obs, float("nan"))
+        return obs, r, term, trunc, info
+
+
+@pytest.mark.parametrize("what", ["obs", "reward"])
+def test_a_nan_from_the_env_fails_as_without_normalisation(what):
+    """The training path's statistics take a NaN without raising (never an exception of one rank
+    between collectives): a NaN observation is refused by the policy as it acts, a NaN reward by
+    GAE, with the same error as without normalisation."""
+    errors = []
+    for on in (False, True):
+        agent = refrl.PPO(NaNAt(gym.make("Pendulum-v1"), 2 * 64 + 5, what), seed=0,
+                          **{**NORM, "n_envs": 1, "n_steps": 64, "normalize_obs": on, "normalize_reward": on})
+        with pytest.raises(ValueError) as info:
+            agent.learn(10 * 64)
+        errors.append(str(info.value).split(" (at index")[0])  # normalised, every reward of the rollout is NaN
+    assert errors[0] == errors[1] and ("obs" if what == "obs" else "rewards") in errors[0]
+    with pytest.raises(ValueError, match="batch"):  # used directly, the statistics refuse non-finite data
+        RunningMeanStd((3,)).update(np.full((2, 3), np.nan))

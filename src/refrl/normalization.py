@@ -54,13 +54,15 @@ def merge_moments(
 
 
 def batch_moments(
-    batch: np.ndarray, weights: np.ndarray | None, shape: tuple[int, ...],
+    batch: np.ndarray, weights: np.ndarray | None, shape: tuple[int, ...], *, check_finite: bool = True,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """``(Σ w_i, Σ w_i x_i / Σ w_i, Σ w_i (x_i − μ)² / Σ w_i)`` over the leading axes of ``batch``, in float64.
 
     ``batch`` has shape ``(*lead, *shape)``; ``weights`` is None (every row weighs 1), a bool mask
     of shape ``lead`` (the valid rows) or non-negative float weights of shape ``lead``.  Two passes
-    (mean, then squared deviations from it).  A batch without weight gives count 0.
+    (mean, then squared deviations from it).  A batch without weight gives count 0.  A NaN or
+    infinity in a row that counts raises ``ValueError``, or with ``check_finite=False`` makes the
+    moments non-finite (the training path: its health guard reports them, on every rank alike).
     """
     x = np.asarray(batch)
     if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
@@ -87,7 +89,7 @@ def batch_moments(
             rows, w = x, wts
         else:
             raise TypeError(f"weights: expected a bool mask or float weights, got dtype {wts.dtype}")
-    if not np.all(np.isfinite(rows if w is None else rows[w > 0])):
+    if check_finite and not np.all(np.isfinite(rows if w is None else rows[w > 0])):
         raise ValueError("batch: contains NaN or infinity (in a row that counts)")
     with np.errstate(over="ignore", invalid="ignore"):  # data too large to square: inf statistics, not a warning
         return _moments(rows, w, shape)
@@ -158,7 +160,8 @@ class RunningMeanStd:
         self.count, self.mean, self.var = n, np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64)
         return self
 
-    def update(self, batch: np.ndarray, weights: np.ndarray | None = None, comm: Any = None) -> RunningMeanStd:
+    def update(self, batch: np.ndarray, weights: np.ndarray | None = None, comm: Any = None, *,
+               check_finite: bool = True) -> RunningMeanStd:
         """Merge a whole rollout (every rank's, with ``comm``) into the statistics; returns self.
 
         ``batch``: ``(*lead, *shape)``, e.g. the buffer's ``[T, N, obs_dim]``; ``weights``: None, the
@@ -166,7 +169,7 @@ class RunningMeanStd:
         communicator the ranks' ``(count, mean, var)`` are gathered in one collective and merged in
         rank order, so every rank ends with the same statistics, those of the concatenated data.
         """
-        count, mean, var = batch_moments(batch, weights, self.shape)
+        count, mean, var = batch_moments(batch, weights, self.shape, check_finite=check_finite)
         comm = SerialComm() if comm is None else comm
         if comm.size > 1:
             rows = comm.gather(np.concatenate([[count], mean.reshape(-1), var.reshape(-1)]))
@@ -263,10 +266,11 @@ class RewardNormalizer:
             self.accumulated[k] = acc
         return out.T.copy()
 
-    def __call__(self, rewards: np.ndarray, terminated: np.ndarray, valid: np.ndarray, comm: Any = None) -> np.ndarray:
+    def __call__(self, rewards: np.ndarray, terminated: np.ndarray, valid: np.ndarray, comm: Any = None, *,
+                 check_finite: bool = True) -> np.ndarray:
         """Scaled and clipped rewards ``[T, N]`` (float64) of one rollout; updates the statistics."""
         ret = self.returns(rewards, terminated, valid)
-        self.return_rms.update(ret, np.asarray(valid, dtype=bool), comm=comm)
+        self.return_rms.update(ret, np.asarray(valid, dtype=bool), comm=comm, check_finite=check_finite)
         out = np.asarray(rewards, dtype=np.float64) / np.sqrt(self.return_rms.var + self.epsilon)
         if self.clip is not None:
             np.clip(out, -self.clip, self.clip, out=out)

@@ -218,10 +218,12 @@ class OnPolicyAlgorithm:
         normalised with the statistics as they were before this rollout."""
         n = self.collector.collect(self.rng)
         buf, comm = self.buffer, getattr(self, "comm", None)
+        # reset slots (their observation is the previous episode's final one) weigh 0; a NaN or inf
+        # makes the statistics non-finite, which the health guard reports (never a raise between collectives)
         if self._obs_rms is not None:
-            self._obs_rms.update(buf.raw_obs, buf.valid, comm=comm)  # reset slots (final observations) weigh 0
+            self._obs_rms.update(buf.raw_obs, buf.valid, comm=comm, check_finite=False)
         if self._reward_normalizer is not None:
-            scaled = self._reward_normalizer(buf.raw_rewards, buf.terminated, buf.valid, comm=comm)
+            scaled = self._reward_normalizer(buf.raw_rewards, buf.terminated, buf.valid, comm=comm, check_finite=False)
             np.multiply(scaled, buf.valid, out=buf.rewards, casting="unsafe")
         return n
 
