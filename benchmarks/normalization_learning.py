@@ -9,6 +9,7 @@ environment with each version installed and compare the lines (``--label`` tags 
 
     python benchmarks/normalization_learning.py --env Pendulum-v1 --steps 100000 --seeds 0 1 2 --label new
     python benchmarks/normalization_learning.py --env Hopper-v5 --steps 200000 --seeds 0 1 2 --label new
+    python benchmarks/normalization_learning.py --summary runs.jsonl     # a table per env and label
 """
 
 from __future__ import annotations
@@ -47,14 +48,40 @@ def run(env_id: str, seed: int, steps: int) -> dict:
                                                               for k, v in params.items()}, "curve": curve}
 
 
+def curve_mean(curve: list, frac: float = 0.5) -> float:
+    """Mean ep_rew_mean over the last ``frac`` of the updates (a steadier figure than the last one)."""
+    vals = [v for _, v in curve[int(len(curve) * (1 - frac)):] if v is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def summary(paths: list[str]) -> None:
+    rows = [json.loads(line) for p in paths for line in open(p) if line.strip()]
+    print("| env | label | seeds | steps | eval per seed | eval mean ± sd | ep_rew_mean, 2nd half (mean) | CPU SPS (median) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for env in sorted({r["env"] for r in rows}):
+        for label in sorted({r["label"] for r in rows if r["env"] == env}):
+            rs = sorted((r for r in rows if r["env"] == env and r["label"] == label), key=lambda r: r["seed"])
+            ev = np.array([r["eval_mean"] for r in rs])
+            print(f"| {env} | {label} | {' '.join(str(r['seed']) for r in rs)} | {rs[0]['steps']} | "
+                  f"{' '.join(f'{e:.0f}' for e in ev)} | {ev.mean():.0f} ± {ev.std(ddof=1) if len(ev) > 1 else 0:.0f} | "
+                  f"{np.mean([curve_mean(r['curve']) for r in rs]):.0f} | "
+                  f"{np.median([r['cpu_sps'] for r in rs]):.0f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--env", required=True)
-    ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--summary", nargs="+", metavar="JSONL", help="print the table of these result files and exit")
+    ap.add_argument("--env")
+    ap.add_argument("--steps", type=int)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--label", default="")
     ap.add_argument("--out", help="append the JSON lines to this file (default: stdout only)")
     args = ap.parse_args()
+    if args.summary:
+        summary(args.summary)
+        return 0
+    if not args.env or not args.steps:
+        ap.error("--env and --steps are required (or --summary)")
     for seed in args.seeds:
         row = {"label": args.label, "refrl": refrl.__file__, **run(args.env, seed, args.steps)}
         line = json.dumps(row)
