@@ -4,15 +4,15 @@ Three collectors step the same raw vector environment with the same pre-drawn ra
 (no policy: only the environment and the normalisation are timed), one rollout of ``--n-steps``
 steps each in turn, alternating their order, in one single-threaded process:
 
-* ``raw``     -- the bare vector env (refrl.rollout.make_vec_env without normalisation); the
-                 observation and the reward are copied into a rollout buffer;
-* ``gym``     -- refrl's normalisation today: gymnasium's NormalizeObservation + clip ±10 and
-                 NormalizeReward + ClipReward ±10 (make_vec_env(normalize_obs=True,
-                 normalize_reward=True)), statistics updated on every step;
-* ``refrl``   -- refrl.normalization: the observation normalised per step with statistics frozen
-                 during the rollout (RunningMeanStd.normalize), the raw observation kept; after
-                 the rollout one RunningMeanStd.update over the buffer's valid rows and one
-                 RewardNormalizer call over the rollout's rewards.
+* ``raw``     -- the bare vector env (refrl.rollout.make_vec_env); the observation and the reward
+                 are copied into a rollout buffer;
+* ``gym``     -- gymnasium's vector wrappers, as refrl normalised before it owned the
+                 normalisation: NormalizeObservation + clip ±10 (TransformObservation) and
+                 NormalizeReward + ClipReward ±10, statistics updated on every step;
+* ``refrl``   -- refrl.normalization as the algorithms use it: the observation normalised per
+                 step with statistics frozen during the rollout (RunningMeanStd.normalize, cast to
+                 float32), the raw observation kept; after the rollout one RunningMeanStd.update
+                 over the buffer's valid rows and one RewardNormalizer call over its rewards.
 
 Reported: median microseconds per env step (over the rollouts) and the extra cost over ``raw``.
 
@@ -35,14 +35,24 @@ from refrl.normalization import RewardNormalizer, RunningMeanStd  # noqa: E402
 from refrl.rollout import make_vec_env  # noqa: E402
 
 
+def gymnasium_wrappers(venv, gamma: float, clip: float = 10.0):
+    """gymnasium's NormalizeObservation + clip and NormalizeReward + ClipReward around ``venv``."""
+    from gymnasium.wrappers import vector as wv
+
+    venv = wv.NormalizeObservation(venv)
+    venv = wv.TransformObservation(venv, lambda o: np.clip(o, -clip, clip), venv.observation_space)
+    venv = wv.NormalizeReward(venv, gamma=gamma)
+    return wv.ClipReward(venv, -clip, clip)
+
+
 class Collector:
     """One of the three variants: its own vector env, buffers, and per-rollout work."""
 
     def __init__(self, kind: str, env_id: str, n_envs: int, n_steps: int, gamma: float, seed: int) -> None:
         self.kind = kind
-        on = kind == "gym"
-        self.env = make_vec_env(env_id, n_envs, vectorization_mode="sync", normalize_obs=on, normalize_reward=on,
-                                gamma=gamma)
+        self.env = make_vec_env(env_id, n_envs, vectorization_mode="sync")
+        if kind == "gym":
+            self.env = gymnasium_wrappers(self.env, gamma)
         obs, _ = self.env.reset(seed=seed)
         self.obs = np.asarray(obs)
         d = self.env.single_observation_space.shape
@@ -62,7 +72,7 @@ class Collector:
         for t in range(actions.shape[0]):
             if kind == "refrl":
                 self.raw_obs[t] = self.obs
-                self.buf_obs[t] = self.obs_rms.normalize(self.obs)  # frozen within the rollout
+                self.buf_obs[t] = self.obs_rms.normalize(self.obs, dtype=np.float32)  # frozen within the rollout
             else:
                 self.buf_obs[t] = self.obs
             self.valid[t] = ~self.prev_done

@@ -24,8 +24,10 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 import refrl
 from refrl.config import tuned_defaults
 case, steps = sys.argv[1], int(sys.argv[2])
-env = "CartPole-v1" if case.startswith("cartpole") else "Pendulum-v1"
-hp = tuned_defaults("ppo", env) if case.endswith("zoo") else {}
+env = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1", "hopper": "Hopper-v5"}[case.split("-")[0]]
+hp = tuned_defaults("ppo", env) if case.endswith(("zoo", "zoo+norm")) else {}
+if case.endswith("+norm"):
+    hp.update(normalize_obs=True, normalize_reward=True)
 agent = refrl.PPO(env, seed=0, **hp)
 agent.learn(2048, progress_bar=False)
 c = time.process_time()
@@ -45,7 +47,9 @@ def main() -> int:
     ap.add_argument("--base", required=True, help="Python interpreter of the baseline install")
     ap.add_argument("--new", required=True, help="Python interpreter of the changed install")
     ap.add_argument("--cases", nargs="+", default=["cartpole-default", "pendulum-default", "cartpole-zoo"],
-                    choices=["cartpole-default", "pendulum-default", "cartpole-zoo"])
+                    choices=["cartpole-default", "pendulum-default", "cartpole-zoo", "pendulum-zoo+norm", "hopper-zoo"],
+                    help="ENV-default: refrl's defaults; ENV-zoo: the tuned settings (Hopper's normalise); "
+                         "+norm: with normalize_obs and normalize_reward")
     ap.add_argument("--steps", type=int, default=30_000)
     ap.add_argument("--reps", type=int, default=6)
     args = ap.parse_args()

@@ -1,4 +1,5 @@
-"""refrl.normalization: exact running statistics (Chan et al.'s merge) and per-rollout reward scaling.
+"""refrl.normalization: exact running statistics (Chan et al.'s merge) and per-rollout reward scaling,
+and the algorithms' normalisation path built on them.
 
 The oracle is numpy on the concatenated valid rows: whatever the grouping into rollouts, ranks
 and masks, the statistics must equal those of all the data at once (<= 1e-10 relative, float64).
@@ -6,12 +7,17 @@ and masks, the statistics must equal those of all the data at once (<= 1e-10 rel
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import refrl
+import refrl.native
+import refrl.serialization
 from refrl.normalization import RewardNormalizer, RunningMeanStd, batch_moments
 
 RTOL = 1e-10
@@ -215,3 +221,188 @@ def test_reward_normalizer_state_carries_the_accumulator():
     whole = RewardNormalizer(2, 0.99)
     whole(r, term, valid)
     np.testing.assert_allclose(a.return_rms.var, whole.return_rms.var, rtol=RTOL)
+
+
+# ------------------------------------------------------------------ the training path of the algorithms
+DATA = Path(__file__).parent / "data"
+NORM = dict(normalize_obs=True, normalize_reward=True, n_envs=2, n_steps=32, batch_size=64, n_epochs=1)
+
+
+class Recorder(gym.Wrapper):
+    """Records every observation the env returns (reset and step), whether it ended an episode,
+    and every step's reward and termination, in order."""
+
+    def __init__(self, env: gym.Env, log: list) -> None:
+        super().__init__(env)
+        self.log = log
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.log.append(("obs", np.array(obs, dtype=np.float64), False))
+        return obs, info
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.log.append(("step", float(r), bool(term)))
+        self.log.append(("obs", np.array(obs, dtype=np.float64), bool(term or trunc)))
+        return obs, r, term, trunc, info
+
+
+def _recorded_agent(algo: str, n_envs: int = 2, **kw):
+    logs = [[] for _ in range(n_envs)]
+    venv = gym.vector.SyncVectorEnv([lambda log=log: Recorder(gym.make("Pendulum-v1", max_episode_steps=50), log)
+                                     for log in logs])
+    hp = {k: v for k, v in {**NORM, "n_envs": n_envs, **kw}.items() if k != "n_epochs" or algo == "PPO"}
+    return getattr(refrl, algo)(venv, seed=0, **hp), logs
+
+
+@pytest.mark.parametrize("algo", ["PPO", "TRPO", "VPG"])
+def test_agent_statistics_are_those_of_every_transitions_raw_observation_and_return(algo):
+    """After training, obs_rms holds exactly (<= 1e-10) numpy's mean/var of the raw observations of
+    all transitions collected (every observation the env returned that the policy then acted on
+    for a real step: final observations and the not yet used last one excluded), and return_rms
+    those of the discounted-return accumulator over all real steps, computed here step by step."""
+    agent, logs = _recorded_agent(algo)
+    agent.learn(4 * 64)
+    rows, returns = [], []
+    for log in logs:
+        obs = [o for kind, o, _ in log if kind == "obs"]
+        ended = [e for kind, _, e in log if kind == "obs"]
+        rows += [o for o, e in zip(obs[:-1], ended[:-1]) if not e]  # the last one: not acted on yet
+        acc = 0.0
+        for kind, r, term in log:
+            if kind == "step":
+                acc = acc * agent.config.gamma * (1.0 - term) + r
+                returns.append(acc)
+    rows = np.array(rows)
+    # the warm-up rollout and 4 rollouts of 2 x 32 slots; 50-step episodes: 6 slots are resets
+    assert agent.num_timesteps == rows.shape[0] == len(returns) == 5 * 64 - 6
+    assert_stats_equal(agent.obs_rms, rows)
+    assert_stats_equal(agent.return_rms, np.array(returns)[:, None].reshape(-1))
+
+
+def test_agent_acts_on_observations_normalised_with_the_statistics_before_the_rollout():
+    """Frozen within a rollout: every observation in the buffer (what the policy saw, and trained
+    on) is the raw one normalised with the statistics as they were when the rollout began; the
+    buffer's rewards are the raw ones scaled by the return statistics after it, clipped, 0 on reset slots."""
+    agent = refrl.PPO("Pendulum-v1", seed=1, **{**NORM, "clip_obs": 1.5, "clip_reward": 0.05})
+    before = []
+
+    def check(a) -> None:
+        buf = a.buffer
+        if before:
+            expect = before[-1].normalize(buf.raw_obs, clip=1.5, dtype=np.float32)
+            np.testing.assert_array_equal(buf.obs, expect)
+        rew = np.clip(buf.raw_rewards / np.sqrt(a.return_rms.var + 1e-8), -0.05, 0.05) * buf.valid
+        np.testing.assert_array_equal(buf.rewards, rew.astype(np.float32))
+        before.append(RunningMeanStd((3,)).load_state_dict(a.obs_rms.state_dict()))
+
+    agent.learn(5 * 64, callback=check)
+    assert len(before) == 4 and np.abs(agent.buffer.obs).max() == np.float32(1.5)
+    assert np.abs(agent.buffer.rewards).max() == np.float32(0.05)
+
+
+def test_warm_up_rollout_only_for_empty_statistics(tmp_path):
+    """A new agent's first iteration collects one extra rollout for the statistics (counted in
+    num_timesteps); an agent with statistics (loaded, or a second learn) never does."""
+    agent = refrl.PPO("Pendulum-v1", seed=0, **NORM)
+    agent.learn(1)
+    assert agent.num_timesteps == 2 * 64 and agent.obs_rms.count == 2 * 64 and agent.iteration == 1
+    loaded = refrl.PPO.load(agent.save(tmp_path / "m"))
+    loaded.learn(1, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 3 * 64 and loaded.obs_rms.count == 3 * 64
+    without = refrl.PPO("Pendulum-v1", seed=0, **{**NORM, "normalize_obs": False}).learn(1)
+    assert without.num_timesteps == 64 and without.obs_rms is None and without.return_rms.count == 64
+
+
+def test_checkpoint_round_trip_predicts_identically(tmp_path):
+    agent = refrl.PPO("Pendulum-v1", seed=0, **{**NORM, "dtype": "float64"}).learn(3 * 64)
+    loaded = refrl.PPO.load(agent.save(tmp_path / "m"))
+    for name in ("obs_rms", "return_rms"):
+        a, b = getattr(agent, name).state_dict(), getattr(loaded, name).state_dict()
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    obs = np.random.default_rng(0).normal(scale=4.0, size=(50, 3))
+    np.testing.assert_array_equal(agent.normalize_obs(obs), loaded.normalize_obs(obs))
+    assert agent.normalize_obs(obs).dtype == np.float64  # the policy dtype
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    # predict applies exactly the training normalisation
+    actions, _, _ = refrl.native.act(agent.policy, agent.obs_rms.normalize(obs, clip=10.0), agent.rng,
+                                     deterministic=True)
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], agent.policy.clip_actions(actions))
+
+
+def test_a_checkpoint_written_with_gymnasiums_wrappers_loads_and_means_the_same():
+    """tests/data holds a PPO checkpoint saved by refrl when normalisation was gymnasium's
+    NormalizeObservation/NormalizeReward (statistics with gymnasium's 1e-4 prior count; the policy
+    built on the wrapper's unbounded float32 Box), and that version's normalised observations and
+    deterministic actions on fixed inputs."""
+    arrays, _ = refrl.serialization.load_checkpoint(DATA / "ppo_pendulum_gym_normalized.npz")
+    expected = np.load(DATA / "ppo_pendulum_gym_normalized_predictions.npz")
+    agent = refrl.PPO.load(DATA / "ppo_pendulum_gym_normalized.npz")
+    assert agent.obs_rms.count == float(arrays["obs_rms/count"]) == 258.0001
+    np.testing.assert_array_equal(agent.obs_rms.var, arrays["obs_rms/var"])
+    assert agent.return_rms.var == arrays["return_rms/var"]
+    # gymnasium kept float32 observation statistics and normalised in float32 arithmetic; refrl
+    # normalises in float64 and rounds once: the two agree to the float32 rounding of the inputs
+    norm = agent.normalize_obs(expected["obs"])
+    assert norm.dtype == np.float32 and np.abs(norm).max() == 10.0  # the clip, as before
+    np.testing.assert_allclose(norm, expected["normalized"], rtol=0, atol=4 * np.spacing(np.float32(10.0)))
+    np.testing.assert_allclose(agent.predict(expected["obs"], deterministic=True)[0], expected["actions"], rtol=1e-5, atol=1e-6)
+    agent.learn(64, reset_num_timesteps=False)  # continues from those statistics (no warm-up)
+    assert agent.num_timesteps == 256 + 2 * 64 and agent.obs_rms.count == 258.0001 + 2 * 64
+
+
+class OnePerStep(gym.Env):
+    """obs = [steps taken]; reward 1 per step (episodes end by a TimeLimit)."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.k = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.k += 1
+        return np.array([self.k], np.float32), 1.0, False, False, {}
+
+
+def test_reward_scaling_keeps_episode_returns_raw():
+    env = gym.wrappers.TimeLimit(OnePerStep(), 5)
+    agent = refrl.PPO(env, seed=0, **{**NORM, "n_envs": 1, "batch_size": 32}).learn(3 * 32)
+    assert set(agent.collector.episodes.returns) == {5.0}  # raw, although the buffer's rewards are scaled
+    buf = agent.buffer
+    assert not np.allclose(buf.rewards[buf.valid], 1.0) and np.all(buf.rewards[~buf.valid] == 0)
+
+
+class NaNAt(gym.Wrapper):
+    """Pendulum whose observation (or reward) becomes NaN at the k-th step."""
+
+    def __init__(self, env: gym.Env, k: int, what: str) -> None:
+        super().__init__(env)
+        self.k, self.what, self.steps = k, what, 0
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.steps += 1
+        if self.steps == self.k:
+            obs, r = (np.full_like(obs, np.nan), r) if self.what == "obs" else (obs, float("nan"))
+        return obs, r, term, trunc, info
+
+
+@pytest.mark.parametrize("what", ["obs", "reward"])
+def test_a_nan_from_the_env_fails_as_without_normalisation(what):
+    """The training path's statistics take a NaN without raising (never an exception of one rank
+    between collectives): a NaN observation is refused by the policy as it acts, a NaN reward by
+    GAE, with the same error as without normalisation."""
+    errors = []
+    for on in (False, True):
+        agent = refrl.PPO(NaNAt(gym.make("Pendulum-v1"), 2 * 64 + 5, what), seed=0,
+                          **{**NORM, "n_envs": 1, "n_steps": 64, "normalize_obs": on, "normalize_reward": on})
+        with pytest.raises(ValueError) as info:
+            agent.learn(10 * 64)
+        errors.append(str(info.value).split(" (at index")[0])  # normalised, every reward of the rollout is NaN
+    assert errors[0] == errors[1] and ("obs" if what == "obs" else "rewards") in errors[0]
+    with pytest.raises(ValueError, match="batch"):  # used directly, the statistics refuse non-finite data
+        RunningMeanStd((3,)).update(np.full((2, 3), np.nan))

@@ -125,13 +125,23 @@ def test_rollout_episode_stats_multi_env():
     np.testing.assert_array_equal(col.ep_length, [1, 1, 1])
 
 
-def test_rollout_episode_returns_are_raw_with_reward_scaling():
-    venv = make_vec_env(gym.vector.SyncVectorEnv([lambda: TimeLimit(CounterEnv(), 5)]), normalize_reward=True)
-    buf = RolloutBuffer.allocate(30, 1, venv.single_observation_space, venv.single_action_space, np.float64)
-    col = RolloutCollector(venv, ValueIsObsPolicy(), buf, seed=0)
+def test_rollout_obs_filter_is_what_the_policy_sees_and_the_raw_obs_are_kept():
+    """With an obs_filter (the algorithm's normalisation) the policy acts on, and the buffer holds,
+    the filtered observations; raw_obs holds the environment's; the last bootstrap value is V of
+    the filtered observation; episode returns stay raw."""
+    venv = make_vec_env(gym.vector.SyncVectorEnv([lambda: TimeLimit(CounterEnv(), 5)]))
+    buf = RolloutBuffer.allocate(30, 1, venv.single_observation_space, venv.single_action_space, np.float64,
+                                 raw_obs=True)
+    col = RolloutCollector(venv, ValueIsObsPolicy(), buf, seed=0, obs_filter=lambda o: 2.0 * np.asarray(o) - 1.0)
     col.collect(np.random.default_rng(0))
-    assert set(col.episodes.returns) == {5.0}  # raw, although the buffer's rewards are scaled
-    assert not np.allclose(buf.rewards[buf.valid], 1.0)
+    np.testing.assert_array_equal(buf.raw_obs[:7, 0, 0], [0, 1, 2, 3, 4, 5, 0])  # 5 = the final observation
+    np.testing.assert_array_equal(buf.obs, 2.0 * buf.raw_obs - 1.0)
+    np.testing.assert_array_equal(buf.values, 10.0 + buf.obs[..., 0])  # V of what the policy saw
+    assert buf.next_values[-1, 0] == 10.0 + 2.0 * col.obs[0, 0] - 1.0
+    assert set(col.episodes.returns) == {5.0}
+    with pytest.raises(ValueError, match="raw_obs"):
+        RolloutCollector(venv, ValueIsObsPolicy(), RolloutBuffer.allocate(
+            4, 1, venv.single_observation_space, venv.single_action_space, np.float64), seed=0, obs_filter=abs)
 
 
 def test_rollout_cartpole_vector_entry_point_matches_sync_semantics():

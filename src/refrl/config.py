@@ -93,8 +93,8 @@ class OnPolicyConfig:
     anneal_lr: bool = _f(False, "anneal the learning rate linearly to 0 over training (code-level optimisation)")
     normalize_advantage: bool = _f(True, "normalise advantages per minibatch (weighted mean/std; code-level optimisation)")
     max_grad_norm: float | None = _f(0.5, "clip the global gradient norm to this (None: no clipping)")
-    normalize_obs: bool = _f(False, "normalise observations with running statistics (gymnasium NormalizeObservation)")
-    normalize_reward: bool = _f(False, "scale rewards by the running std of the discounted return (gymnasium NormalizeReward)")
+    normalize_obs: bool = _f(False, "normalise observations with running statistics, updated once per rollout")
+    normalize_reward: bool = _f(False, "scale rewards by the running std of the discounted return, updated once per rollout")
     clip_obs: float = _f(10.0, "clip normalised observations to ±clip_obs (only with normalize_obs)")
     clip_reward: float = _f(10.0, "clip scaled rewards to ±clip_reward (only with normalize_reward)")
     net_arch: tuple[int, ...] = _f((64, 64), "hidden layer sizes of the policy MLP, and of the value MLP unless "

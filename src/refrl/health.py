@@ -103,8 +103,8 @@ def update_problem(params: np.ndarray, metrics: dict[str, Any], *, max_param_nor
 
 
 def statistics_problem(stats: dict[str, Any]) -> str | None:
-    """Non-finite normalisation statistics: ``stats`` maps "obs_rms" / "return_rms" to gymnasium's
-    RunningMeanStd (or None)."""
+    """Non-finite normalisation statistics: ``stats`` maps "obs_rms" / "return_rms" to running
+    statistics with ``mean`` and ``var`` (refrl.normalization.RunningMeanStd, or None)."""
     for name, rms in stats.items():
         if rms is None:
             continue

@@ -31,7 +31,10 @@ import numpy as np
 
 from refrl.distributed import SerialComm
 
-__all__ = ["RewardNormalizer", "RunningMeanStd", "batch_moments", "merge_moments"]
+__all__ = ["EPSILON", "RewardNormalizer", "RunningMeanStd", "batch_moments", "merge_moments"]
+
+#: ε under the square root of every normalisation: x / √(var + ε) (gymnasium's, SB3's and Baselines' value)
+EPSILON = 1e-8
 
 
 def merge_moments(
@@ -43,20 +46,23 @@ def merge_moments(
     if count_a == 0:
         return count_b, mean_b, var_b
     n = count_a + count_b
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (count_b / n)
-    m2 = var_a * count_a + var_b * count_b + np.square(delta) * (count_a * count_b / n)
-    return n, mean, m2 / n
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowed statistics stay inf (the health guard reports them)
+        delta = mean_b - mean_a
+        mean = mean_a + delta * (count_b / n)
+        m2 = var_a * count_a + var_b * count_b + np.square(delta) * (count_a * count_b / n)
+        return n, mean, m2 / n
 
 
 def batch_moments(
-    batch: np.ndarray, weights: np.ndarray | None, shape: tuple[int, ...],
+    batch: np.ndarray, weights: np.ndarray | None, shape: tuple[int, ...], *, check_finite: bool = True,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """``(Σ w_i, Σ w_i x_i / Σ w_i, Σ w_i (x_i − μ)² / Σ w_i)`` over the leading axes of ``batch``, in float64.
 
     ``batch`` has shape ``(*lead, *shape)``; ``weights`` is None (every row weighs 1), a bool mask
     of shape ``lead`` (the valid rows) or non-negative float weights of shape ``lead``.  Two passes
-    (mean, then squared deviations from it).  A batch without weight gives count 0.
+    (mean, then squared deviations from it).  A batch without weight gives count 0.  A NaN or
+    infinity in a row that counts raises ``ValueError``, or with ``check_finite=False`` makes the
+    moments non-finite (the training path: its health guard reports them, on every rank alike).
     """
     x = np.asarray(batch)
     if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
@@ -83,8 +89,14 @@ def batch_moments(
             rows, w = x, wts
         else:
             raise TypeError(f"weights: expected a bool mask or float weights, got dtype {wts.dtype}")
-    if not np.all(np.isfinite(rows if w is None else rows[w > 0])):
+    if check_finite and not np.all(np.isfinite(rows if w is None else rows[w > 0])):
         raise ValueError("batch: contains NaN or infinity (in a row that counts)")
+    with np.errstate(over="ignore", invalid="ignore"):  # data too large to square: inf statistics, not a warning
+        return _moments(rows, w, shape)
+
+
+def _moments(rows: np.ndarray, w: np.ndarray | None, shape: tuple[int, ...]) -> tuple[float, np.ndarray, np.ndarray]:
+    nd = len(shape)
     zeros = np.zeros(shape)
     if w is None:
         count = float(rows.shape[0])
@@ -144,10 +156,12 @@ class RunningMeanStd:
             if count == 0:
                 self.mean, self.var = np.zeros(self.shape), np.ones(self.shape)
             return self
-        self.count, self.mean, self.var = merge_moments(self.count, self.mean, self.var, float(count), mean, var)
+        n, mean, var = merge_moments(self.count, self.mean, self.var, float(count), mean, var)
+        self.count, self.mean, self.var = n, np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64)
         return self
 
-    def update(self, batch: np.ndarray, weights: np.ndarray | None = None, comm: Any = None) -> RunningMeanStd:
+    def update(self, batch: np.ndarray, weights: np.ndarray | None = None, comm: Any = None, *,
+               check_finite: bool = True) -> RunningMeanStd:
         """Merge a whole rollout (every rank's, with ``comm``) into the statistics; returns self.
 
         ``batch``: ``(*lead, *shape)``, e.g. the buffer's ``[T, N, obs_dim]``; ``weights``: None, the
@@ -155,7 +169,7 @@ class RunningMeanStd:
         communicator the ranks' ``(count, mean, var)`` are gathered in one collective and merged in
         rank order, so every rank ends with the same statistics, those of the concatenated data.
         """
-        count, mean, var = batch_moments(batch, weights, self.shape)
+        count, mean, var = batch_moments(batch, weights, self.shape, check_finite=check_finite)
         comm = SerialComm() if comm is None else comm
         if comm.size > 1:
             rows = comm.gather(np.concatenate([[count], mean.reshape(-1), var.reshape(-1)]))
@@ -166,10 +180,11 @@ class RunningMeanStd:
                                                  row[1 + d:].reshape(self.shape))
         return self.merge(count, mean, var)
 
-    def normalize(self, x: np.ndarray, clip: float | None = 10.0, epsilon: float = 1e-8) -> np.ndarray:
+    def normalize(self, x: np.ndarray, clip: float | None = 10.0, epsilon: float = EPSILON,
+                  dtype: Any = None) -> np.ndarray:
         """``clip((x − mean) / √(var + ε), −clip, clip)`` (gymnasium's NormalizeObservation + clip ±10).
 
-        Computed in float64, returned in x's float dtype (float64 for integer input).
+        Computed in float64, returned in ``dtype`` (default: x's float dtype, float64 for integer input).
         """
         x = np.asarray(x)
         if self._denominator is None or self._denominator[0] != epsilon:
@@ -177,11 +192,14 @@ class RunningMeanStd:
         out = (x - self.mean) / self._denominator[1]
         if clip is not None:
             np.clip(out, -clip, clip, out=out)
-        return out.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
+        if dtype is None:
+            dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        return out.astype(dtype, copy=False)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """``{"mean", "var", "count"}`` float64 arrays (the checkpoint's ``obs_rms/*`` layout)."""
-        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": np.asarray(self.count, dtype=np.float64)}
+        return {"mean": np.array(self.mean, dtype=np.float64), "var": np.array(self.var, dtype=np.float64),
+                "count": np.asarray(self.count, dtype=np.float64)}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> RunningMeanStd:
         """Restore from :meth:`state_dict` (or a checkpoint written from gymnasium's statistics)."""
@@ -214,7 +232,7 @@ class RewardNormalizer:
     per-step wrapper, all rewards of a rollout are divided by the same (updated) variance.
     """
 
-    def __init__(self, n_envs: int, gamma: float, *, clip: float | None = 10.0, epsilon: float = 1e-8) -> None:
+    def __init__(self, n_envs: int, gamma: float, *, clip: float | None = 10.0, epsilon: float = EPSILON) -> None:
         if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
             raise ValueError(f"n_envs: expected an integer >= 1, got {n_envs!r}")
         if not 0.0 <= gamma <= 1.0:
@@ -248,10 +266,11 @@ class RewardNormalizer:
             self.accumulated[k] = acc
         return out.T.copy()
 
-    def __call__(self, rewards: np.ndarray, terminated: np.ndarray, valid: np.ndarray, comm: Any = None) -> np.ndarray:
+    def __call__(self, rewards: np.ndarray, terminated: np.ndarray, valid: np.ndarray, comm: Any = None, *,
+                 check_finite: bool = True) -> np.ndarray:
         """Scaled and clipped rewards ``[T, N]`` (float64) of one rollout; updates the statistics."""
         ret = self.returns(rewards, terminated, valid)
-        self.return_rms.update(ret, np.asarray(valid, dtype=bool), comm=comm)
+        self.return_rms.update(ret, np.asarray(valid, dtype=bool), comm=comm, check_finite=check_finite)
         out = np.asarray(rewards, dtype=np.float64) / np.sqrt(self.return_rms.var + self.epsilon)
         if self.clip is not None:
             np.clip(out, -self.clip, self.clip, out=out)

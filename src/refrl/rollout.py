@@ -19,6 +19,12 @@ A truncated step therefore bootstraps from the value of its real final observati
 (never from the reset observation), and the reset step gets weight 0 in every loss and
 in advantage normalisation.  Episode returns and lengths (of the *raw*, un-normalised
 rewards) are recorded per finished episode for logging.
+
+Observation and reward normalisation are not wrappers here: the environment gives raw values,
+the collector hands each observation through the algorithm's ``obs_filter`` (normalisation with
+statistics frozen for the rollout) before the policy sees it, and keeps the raw observations in
+``buffer.raw_obs`` and the raw rewards in ``buffer.raw_rewards`` for the algorithm to update its
+statistics from once the rollout is complete (refrl.normalization, docs/design.md).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from refrl import native
 from refrl.policy import ActorCritic
@@ -40,7 +46,6 @@ from refrl.policy import ActorCritic
 __all__ = [
     "VECTORIZATION_MODES",
     "EpisodeStats",
-    "RawRewardTap",
     "RolloutBuffer",
     "RolloutCollector",
     "check_env_id",
@@ -94,19 +99,6 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
         )
 
 
-class RawRewardTap(VectorWrapper):
-    """Keeps the last raw reward (``.raw_rewards``) before reward scaling changes it."""
-
-    def __init__(self, env: VectorEnv) -> None:
-        super().__init__(env)
-        self.raw_rewards = np.zeros(self.num_envs)
-
-    def step(self, actions):  # noqa: D102 (a one-line pass-through)
-        obs, rew, term, trunc, info = self.env.step(actions)
-        self.raw_rewards = rew
-        return obs, rew, term, trunc, info
-
-
 def find_wrapper(env: VectorEnv, cls: type) -> Any | None:
     """The outermost wrapper of type ``cls`` in the chain of ``env`` (or None)."""
     while True:
@@ -123,11 +115,6 @@ def make_vec_env(
     n_envs: int = 1,
     *,
     vectorization_mode: str = "auto",
-    normalize_obs: bool = False,
-    normalize_reward: bool = False,
-    clip_obs: float | None = 10.0,
-    clip_reward: float | None = 10.0,
-    gamma: float = 0.99,
     env_kwargs: dict[str, Any] | None = None,
 ) -> VectorEnv:
     """Build the vector environment a rollout collects from.
@@ -138,10 +125,8 @@ def make_vec_env(
     ``gymnasium.Env`` (then ``n_envs`` must be 1) or a ``VectorEnv`` in NEXT_STEP autoreset
     mode (used as given).
 
-    Observation normalisation and reward scaling are gymnasium's own vector wrappers
-    (``NormalizeObservation``: running mean/var per coordinate, then clip to ±``clip_obs``;
-    ``NormalizeReward``: divide by the running std of the discounted return, then clip to
-    ±``clip_reward``), as in SB3's ``VecNormalize`` and CleanRL's continuous PPO.
+    The environment is not wrapped for normalisation: the algorithm normalises observations and
+    scales rewards itself (refrl.normalization), once per rollout.
     """
     if vectorization_mode not in VECTORIZATION_MODES:
         raise ValueError(f"vectorization_mode: expected one of {VECTORIZATION_MODES}, got {vectorization_mode!r}")
@@ -179,18 +164,6 @@ def make_vec_env(
         raise ValueError(f"env: refrl collects in NEXT_STEP autoreset mode (see docs/design.md), got {mode_meta}")
     check_spaces(venv.single_observation_space, venv.single_action_space)
 
-    from gymnasium.wrappers import vector as wv
-
-    if normalize_obs:
-        venv = wv.NormalizeObservation(venv)
-        if clip_obs is not None:
-            c = float(clip_obs)
-            venv = wv.TransformObservation(venv, lambda o: np.clip(o, -c, c), venv.observation_space)
-    if normalize_reward:
-        venv = RawRewardTap(venv)
-        venv = wv.NormalizeReward(venv, gamma=gamma)
-        if clip_reward is not None:
-            venv = wv.ClipReward(venv, -float(clip_reward), float(clip_reward))
     return venv
 
 
@@ -201,10 +174,12 @@ class RolloutBuffer:
     ``valid[t, n]`` is False on a NEXT_STEP reset step (not a transition: weight 0).
     ``next_values[t, n]`` is V of the observation that followed step t (the real final
     observation when the episode ended there).  ``advantages``/``returns`` are filled by
-    the algorithm (GAE).
+    the algorithm (GAE).  ``obs`` holds the observations as the policy saw them (normalised
+    when observation normalisation is on); ``raw_obs`` (float64, only with an ``obs_filter``)
+    the environment's.
     """
 
-    obs: np.ndarray  # [T, N, *obs_shape]
+    obs: np.ndarray  # [T, N, *obs_shape] as the policy saw them
     actions: np.ndarray  # [T, N, *act_shape]
     logp: np.ndarray  # [T, N]
     values: np.ndarray  # [T, N]
@@ -216,9 +191,11 @@ class RolloutBuffer:
     valid: np.ndarray  # [T, N] bool
     advantages: np.ndarray  # [T, N]
     returns: np.ndarray  # [T, N]
+    raw_obs: np.ndarray | None = None  # [T, N, *obs_shape] float64, as the environment gave them
 
     @classmethod
-    def allocate(cls, n_steps: int, n_envs: int, observation_space: gym.Space, action_space: gym.Space, dtype) -> RolloutBuffer:
+    def allocate(cls, n_steps: int, n_envs: int, observation_space: gym.Space, action_space: gym.Space, dtype,
+                 *, raw_obs: bool = False) -> RolloutBuffer:
         T, N = n_steps, n_envs
         dtype = np.dtype(dtype)
         if isinstance(action_space, spaces.Box):
@@ -233,6 +210,7 @@ class RolloutBuffer:
             actions=np.zeros((T, N, *act_shape), dtype=act_dtype),
             logp=z(), values=z(), next_values=z(), rewards=z(), raw_rewards=z(np.float64),
             terminated=z(bool), truncated=z(bool), valid=z(bool), advantages=z(), returns=z(),
+            raw_obs=np.zeros((T, N, *observation_space.shape)) if raw_obs else None,
         )
 
     @property
@@ -267,16 +245,23 @@ class RolloutCollector:
     ``policy`` needs ``act(obs, rng) -> (actions, logp, values)``, ``clip_actions(actions)``
     and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract); an ActorCritic
     acts through :func:`refrl.native.act_and_clip` (the two calls in one, natively).
+
+    ``obs_filter`` (optional) maps a raw vector observation to what the policy sees (the
+    algorithm's observation normalisation, its statistics frozen for the rollout); the raw
+    observations then go to ``buffer.raw_obs``, which must be allocated.
     """
 
-    def __init__(self, env: VectorEnv, policy, buffer: RolloutBuffer, *, seed: int | None, stats_window: int = 100) -> None:
+    def __init__(self, env: VectorEnv, policy, buffer: RolloutBuffer, *, seed: int | None, stats_window: int = 100,
+                 obs_filter: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         if buffer.n_envs != env.num_envs:
             raise ValueError(f"buffer: has {buffer.n_envs} envs but the env has {env.num_envs}")
+        if obs_filter is not None and buffer.raw_obs is None:
+            raise ValueError("buffer: an obs_filter needs a buffer allocated with raw_obs=True")
         self.env = env
         self.policy = policy
         self.buffer = buffer
+        self.obs_filter = obs_filter
         self.episodes = EpisodeStats.create(stats_window)
-        self._tap = find_wrapper(env, RawRewardTap)
         obs, _ = env.reset(seed=seed)
         self.obs = obs
         self.prev_done = np.zeros(env.num_envs, dtype=bool)
@@ -293,7 +278,7 @@ class RolloutCollector:
         rollout at once: collect then returns None, the buffer is partial and this collector is
         spent (its episodes are cut; build a new one to continue).
         """
-        env, policy, buf, tap = self.env, self.policy, self.buffer, self._tap
+        env, policy, buf, obs_filter = self.env, self.policy, self.buffer, self.obs_filter
         if isinstance(policy, ActorCritic):  # the native acting network (NumPy fallback inside)
             act_and_clip = functools.partial(native.act_and_clip, policy)
         else:
@@ -306,21 +291,22 @@ class RolloutCollector:
         step = env.step
         obs = self.obs
         # the buffer's arrays as locals: this loop runs once per env step (attribute look-ups add up)
-        b_obs, b_actions, b_logp, b_values = buf.obs, buf.actions, buf.logp, buf.values
-        b_rew, b_raw, b_term, b_trunc = buf.rewards, buf.raw_rewards, buf.terminated, buf.truncated
+        b_obs, b_raw_obs, b_actions, b_logp, b_values = buf.obs, buf.raw_obs, buf.actions, buf.logp, buf.values
+        b_raw, b_term, b_trunc = buf.raw_rewards, buf.terminated, buf.truncated
         n_real, ended = 0, self.prev_done
         for t in range(buf.n_steps):
-            actions, env_actions, logp, values = act_and_clip(obs, rng)
-            b_obs[t] = obs
+            if obs_filter is not None:
+                b_raw_obs[t] = obs
+                seen = obs_filter(obs)
+            else:
+                seen = obs
+            actions, env_actions, logp, values = act_and_clip(seen, rng)
+            b_obs[t] = seen
             b_actions[t] = actions
             b_logp[t] = logp
             b_values[t] = values
             obs, rew, term, trunc, info = step(env_actions)
-            if tap is None:
-                b_raw[t] = rew  # the buffer's rewards are these, cast after the loop
-            else:
-                b_rew[t] = rew
-                b_raw[t] = tap.raw_rewards
+            b_raw[t] = rew  # the buffer's rewards are these, cast after the loop (the algorithm may scale them)
             b_term[t] = term
             b_trunc[t] = trunc
             if on_step is not None:  # one test per step when no callback is given
@@ -331,8 +317,7 @@ class RolloutCollector:
                     if on_step(n_real, {"new_obs": obs, "actions": env_actions, "rewards": rew, "dones": ended,
                                         "infos": info, "n_steps": t}) is False:
                         return None
-        if tap is None:
-            buf.rewards[...] = buf.raw_rewards
+        buf.rewards[...] = buf.raw_rewards
         # valid[t]: step t is a transition, i.e. step t - 1 did not end an episode (the step after
         # an episode end only resets); done flags as the env returned them, before the masking below
         done = buf.terminated | buf.truncated
@@ -343,7 +328,7 @@ class RolloutCollector:
         # values[t + 1] (the real final observation when t ended an episode: the policy saw it
         # on the reset step), and one extra evaluation for the last step.  (critical!)
         buf.next_values[:-1] = buf.values[1:]
-        buf.next_values[-1] = policy.predict_values(obs)
+        buf.next_values[-1] = policy.predict_values(obs if obs_filter is None else obs_filter(obs))
         # A reset step is no transition: gymnasium already gives it reward 0 and no episode end;
         # enforce it so that a custom VectorEnv cannot leak one into the losses.
         buf.terminated &= buf.valid

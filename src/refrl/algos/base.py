@@ -61,7 +61,8 @@ from refrl.logger import Logger
 from refrl.optim import Adam, clip_grad_norm_
 from refrl.policy import ActorCritic
 from refrl.progress import Progress
-from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
+from refrl.normalization import EPSILON, RewardNormalizer, RunningMeanStd
+from refrl.rollout import RolloutBuffer, RolloutCollector, make_vec_env
 from refrl.serialization import CheckpointError, load_checkpoint, save_checkpoint
 from refrl.tensorboard import TensorBoardOutput, require_writer, run_folder
 from refrl.threads import blas_threads
@@ -202,12 +203,10 @@ class OnPolicyAlgorithm:
         health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
         self.env_kwargs = dict(env_kwargs or {})
         self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
-        self.env = make_vec_env(
-            env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, normalize_obs=cfg.normalize_obs,
-            normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
-            gamma=cfg.gamma, env_kwargs=self.env_kwargs,
-        )
+        self.env = make_vec_env(env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, env_kwargs=self.env_kwargs)
         self.observation_space = self.env.single_observation_space
+        if cfg.normalize_obs:  # what the policy sees (the space gymnasium's NormalizeObservation declares)
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, self.observation_space.shape, np.float32)
         self.action_space = self.env.single_action_space
         try:
             health.check_memory(cfg, obs_dim=gym.spaces.flatdim(self.observation_space),
@@ -223,7 +222,13 @@ class OnPolicyAlgorithm:
             rng=np.random.default_rng(init_seq),
         )
         self.rng = np.random.default_rng(act_seq)
-        self.buffer = RolloutBuffer.allocate(cfg.n_steps, cfg.n_envs, self.observation_space, self.action_space, cfg.dtype)
+        # observation / reward normalisation (refrl.normalization): statistics frozen within a rollout,
+        # updated from its raw observations and rewards once it is complete
+        self._obs_rms = RunningMeanStd(self.observation_space.shape) if cfg.normalize_obs else None
+        self._reward_normalizer = (RewardNormalizer(cfg.n_envs, cfg.gamma, clip=cfg.clip_reward, epsilon=EPSILON)
+                                   if cfg.normalize_reward else None)
+        self.buffer = RolloutBuffer.allocate(cfg.n_steps, cfg.n_envs, self.observation_space, self.action_space, cfg.dtype,
+                                             raw_obs=cfg.normalize_obs)
         self.collector: RolloutCollector | None = None
         self.logger = Logger(verbose=verbose)
         self.num_timesteps = 0
@@ -259,15 +264,52 @@ class OnPolicyAlgorithm:
 
         With a ``callback``, its ``on_step`` is called after every vector step, with ``num_timesteps``
         counting the real transitions so far; when it returns False the rollout stops there, None is
-        returned and the episodes are cut (the next rollout resets the env)."""
+        returned and the episodes are cut (the next rollout resets the env).
+
+        With observation normalisation and no statistics yet (a new agent), one warm-up rollout
+        comes first: collected with the identity normalisation, used only for the statistics, and
+        counted in the returned steps (it is environment interaction); see docs/design.md."""
         if self.collector is None:
             # First reset: the seed itself; after a load/resume a different but fixed one.
             reset_seed = self.seed if self.num_timesteps == 0 else self.seed + 7919 * (self.iteration + 1)
-            self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=reset_seed,
-                                              stats_window=self.config.stats_window)
+            self.collector = self._new_collector(reset_seed)
+        start, steps = self.num_timesteps, 0
+        if self._obs_rms is not None and self._obs_rms.count == 0:
+            steps = self._collect_and_update_statistics(callback, start)
+            if steps is None:
+                return None
+        n = self._collect_and_update_statistics(callback, start + steps)
+        return None if n is None else steps + n
+
+    def _new_collector(self, seed: int | None) -> RolloutCollector:
+        """A collector on new episodes (env reset): the reward normaliser's running returns restart too."""
+        if self._reward_normalizer is not None:
+            self._reward_normalizer.accumulated[:] = 0.0
+        return RolloutCollector(self.env, self.policy, self.buffer, seed=seed, stats_window=self.config.stats_window,
+                                obs_filter=None if self._obs_rms is None else self.normalize_obs)
+
+    def _collect_and_update_statistics(self, callback: BaseCallback | None, start: int) -> int | None:
+        """One rollout, then the normalisation statistics updated from it (one call each, every rank's
+        data through ``self.comm``) and its rewards scaled.  The policy acted on observations
+        normalised with the statistics as they were before this rollout.  None: a callback stopped it."""
+        n = self._collect(callback, start)
+        if n is None:
+            return None
+        buf, comm = self.buffer, getattr(self, "comm", None)
+        # reset slots (their observation is the previous episode's final one) weigh 0; a NaN or inf
+        # makes the statistics non-finite, which the health guard reports (never a raise between collectives)
+        if self._obs_rms is not None:
+            self._obs_rms.update(buf.raw_obs, buf.valid, comm=comm, check_finite=False)
+        if self._reward_normalizer is not None:
+            scaled = self._reward_normalizer(buf.raw_rewards, buf.terminated, buf.valid, comm=comm, check_finite=False)
+            np.multiply(scaled, buf.valid, out=buf.rewards, casting="unsafe")
+        return n
+
+    def _collect(self, callback: BaseCallback | None, start: int) -> int | None:
+        """One rollout by the collector; the callback's ``on_step`` sees ``num_timesteps`` = start + the
+        real transitions so far."""
         if callback is None:
             return self.collector.collect(self.rng)
-        start = self.num_timesteps
 
         def on_step(n_real: int, step_locals: dict[str, Any]) -> bool:
             self.num_timesteps = start + n_real
@@ -354,8 +396,7 @@ class OnPolicyAlgorithm:
             self.num_timesteps, self.iteration = 0, 0
             self.total_timesteps = int(total_timesteps)
             if self.collector is not None:  # a fresh run: new episodes (seeded only once, as SB3)
-                self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=None,
-                                                  stats_window=self.config.stats_window)
+                self.collector = self._new_collector(None)
         else:
             self.total_timesteps = self.num_timesteps + int(total_timesteps)
         if self.tensorboard_log is None:
@@ -496,32 +537,21 @@ class OnPolicyAlgorithm:
 
     # ------------------------------------------------------------------ acting
     @property
-    def obs_rms(self):
-        """gymnasium's running observation statistics (None without normalize_obs)."""
-        from gymnasium.wrappers.vector import NormalizeObservation
-
-        w = find_wrapper(self.env, NormalizeObservation)
-        return None if w is None else w.obs_rms
+    def obs_rms(self) -> RunningMeanStd | None:
+        """The running observation statistics (refrl.normalization; None without normalize_obs)."""
+        return self._obs_rms
 
     @property
-    def return_rms(self):
-        """gymnasium's running discounted-return statistics (None without normalize_reward)."""
-        from gymnasium.wrappers.vector import NormalizeReward
-
-        w = find_wrapper(self.env, NormalizeReward)
-        return None if w is None else w.return_rms
+    def return_rms(self) -> RunningMeanStd | None:
+        """The running discounted-return statistics (None without normalize_reward)."""
+        return None if self._reward_normalizer is None else self._reward_normalizer.return_rms
 
     def normalize_obs(self, obs: np.ndarray) -> np.ndarray:
-        """Apply the training-time observation normalisation (without updating its statistics)."""
-        rms = self.obs_rms
-        if rms is None:
+        """The observation normalisation of training, in the policy dtype (statistics not updated):
+        ``clip((obs − mean) / √(var + ε), ±clip_obs)``; ``obs`` unchanged without normalize_obs."""
+        if self._obs_rms is None:
             return obs
-        from gymnasium.wrappers.vector import NormalizeObservation
-
-        eps = find_wrapper(self.env, NormalizeObservation).epsilon
-        out = ((obs - rms.mean) / np.sqrt(rms.var + eps)).astype(np.float32)
-        c = self.config.clip_obs
-        return np.clip(out, -c, c) if c is not None else out
+        return self._obs_rms.normalize(obs, clip=self.config.clip_obs, epsilon=EPSILON, dtype=self.policy.dtype)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = False, rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
@@ -547,35 +577,27 @@ class OnPolicyAlgorithm:
 
     # ------------------------------------------------------------------ the environment
     def get_env(self) -> VectorEnv:
-        """The vector environment training collects from (with the normalisation wrappers, if any)."""
+        """The vector environment training collects from (raw observations and rewards: the agent normalises)."""
         return self.env
 
     def set_env(self, env: str | gym.Env | VectorEnv, force_reset: bool = True) -> None:
         """Collect from ``env`` from now on (SB3's set_env).  Its spaces and number of environments
-        must be the agent's; an env id or a gymnasium.Env is wrapped as in the constructor and the
-        running normalisation statistics carry over.  The next rollout starts new episodes
+        must be the agent's; an env id or a gymnasium.Env is vectorised as in the constructor; the
+        running normalisation statistics (the agent's) carry over.  The next rollout starts new episodes
         (``force_reset`` is accepted for SB3 scripts: refrl always resets).  The old env is not closed."""
         cfg = self.config
         n_envs = env.num_envs if isinstance(env, VectorEnv) else cfg.n_envs
         if n_envs != cfg.n_envs:
             raise ValueError(f"env: has {n_envs} envs but the agent was built for n_envs={cfg.n_envs}")
-        new = make_vec_env(
-            env, n_envs, vectorization_mode=cfg.vectorization_mode, normalize_obs=cfg.normalize_obs,
-            normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
-            gamma=cfg.gamma, env_kwargs=self.env_kwargs,
-        )
-        if new.single_observation_space != self.observation_space or new.single_action_space != self.action_space:
+        new = make_vec_env(env, n_envs, vectorization_mode=cfg.vectorization_mode, env_kwargs=self.env_kwargs)
+        raw_space = self.env.single_observation_space  # the env's own (the policy's, unless normalize_obs)
+        if new.single_observation_space != raw_space or new.single_action_space != self.action_space:
             if new is not env:
                 new.close()
             raise ValueError(f"env: its spaces {new.single_observation_space} -> {new.single_action_space} are not "
-                             f"the agent's {self.observation_space} -> {self.action_space}")
-        old_stats = {"obs_rms": self.obs_rms, "return_rms": self.return_rms}
-        self.env = new
+                             f"the agent's {raw_space} -> {self.action_space}")
+        self.env = new  # the normalisation statistics are the agent's: they carry over as they are
         self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
-        for name, old in old_stats.items():
-            rms = getattr(self, name)
-            if old is not None and rms is not None:
-                rms.mean, rms.var, rms.count = np.copy(old.mean), np.copy(old.var), old.count
         self.collector = None
 
     # ------------------------------------------------------------------ persistence
@@ -588,9 +610,7 @@ class OnPolicyAlgorithm:
                 if not (np.isfinite(rms.mean).all() and np.isfinite(rms.var).all() and math.isfinite(rms.count)):
                     raise ValueError(f"save: the normalisation statistics {name} hold NaN or inf (inputs too large "
                                      "to normalise); refusing to write a checkpoint whose policy would be blind")
-                arrays[f"{name}/mean"] = np.asarray(rms.mean, dtype=np.float64)
-                arrays[f"{name}/var"] = np.asarray(rms.var, dtype=np.float64)
-                arrays[f"{name}/count"] = np.asarray(rms.count, dtype=np.float64)
+                arrays.update({f"{name}/{k}": v for k, v in rms.state_dict().items()})  # mean, var, count (float64)
         extra_meta: dict[str, Any] = {}
         for prefix, optimizer in self._optimizers().items():
             state = optimizer.state_dict()
@@ -674,10 +694,8 @@ class OnPolicyAlgorithm:
         try:
             agent.policy.load_state_dict({k[len("policy/"):]: v for k, v in arrays.items() if k.startswith("policy/")})
             for name, rms in (("obs_rms", agent.obs_rms), ("return_rms", agent.return_rms)):
-                if rms is not None:
-                    rms.mean = arrays[f"{name}/mean"].astype(np.asarray(rms.mean).dtype)
-                    rms.var = arrays[f"{name}/var"].astype(np.asarray(rms.var).dtype)
-                    rms.count = float(arrays[f"{name}/count"])
+                if rms is not None:  # the same keys and meaning as gymnasium's statistics in older checkpoints
+                    rms.load_state_dict({k: arrays[f"{name}/{k}"] for k in ("mean", "var", "count")})
             agent.rng.bit_generator.state = meta["rng_state"]
             agent.num_timesteps = int(meta["num_timesteps"])
             agent.total_timesteps = int(meta["total_timesteps"])
