@@ -433,7 +433,7 @@ _F32_SQRT_MAX = float(np.sqrt(np.finfo(np.float32).max))  # 1.8e19: g² overflow
         (np.float32, {"v": np.array([0, -1e-3, 0], np.float32)}, ValueError, "adam_step: 'v' must be >= 0"),
         # float32 gradients near 1e20: g² overflows, v becomes inf and the step a silent 0
         (np.float32, {"grads": np.full(3, 1e20, np.float32)}, OverflowError,
-         r"adam_step: 'grads' too large for float32: g² overflows \(max \|g\| = 1e\+20 > 1.8e\+19\)"),
+         r"adam_step: 'grads' too large for float32: g² overflows \(max \|g\| = 1e\+20 > 1.84e\+19\)"),
         (np.float64, {"grads": np.full(3, 1e160)}, OverflowError, "adam_step: 'grads' too large for float64"),
         # NaN/inf in any array (NaN parameters, moments or gradients)
         (np.float64, {"grads": np.array([1.0, np.nan, 1.0])}, ValueError, r"adam_step: 'grads' contains NaN or inf \(at index \[1\]\)"),

@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from refrl._checks import (
-    as_array, as_flags, as_float_array, check_inplace_array, check_scalar, checked_operator, first_non_finite, fmt_shape,
-    raise_bad_weights,
+    adam_step_or_restore, as_array, as_flags, as_float_array, check_adam, check_bool, check_finite, check_fits,
+    check_scalar, checked_operator, first_non_finite, fmt_shape, raise_bad_weights,
 )  # fmt: skip
 from refrl._types import CGResult, GAEResult, SurrogateResult
 
@@ -331,38 +331,34 @@ def adam_step(
     Raises
     ------
     TypeError
-        An argument that is not a numpy array of the dtype of ``params``; non-number scalars.
+        An argument that is not a numpy array of the dtype of ``params``; non-number scalars;
+        ``check`` not a bool.
     ValueError
-        Wrong shapes, non-contiguous or read-only arrays, overlapping arrays, scalars out of range.
+        Wrong shapes, non-contiguous or read-only arrays, overlapping arrays, NaN/inf in an
+        array, a negative ``v``, scalars out of range or beyond the dtype (``t`` above 2⁶³ − 1,
+        ``lr`` or ``lr / (1 − β1^t)`` overflowing it, ``eps`` rounding to 0).
+    OverflowError
+        The step itself overflowed the dtype (e.g. float32 gradients above √max ≈ 1.8e19, whose
+        square is inf); ``params``, ``m`` and ``v`` are then left as they were.
     """
-    if not check:
+    fn = "adam_step"
+    if not check_bool("check", check, fn=fn):
         _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
         return
-    fn = "adam_step"
-    if not isinstance(params, np.ndarray):
-        raise TypeError(f"{fn}: 'params' must be a numpy array, got {type(params).__name__}")
-    if params.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{fn}: 'params' must be float32 or float64, got dtype {params.dtype}")
-    if params.ndim != 1:
-        raise ValueError(f"{fn}: 'params' must be 1-D [P], got shape {fmt_shape(params.shape)}")
-    check_inplace_array(params, "params", fn, params, writeable=True)
-    check_inplace_array(grads, "grads", fn, params, writeable=False)
-    check_inplace_array(m, "m", fn, params, writeable=True)
-    check_inplace_array(v, "v", fn, params, writeable=True)
-    t = check_scalar("t", t, fn=fn, lo=1, integer=True)
-    lr = check_scalar("lr", lr, fn=fn, lo=0.0)
-    beta1 = check_scalar("beta1", beta1, fn=fn, lo=0.0, hi=1.0, hi_open=True)
-    beta2 = check_scalar("beta2", beta2, fn=fn, lo=0.0, hi=1.0, hi_open=True)
-    eps = check_scalar("eps", eps, fn=fn, lo=0.0, lo_open=True)
-    _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
+    t, lr, beta1, beta2, eps = check_adam(params, grads, m, v, t, lr, beta1, beta2, eps, fn=fn)
+    adam_step_or_restore(lambda: _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps), fn, params, grads, m, v)
 
 
-def _adam_call(params, grads, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """The compiled step (the arrays and scalars already checked)."""
+def _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps) -> None:
+    """The compiled step. Arguments it refuses (a type or an integer it cannot take) are named by
+    the checks of ``check=True``, never by pybind11's generic message."""
     try:
         _core_fn("adam_step", params.dtype)(params, grads, m, v, t, lr, beta1, beta2, eps)
     except ValueError as exc:  # overlapping arrays (checked in C++: cheaper than np.shares_memory)
         raise ValueError(f"adam_step: {exc}") from None
+    except (TypeError, AttributeError, KeyError):  # unchecked arguments the core cannot take
+        check_adam(params, grads, m, v, t, lr, beta1, beta2, eps, fn="adam_step")
+        raise
 
 
 # ----------------------------------------------------------------------------------------
@@ -449,12 +445,11 @@ def conjugate_gradient(
         b = as_float_array(b, "b", fn=fn, shape=(operator.size,), dtype=native_dtype, shape_desc="(operator.size,)")
     else:
         b = as_float_array(b, "b", fn=fn, ndim=1, shape_desc="[n]")
-    if not np.isfinite(b).all():
-        raise ValueError(f"{fn}: 'b' contains NaN or inf")
+    check_finite(b, "b", fn)
+    dtype, n = b.dtype, b.shape[0]
     iters = check_scalar("iters", iters, fn=fn, lo=0, integer=True)
     tol = check_scalar("tol", tol, fn=fn, lo=0.0)
-    damping = check_scalar("damping", damping, fn=fn, lo=0.0)
-    dtype, n = b.dtype, b.shape[0]
+    damping = check_fits("damping", check_scalar("damping", damping, fn=fn, lo=0.0), fn=fn, dtype=dtype)
 
     if native_dtype is not None:
         x, k, res, status = _core_fn("conjugate_gradient", dtype)(operator, b, iters, tol, damping)
