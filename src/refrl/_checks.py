@@ -16,8 +16,9 @@ import numpy as np
 
 __all__ = [
     "INT64_MAX", "adam_overflow_message", "adam_step_or_restore", "as_array", "as_flags", "as_float_array",
-    "as_real_array", "check_adam", "check_bool", "check_damping", "check_finite", "check_fits", "check_inplace_array",
-    "check_scalar", "checked_operator", "checked_product", "first_non_finite", "fmt_shape", "raise_bad_weights",
+    "as_real_array", "as_weights", "check_adam", "check_bool", "check_cg_system", "check_damping", "check_finite",
+    "check_fits", "check_inplace_array", "check_scalar", "checked_operator", "checked_product", "first_non_finite",
+    "fmt_shape", "gae_non_finite_message", "raise_bad_weights", "surrogate_non_finite_message",
 ]
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -177,7 +178,8 @@ def check_scalar(
         try:
             out = float(value)
         except OverflowError:  # an int beyond float's range
-            raise ValueError(f"{fn}: '{name}' must be finite, got an integer of {len(str(abs(int(value))))} digits") from None
+            digits = len(str(abs(int(value))))
+            raise ValueError(f"{fn}: '{name}' must be finite, got an integer of {digits} digits") from None
         if not np.isfinite(out):
             raise ValueError(f"{fn}: '{name}' must be finite, got {out}")
     if lo is not None and (out < lo or (lo_open and out == lo)):
@@ -244,6 +246,51 @@ def raise_bad_weights(fn: str, weights: np.ndarray) -> None:
     if not np.isfinite(total):
         raise ValueError(f"{fn}: 'weights' sum overflows")
     raise ValueError(f"{fn}: 'weights' must not all be zero (the objective is a weighted mean)")
+
+
+def gae_non_finite_message(fn: str, rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray,
+                           term: np.ndarray) -> str:
+    """Why GAE's outputs are not finite: the first input holding NaN/inf where it is read, or overflow."""
+    msg = first_non_finite(fn, [("rewards", rewards), ("values", values)])
+    if msg is None:  # next_values is read only where the step did not terminate
+        msg = first_non_finite(fn, [("next_values", next_values)], where=term == 0)
+    return msg or f"{fn}: the advantages overflowed {rewards.dtype} (inputs are finite but too large)"
+
+
+def as_weights(weights: Any, *, fn: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Per-sample weights [B] as a C-contiguous array of ``dtype``: a bool mask (0/1) or floats.
+    Their values (>= 0, finite, not all zero) are checked by the kernel's summing pass."""
+    w_arr = as_array(weights, "weights", fn)
+    if w_arr.dtype.kind != "b":
+        return as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+    if w_arr.shape != shape:
+        raise ValueError(f"{fn}: 'weights' must have shape (B,)={fmt_shape(shape)}, got {fmt_shape(w_arr.shape)}")
+    return w_arr.astype(dtype)  # C-contiguous 0/1 copy
+
+
+def surrogate_non_finite_message(fn: str, logp: np.ndarray, logp_old: np.ndarray, advantages: np.ndarray,
+                                 weights: np.ndarray | None) -> str:
+    """Why the clipped surrogate is not finite: NaN/inf in an input where w != 0, or exp overflow."""
+    used = None if weights is None else weights != 0
+    msg = first_non_finite(fn, [("logp", logp), ("logp_old", logp_old), ("advantages", advantages)], where=used)
+    if msg is not None:
+        return msg
+    log_ratio = (logp.astype(np.float64) - logp_old)[used if used is not None else slice(None)]
+    return (f"{fn}: exp(logp - logp_old) overflows {logp.dtype} (log-ratios range "
+            f"[{log_ratio.min():.3g}, {log_ratio.max():.3g}]); the policy moved too far from logp_old")
+
+
+def check_cg_system(operator: Any, b: Any, native_dtype: np.dtype | None, *, fn: str) -> np.ndarray:
+    """The operator (a callable, or a native operator of ``native_dtype``) and the right-hand side
+    of a CG solve; returns ``b`` as a finite C-contiguous float vector of the solve's dtype."""
+    if native_dtype is None and not callable(operator):
+        raise TypeError(f"{fn}: 'operator' must be a callable v -> A v or a refrl._core.LinearOperatorF32/F64, "
+                        f"got {type(operator).__name__}")
+    if native_dtype is not None:
+        b = as_float_array(b, "b", fn=fn, shape=(operator.size,), dtype=native_dtype, shape_desc="(operator.size,)")
+    else:
+        b = as_float_array(b, "b", fn=fn, ndim=1, shape_desc="[n]")
+    return check_finite(b, "b", fn)
 
 
 def check_inplace_array(x: Any, name: str, fn: str, like: np.ndarray, *, writeable: bool) -> np.ndarray:
