@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -164,9 +164,13 @@ def _any_array():
 
 
 def _any_scalar():
+    """Any scalar a caller might pass: floats, small and huge ints (beyond int64, beyond float),
+    numpy numbers, bools, complex, str, None, a list."""
     return st.one_of(
         st.floats(), st.integers(-3, 3), st.booleans(), st.none(), st.text(max_size=2),
         st.complex_numbers(), st.floats(width=32).map(np.float32), st.just([0.5]),
+        st.integers(2**63 - 2, 2**64 + 2), st.integers(-3, 5).map(np.int64), st.just(np.uint64(2**64 - 1)),
+        st.just(10**400), st.just(np.True_),
     )
 
 
@@ -397,15 +401,62 @@ def test_adam_step_rejects_overlapping_arrays():
     np.testing.assert_array_equal(buf, 0.0)  # nothing written
 
 
+def _adam_well_scaled(arrays, scalars) -> bool:
+    """Inputs on which the float32 kernel is held to the float64 oracle: magnitudes in {0} ∪ [1e-6, 1e6],
+    eps >= 1e-8, lr <= 1e3, β's <= 1 - 1e-6. Outside (g² underflowing to 0 in float32 next to a
+    subnormal eps, say) float32 rounding alone moves the step by more than a float32 tolerance;
+    there only the errors and the finiteness of an accepted step are asserted."""
+    def ok(a):
+        a = np.abs(np.asarray(a, np.float64))
+        return bool(np.all((a == 0) | ((a >= 1e-6) & (a <= 1e6))))
+    return (all(ok(a) for a in arrays.values()) and float(scalars["eps"]) >= 1e-8 and float(scalars["lr"]) <= 1e3
+            and max(float(scalars["beta1"]), float(scalars["beta2"])) <= 1 - 1e-6)
+
+
+_ADAM_ARGS = ("params", "grads", "m", "v", "t", "lr", "beta1", "beta2", "eps", "check")
+_ADAM_CAUSES = ("the moment 'm' overflows", "the moment 'v' overflows", "the update of 'params' overflows",
+                "must not share memory")
+
+
 @given(data=st.data(), n=st.integers(0, 5))
 def test_adam_step_fuzz_only_clear_errors(data, n):
-    arrays = {k: data.draw(_maybe_valid_array((n,)), label=k) for k in ("params", "grads", "m", "v")}
-    scalars = {k: data.draw(st.one_of(st.just(d), _any_scalar()), label=k)
-               for k, d in (("t", 1), ("lr", 1e-3), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-5))}
+    """Any arrays and scalars: a named TypeError/ValueError/OverflowError and nothing written, or the
+    oracle's step (on well-scaled inputs; a finite step on any other)."""
+    if data.draw(st.booleans(), label="one well-scaled dtype"):  # reaches the oracle comparison often
+        dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+        elements = st.one_of(st.just(0.0), st.floats(1e-6, 1e6), st.floats(-1e6, -1e-6))
+        arrays = {k: data.draw(hnp.arrays(dtype, (n,), elements=elements), label=k) for k in ("params", "grads", "m", "v")}
+        arrays["v"] = np.abs(arrays["v"])
+    else:
+        arrays = {k: data.draw(_maybe_valid_array((n,)), label=k) for k in ("params", "grads", "m", "v")}
+    valid_scalars = {"t": st.one_of(st.integers(1, 10**6), st.integers(1, 50).map(np.int32), st.just(2**63 - 1)),
+                     "lr": st.floats(0, 10), "beta1": st.floats(0, 0.999999), "beta2": st.floats(0, 0.999999),
+                     "eps": st.floats(1e-8, 1e-1)}
+    mixed = data.draw(st.booleans(), label="mixed scalars")
+    scalars = {k: data.draw(st.one_of(valid, _any_scalar()) if mixed else valid, label=k)
+               for k, valid in valid_scalars.items()}
+    before = {k: a.copy() for k, a in arrays.items() if isinstance(a, np.ndarray)}
     try:
         kernels.adam_step(**arrays, **scalars)
-    except (ValueError, TypeError) as exc:
-        assert str(exc).startswith("adam_step: '"), str(exc)
+    except (ValueError, TypeError, OverflowError) as exc:
+        _names_an_argument(exc, "adam_step", _ADAM_ARGS, also=_ADAM_CAUSES)
+        for k, b in before.items():  # a refused step writes nothing
+            np.testing.assert_array_equal(arrays[k], b, err_msg=k)
+        event(f"refused: {type(exc).__name__}")
+        return
+    p, m, v = (arrays[k] for k in ("params", "m", "v"))
+    assert np.isfinite(p).all() and np.isfinite(m).all() and np.isfinite(v).all() and (v >= 0).all()
+    if not _adam_well_scaled(before, scalars):
+        event("accepted, finite")
+        return
+    event("accepted, equal to the oracle")
+    t, lr, b1, b2, eps = (scalars[k] for k in ("t", "lr", "beta1", "beta2", "eps"))
+    want = oracle.adam_step(before["params"], arrays["grads"], before["m"], before["v"], int(t), float(lr), float(b1),
+                            float(b2), float(eps))
+    tol = _tol(p.dtype)
+    _assert_near(p, want[0], tol, _scale(before["params"], want[0]), "params")
+    _assert_near(m, want[1], tol, _scale(before["m"], arrays["grads"]), "m")
+    _assert_near(v, want[2], tol, _scale(before["v"], want[2]), "v")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -817,3 +868,115 @@ def test_trpo_step_with_numpy_hyperparameters_equals_the_python_ones():
     got = trpo_step(pol, **{**p, "max_kl": np.float64(0.01)}, cg_iters=np.int64(4), subsample=np.uint8(1),
                     line_search_max_iter=np.int16(5))
     assert got.theta.tobytes() == want.theta.tobytes() and got.status == want.status
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzz: the Fisher operator (construction, op.damping, op(v), fisher_vector_product) and act
+
+_FISHER_POLICIES = {dt: _small_policy(dt) for dt in (np.float32, np.float64)}
+_FISHER_MATRICES = {dt: oracle.fisher_matrix(*_FISHER_POLICIES[dt]) for dt in (np.float32, np.float64)}
+
+
+def _fisher_tol(dtype, F, v, damping) -> float:
+    """Bound on |F v + λ v| summed term by term, times the dtype's tolerance."""
+    v = np.abs(np.asarray(v, np.float64))
+    return _tol(dtype) * 10 * (float(np.max(np.abs(F) @ v, initial=0.0)) + damping * float(np.max(v, initial=0.0)) + 1e-300)
+
+
+def _fisher_vector(n):
+    return st.one_of(hnp.arrays(st.sampled_from([np.float32, np.float64]), n, elements=st.floats(-1e3, 1e3)),
+                     hnp.arrays(np.float64, n), _maybe_valid_array((n,)))
+
+
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_fisher_operator_fuzz_only_clear_errors(data, dtype):
+    """fisher_operator's arguments, then op.damping = λ and op(v) with anything: a named error (the
+    operator's damping unchanged), or F v + λ v equal to the oracle's."""
+    pol, obs = _FISHER_POLICIES[dtype]
+    F, n = _FISHER_MATRICES[dtype], pol.n_policy_params
+    damping = data.draw(st.one_of(st.floats(0, 1e3), _any_scalar()), label="damping")
+    subsample = data.draw(st.one_of(st.integers(1, 8), _any_scalar()), label="subsample")
+    isa = data.draw(st.one_of(st.sampled_from(["auto", "generic", "avx9"]), _any_scalar()), label="isa")
+    try:
+        op = native.fisher_operator(pol, obs, damping=damping, subsample=subsample, isa=isa)
+    except (ValueError, TypeError) as exc:
+        _names_an_argument(exc, "fisher_operator", ("damping", "subsample", "isa"))
+        op = native.fisher_operator(pol, obs, damping=0.5)
+    else:
+        assert op.subsample == int(subsample) and op.damping == float(dtype(damping))
+        if int(subsample) > 1:  # F of the subsampled batch differs from the full one: checked on e_0
+            e0 = np.eye(n, dtype=dtype)[0]
+            want = oracle.fisher_vector_product(pol, obs, e0, damping=op.damping, subsample=int(subsample))
+            _assert_near(op(e0), want, _tol(dtype), _scale(want) * 10, "F e0 (subsampled)")
+            op = native.fisher_operator(pol, obs, damping=op.damping)
+    old = op.damping
+    new = data.draw(st.one_of(st.floats(0, 1e3), _any_scalar()), label="op.damping")
+    try:
+        op.damping = new
+    except (ValueError, TypeError) as exc:
+        _names_an_argument(exc, type(op).__name__, ("damping",))
+        assert op.damping == old
+    v = data.draw(_fisher_vector(n), label="v")
+    try:
+        got = op(v)
+    except (ValueError, TypeError, OverflowError) as exc:
+        _names_an_argument(exc, type(op).__name__, ("v",), also=("F v + damping·v overflows",))
+        event(f"op(v) refused: {type(exc).__name__}")
+        return
+    v_in = np.asarray(v).astype(dtype)
+    want = oracle.fisher_vector_product(pol, obs, v_in, damping=op.damping)
+    _assert_near(got, want, 1.0, _fisher_tol(dtype, F, v_in, op.damping), "F v + λ v")
+    event("op(v) equal to the oracle")
+
+
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_fisher_vector_product_fuzz_only_clear_errors(data, dtype):
+    pol, obs = _FISHER_POLICIES[dtype]
+    F, n = _FISHER_MATRICES[dtype], pol.n_policy_params
+    v = data.draw(_fisher_vector(n), label="v")
+    damping = data.draw(st.one_of(st.floats(0, 1e3), st.floats(1e30, 1e300), _any_scalar()), label="damping")
+    try:
+        got = native.fisher_vector_product(pol, obs, v, damping)
+    except (ValueError, TypeError, OverflowError) as exc:
+        _names_an_argument(exc, "fisher_vector_product", ("v", "damping"), also=("F v + damping·v overflows",))
+        event(f"refused: {type(exc).__name__}")
+        return
+    v_in = np.asarray(v).astype(dtype)
+    d = float(dtype(damping))
+    want = oracle.fisher_vector_product(pol, obs, v_in, damping=d)
+    _assert_near(got, want, 1.0, _fisher_tol(dtype, F, v_in, d), "F v + λ v")
+    event("equal to the oracle")
+
+
+def _act_obs(B):
+    real = st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.bool_])
+    return st.one_of(
+        hnp.arrays(real, st.sampled_from([(B, 4), (B, 3), (4,), (B, 4, 1)]), elements=st.integers(0, 1)),
+        hnp.arrays(np.float64, (B, 4), elements=st.floats(-1e3, 1e3) | st.just(np.nan)),
+        hnp.arrays(st.sampled_from([np.complex128, object, "U2"]), (B, 4)),
+        st.none(), st.just([[1.0, 2.0], [3.0]]), st.builds(object),
+    )
+
+
+@pytest.mark.parametrize("fn", ["act", "act_and_clip"])
+@given(data=st.data(), kind=st.sampled_from(["discrete", "box"]), B=st.integers(1, 4))
+def test_native_act_fuzz_only_clear_errors(fn, data, kind, B):
+    """Anything for obs, rng and deterministic: a named error, or exactly the NumPy path's draws."""
+    pol, _ = _small_policy(np.float32, kind)
+    obs = data.draw(_act_obs(B), label="obs")
+    rng = data.draw(st.one_of(st.integers(0, 3).map(np.random.default_rng), st.integers(0, 3), st.none()), label="rng")
+    det = data.draw(st.one_of(st.booleans(), _any_scalar()), label="deterministic") if fn == "act" else False
+    seed_state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+    try:
+        got = native.act(pol, obs, rng, det) if fn == "act" else native.act_and_clip(pol, obs, rng)
+    except (ValueError, TypeError) as exc:
+        _names_an_argument(exc, fn, ("policy", "obs", "rng", "deterministic"), also=("ActorCritic: 'obs'",))
+        event(f"refused: {type(exc).__name__}")
+        return
+    replay = np.random.default_rng()
+    replay.bit_generator.state = seed_state
+    a, logp, values = pol.act(obs, replay, bool(det))
+    want = (a, logp, values) if fn == "act" else (a, pol.clip_actions(a), logp, values)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g, np.float64), np.asarray(w, np.float64), rtol=2e-5, atol=2e-5)
+    event("equal to the NumPy path")
