@@ -327,15 +327,18 @@ def act(
 def _act_args(fn: str, policy: Any, obs: Any, rng: Any, deterministic: Any) -> Any:
     """Check the arguments of :func:`act` / :func:`act_and_clip`; returns ``obs`` (as an array when it
     was not one)."""
-    if type(obs) is not np.ndarray or obs.dtype.kind not in "biuf":
+    if type(obs) is not np.ndarray or obs.dtype.kind not in _REAL_KINDS:
         obs = as_real_array(obs, "obs", fn)  # complex, str or object observations are refused
-    if not isinstance(policy, ActorCritic):
+    if type(policy) is not ActorCritic and not isinstance(policy, ActorCritic):
         raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
-    if not isinstance(rng, np.random.Generator):
+    if type(rng) is not _GENERATOR and not isinstance(rng, _GENERATOR):
         raise TypeError(f"{fn}: 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
     if deterministic is not False and deterministic is not True:
         check_bool("deterministic", deterministic, fn=fn)
     return obs
+
+
+_REAL_KINDS, _GENERATOR = "biuf", np.random.Generator
 
 
 def _act(policy: ActorCritic, obs: Any, rng: np.random.Generator, deterministic: bool):
