@@ -78,9 +78,7 @@ class _CheckedProduct:
 
     def __call__(self, v: Any) -> np.ndarray:
         """F v + damping·v. ``v``: float array [op.size], finite (converted to the operator's dtype)."""
-        base = self._native
-        return checked_product(lambda x: base.__call__(self, x), v, size=self.size, dtype=self._dtype,
-                               damping=self.damping, fn=type(self).__name__)  # fmt: skip
+        return _checked_product(self, v, type(self).__name__)
 
     @property
     def damping(self) -> float:
@@ -90,6 +88,12 @@ class _CheckedProduct:
     @damping.setter
     def damping(self, value: Any) -> None:
         self._native.damping.__set__(self, check_damping(value, fn=type(self).__name__, dtype=self._dtype))
+
+
+def _checked_product(op: _CheckedProduct, v: Any, fn: str) -> np.ndarray:
+    """The native product F v + λ v on a checked ``v``, its overflow reported (errors start ``fn:``)."""
+    native_call = op._native.__call__
+    return checked_product(lambda x: native_call(op, x), v, size=op.size, dtype=op._dtype, damping=op.damping, fn=fn)
 
 
 class FisherOperatorF32(_CheckedProduct, _core.FisherOperatorF32):
@@ -191,6 +195,13 @@ def fisher_vector_product(policy: Any, obs: Any, v: Any, damping: float = 0.0) -
     Returns
     -------
     ndarray, shape [n_policy_params], the policy's dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`fisher_operator`, and for a ``v`` that is not a finite float vector of the length.
+    OverflowError
+        F v + damping·v overflows the policy's dtype.
     """
     fn = "fisher_vector_product"
     if not hasattr(policy, "n_policy_params") or not hasattr(policy, "dtype"):
@@ -203,7 +214,7 @@ def fisher_vector_product(policy: Any, obs: Any, v: Any, damping: float = 0.0) -
         op = fisher_operator(policy, obs, damping=damping)
     except (ValueError, TypeError) as exc:
         raise type(exc)(str(exc).replace("fisher_operator:", f"{fn}:", 1)) from exc
-    return checked_product(lambda x: op._native.__call__(op, x), v, size=n, dtype=op._dtype, damping=damping, fn=fn)
+    return _checked_product(op, v, fn)
 
 
 # ----------------------------------------------------------------------------------------
