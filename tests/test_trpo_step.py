@@ -228,12 +228,13 @@ def small():
         (lambda p: p.update(max_kl=math.nan), "trpo_step: .*'max_kl'"),
         (lambda p: p.update(line_search_shrink=1.0), "trpo_step: .*'line_search_shrink'"),
         (lambda p: p.update(line_search_max_iter=0), "trpo_step: .*'line_search_max_iter'"),
-        # the batch and the solver's arguments, named by the callee (policy, Fisher operator, CG)
+        # the solver's arguments, under the names trpo_step takes them
+        (lambda p: p.update(cg_iters=-1), "trpo_step: 'cg_iters'"),
+        (lambda p: p.update(cg_damping=-0.1), "trpo_step: 'cg_damping'"),
+        (lambda p: p.update(subsample=0), "trpo_step: 'subsample'"),
+        # the batch, named by the callee (the policy)
         (lambda p: p.update(obs=p["obs"][:, :2]), "'obs'"),
         (lambda p: p.update(actions=p["actions"] + 7), "'actions'"),
-        (lambda p: p.update(cg_iters=-1), "'iters'"),
-        (lambda p: p.update(cg_damping=-0.1), "'damping'"),
-        (lambda p: p.update(subsample=0), "'subsample'"),
     ],
 )
 def test_trpo_step_rejects_bad_arguments(small, change, match):

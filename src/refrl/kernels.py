@@ -3,8 +3,9 @@
 ``gae``, ``clipped_surrogate``, ``conjugate_gradient`` and ``adam_step`` take plain arrays and
 scalars. Every function validates its arguments (with the checks of ``refrl._checks``), picks
 the float32 or float64 kernel and calls the header-only C++ core (cpp/include/refrl/) with the
-GIL released. Bad input raises a ``ValueError`` (shape, value, NaN/inf) or ``TypeError`` (dtype,
-type) whose message names the function and the argument; nothing a caller passes reaches C++
+GIL released. Bad input raises a ``ValueError`` (shape, value, NaN/inf, range) or ``TypeError``
+(dtype, type) whose message names the function and the argument, a result that overflows its
+dtype a ``ValueError`` or ``OverflowError`` naming the cause; nothing a caller passes reaches C++
 unchecked.
 
 ``fisher_operator`` and ``fisher_vector_product`` are policy-aware and live in
@@ -12,25 +13,8 @@ unchecked.
 ``refrl.kernels.fisher_vector_product`` still name them, through a module ``__getattr__`` that
 imports :mod:`refrl.native` on first use, so that importing this module imports nothing above it.
 
-Conventions shared by all kernels
----------------------------------
-dtype
-    The first data argument decides the kernel's dtype (``rewards`` for ``gae``,
-    ``logp`` for ``clipped_surrogate``, ``b`` or the native operator for
-    ``conjugate_gradient``); it must be float32 or float64. The other float arguments
-    are converted to that dtype. Integer, bool, complex, object and float16 data arrays
-    raise ``TypeError`` (flags and masks are the exception: they are bool or 0/1).
-contiguity
-    Non-contiguous (strided, transposed, Fortran-order) and non-native-byte-order inputs
-    are *copied* to C-contiguous arrays before the call: correct, at the cost of one copy.
-    Pass C-contiguous arrays of the kernel's dtype for zero-copy calls.
-flags
-    Boolean flags cross into C++ as ``uint8`` views of the bool array (no copy); numeric
-    0/1 flags are accepted and converted.
-finiteness
-    Scalars (γ, λ, ε, tol, damping) must be finite. Data arrays are not scanned up
-    front; instead a NaN or inf that reaches an output is detected after the call and
-    reported as a ``ValueError`` naming the offending input.
+The conventions all kernels share (which argument decides the dtype, copies of non-contiguous
+inputs, flags, finiteness, integer ranges, overflow) are in docs/design.md, "Kernel contracts".
 """
 
 from __future__ import annotations
@@ -42,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from refrl._checks import (
-    as_array, as_flags, as_float_array, check_inplace_array, check_scalar, checked_operator, first_non_finite, fmt_shape,
-    raise_bad_weights,
+    adam_step_or_restore, as_flags, as_float_array, as_weights, check_adam, check_bool, check_cg_system, check_damping,
+    check_scalar, checked_operator, gae_non_finite_message, raise_bad_weights, surrogate_non_finite_message,
 )  # fmt: skip
 from refrl._types import CGResult, GAEResult, SurrogateResult
 
@@ -61,7 +45,6 @@ __all__ = [
 ]
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-_FLOAT_DTYPES = (_F32, _F64)
 _SUFFIX = {_F32: "f32", _F64: "f64"}
 _CORE_FNS: dict[tuple[str, np.dtype], Callable[..., Any]] = {}
 _NATIVE_NAMES = ("fisher_operator", "fisher_vector_product")  # defined in refrl.native
@@ -89,20 +72,11 @@ def _core_fn(name: str, dtype: np.dtype) -> Callable[..., Any]:
     return f
 
 
-# ----------------------------------------------------------------------------------------
-# Generalized Advantage Estimation
-# ----------------------------------------------------------------------------------------
+# ---------------------------------------------------------------- Generalized Advantage Estimation
 
 
-def gae(
-    rewards: Any,
-    values: Any,
-    next_values: Any,
-    terminated: Any,
-    truncated: Any,
-    gamma: float,
-    lam: float,
-) -> GAEResult:
+def gae(rewards: Any, values: Any, next_values: Any, terminated: Any, truncated: Any, gamma: float,
+        lam: float) -> GAEResult:
     r"""Generalized Advantage Estimation over a time-major rollout.
 
     .. math::
@@ -167,25 +141,15 @@ def gae(
     lam = check_scalar("lam", lam, fn=fn, lo=0.0, hi=1.0)
     adv, ret, finite = _core_fn("gae", dtype)(rewards, values, next_values, term, trunc, gamma, lam)
     if not finite:
-        msg = first_non_finite(fn, [("rewards", rewards), ("values", values)])
-        if msg is None:  # next_values is read only where the step did not terminate
-            msg = first_non_finite(fn, [("next_values", next_values)], where=term == 0)
-        raise ValueError(msg or f"{fn}: the advantages overflowed {dtype} (inputs are finite but too large)")
+        raise ValueError(gae_non_finite_message(fn, rewards, values, next_values, term))
     return GAEResult(adv, ret)
 
 
-# ----------------------------------------------------------------------------------------
-# PPO clipped surrogate
-# ----------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- PPO clipped surrogate
 
 
-def clipped_surrogate(
-    logp: Any,
-    logp_old: Any,
-    advantages: Any,
-    clip_range: float,
-    weights: Any = None,
-) -> SurrogateResult:
+def clipped_surrogate(logp: Any, logp_old: Any, advantages: Any, clip_range: float,
+                      weights: Any = None) -> SurrogateResult:
     r"""PPO's clipped surrogate objective, its gradient with respect to log π_θ, and statistics.
 
     .. math::
@@ -243,13 +207,7 @@ def clipped_surrogate(
     if shape[0] == 0:
         raise ValueError(f"{fn}: 'logp' must not be empty (the objective is a mean over the batch)")
     if weights is not None:
-        w_arr = as_array(weights, "weights", fn)
-        if w_arr.dtype.kind == "b":  # a mask: 0/1 by construction, only "not all zero" to check
-            if w_arr.shape != shape:
-                raise ValueError(f"{fn}: 'weights' must have shape (B,)={fmt_shape(shape)}, got {fmt_shape(w_arr.shape)}")
-            weights = w_arr.astype(dtype)  # C-contiguous 0/1 copy
-        else:
-            weights = as_float_array(w_arr, "weights", fn=fn, shape=shape, dtype=dtype, shape_desc="(B,)")
+        weights = as_weights(weights, fn=fn, shape=shape, dtype=dtype)
     # the kernel checks the weights (>= 0, finite, not all zero, sum finite) in its summing pass
     # and then computes nothing; the checks below only run to name the problem
     objective, grad, clip_fraction, approx_kl, ratio_min, ratio_mean, ratio_max, weight_sum, invalid = _core_fn(
@@ -258,15 +216,7 @@ def clipped_surrogate(
     if invalid or not 0.0 < weight_sum < math.inf:
         raise_bad_weights(fn, weights)
     if not (np.isfinite(objective) and np.isfinite(approx_kl) and np.isfinite(ratio_mean)):
-        used = None if weights is None else weights != 0
-        msg = first_non_finite(fn, [("logp", logp), ("logp_old", logp_old), ("advantages", advantages)], where=used)
-        if msg is None:
-            log_ratio = (logp.astype(np.float64) - logp_old)[used if used is not None else slice(None)]
-            msg = (
-                f"{fn}: exp(logp - logp_old) overflows {dtype} (log-ratios range "
-                f"[{log_ratio.min():.3g}, {log_ratio.max():.3g}]); the policy moved too far from logp_old"
-            )
-        raise ValueError(msg)
+        raise ValueError(surrogate_non_finite_message(fn, logp, logp_old, advantages, weights))
     return SurrogateResult(
         float(objective),
         grad,
@@ -278,24 +228,11 @@ def clipped_surrogate(
     )
 
 
-# ----------------------------------------------------------------------------------------
-# Adam step
-# ----------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------- Adam step
 
 
-def adam_step(
-    params: np.ndarray,
-    grads: np.ndarray,
-    m: np.ndarray,
-    v: np.ndarray,
-    t: int,
-    lr: float,
-    beta1: float = 0.9,
-    beta2: float = 0.999,
-    eps: float = 1e-5,
-    *,
-    check: bool = True,
-) -> None:
+def adam_step(params: np.ndarray, grads: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float,
+              beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-5, *, check: bool = True) -> None:
     r"""One Adam step, in place on ``params``, ``m`` and ``v`` (Kingma & Ba 2015, Algorithm 1).
 
     .. math::
@@ -331,43 +268,37 @@ def adam_step(
     Raises
     ------
     TypeError
-        An argument that is not a numpy array of the dtype of ``params``; non-number scalars.
+        An argument that is not a numpy array of the dtype of ``params``; non-number scalars;
+        ``check`` not a bool.
     ValueError
-        Wrong shapes, non-contiguous or read-only arrays, overlapping arrays, scalars out of range.
+        Wrong shapes, non-contiguous or read-only arrays, overlapping arrays, NaN/inf in an
+        array, a negative ``v``, scalars out of range or beyond the dtype (``t`` above 2⁶³ − 1,
+        ``lr`` or ``lr / (1 − β1^t)`` overflowing it, ``eps`` rounding to 0).
+    OverflowError
+        The step itself overflowed the dtype (e.g. float32 gradients above √max ≈ 1.8e19, whose
+        square is inf); ``params``, ``m`` and ``v`` are then left as they were.
     """
-    if not check:
+    fn = "adam_step"
+    if not check_bool("check", check, fn=fn):
         _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
         return
-    fn = "adam_step"
-    if not isinstance(params, np.ndarray):
-        raise TypeError(f"{fn}: 'params' must be a numpy array, got {type(params).__name__}")
-    if params.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{fn}: 'params' must be float32 or float64, got dtype {params.dtype}")
-    if params.ndim != 1:
-        raise ValueError(f"{fn}: 'params' must be 1-D [P], got shape {fmt_shape(params.shape)}")
-    check_inplace_array(params, "params", fn, params, writeable=True)
-    check_inplace_array(grads, "grads", fn, params, writeable=False)
-    check_inplace_array(m, "m", fn, params, writeable=True)
-    check_inplace_array(v, "v", fn, params, writeable=True)
-    t = check_scalar("t", t, fn=fn, lo=1, integer=True)
-    lr = check_scalar("lr", lr, fn=fn, lo=0.0)
-    beta1 = check_scalar("beta1", beta1, fn=fn, lo=0.0, hi=1.0, hi_open=True)
-    beta2 = check_scalar("beta2", beta2, fn=fn, lo=0.0, hi=1.0, hi_open=True)
-    eps = check_scalar("eps", eps, fn=fn, lo=0.0, lo_open=True)
-    _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps)
+    t, lr, beta1, beta2, eps = check_adam(params, grads, m, v, t, lr, beta1, beta2, eps, fn=fn)
+    adam_step_or_restore(lambda: _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps), fn, params, grads, m, v)
 
 
-def _adam_call(params, grads, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """The compiled step (the arrays and scalars already checked)."""
+def _adam_call(params, grads, m, v, t, lr, beta1, beta2, eps) -> None:
+    """The compiled step. Arguments it refuses (a type or an integer it cannot take) are named by
+    the checks of ``check=True``, never by pybind11's generic message."""
     try:
         _core_fn("adam_step", params.dtype)(params, grads, m, v, t, lr, beta1, beta2, eps)
     except ValueError as exc:  # overlapping arrays (checked in C++: cheaper than np.shares_memory)
         raise ValueError(f"adam_step: {exc}") from None
+    except (TypeError, AttributeError, KeyError):  # unchecked arguments the core cannot take
+        check_adam(params, grads, m, v, t, lr, beta1, beta2, eps, fn="adam_step")
+        raise
 
 
-# ----------------------------------------------------------------------------------------
-# Conjugate gradient
-# ----------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------ Conjugate gradient
 
 _NATIVE_OPERATORS = {_core.LinearOperatorF32: np.dtype(np.float32), _core.LinearOperatorF64: np.dtype(np.float64)}
 
@@ -379,13 +310,8 @@ def _native_dtype(operator: Any) -> np.dtype | None:
     return None
 
 
-def conjugate_gradient(
-    operator: Callable[[np.ndarray], np.ndarray] | Any,
-    b: Any,
-    iters: int = 10,
-    tol: float = 1e-10,
-    damping: float = 0.0,
-) -> CGResult:
+def conjugate_gradient(operator: Callable[[np.ndarray], np.ndarray] | Any, b: Any, iters: int = 10, tol: float = 1e-10,
+                       damping: float = 0.0) -> CGResult:
     r"""Solve (A + damping·I) x = b by conjugate gradient, for symmetric positive-definite A.
 
     .. math::
@@ -440,21 +366,11 @@ def conjugate_gradient(
     """
     fn = "conjugate_gradient"
     native_dtype = _native_dtype(operator)
-    if native_dtype is None and not callable(operator):
-        raise TypeError(
-            f"{fn}: 'operator' must be a callable v -> A v or a refrl._core.LinearOperatorF32/F64, "
-            f"got {type(operator).__name__}"
-        )
-    if native_dtype is not None:
-        b = as_float_array(b, "b", fn=fn, shape=(operator.size,), dtype=native_dtype, shape_desc="(operator.size,)")
-    else:
-        b = as_float_array(b, "b", fn=fn, ndim=1, shape_desc="[n]")
-    if not np.isfinite(b).all():
-        raise ValueError(f"{fn}: 'b' contains NaN or inf")
+    b = check_cg_system(operator, b, native_dtype, fn=fn)
+    dtype, n = b.dtype, b.shape[0]
     iters = check_scalar("iters", iters, fn=fn, lo=0, integer=True)
     tol = check_scalar("tol", tol, fn=fn, lo=0.0)
-    damping = check_scalar("damping", damping, fn=fn, lo=0.0)
-    dtype, n = b.dtype, b.shape[0]
+    damping = check_damping(damping, fn=fn, dtype=dtype)
 
     if native_dtype is not None:
         x, k, res, status = _core_fn("conjugate_gradient", dtype)(operator, b, iters, tol, damping)

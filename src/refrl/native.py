@@ -29,11 +29,13 @@ import numpy as np
 
 from refrl import kernels  # noqa: F401  (imported first: it raises the rebuild hint if _core is missing)
 from refrl import _core
-from refrl._checks import as_float_array, check_scalar, fmt_shape
+from refrl._checks import (
+    as_float_array, as_real_array, check_bool, check_damping, check_finite, check_scalar, checked_product, fmt_shape,
+)  # fmt: skip
 from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, MultiCategorical
 from refrl.policy import ActorCritic
 
-__all__ = ["act", "act_and_clip", "fisher_operator", "fisher_vector_product"]
+__all__ = ["FisherOperatorF32", "FisherOperatorF64", "act", "act_and_clip", "fisher_operator", "fisher_vector_product"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -66,6 +68,48 @@ def _fisher_inputs(policy: Any, obs: Any, fn: str) -> tuple[np.ndarray, str, lis
     return np.ascontiguousarray(x, dtype=policy.dtype), head, nvec
 
 
+class _CheckedProduct:
+    """``op(v)`` and ``op.damping`` of a native Fisher operator, checked on the Python side (the
+    solve of ``conjugate_gradient`` calls the C++ product directly and never passes here)."""
+
+    __slots__ = ()
+    _native: Any  # the compiled class
+    _dtype: np.dtype
+
+    def __call__(self, v: Any) -> np.ndarray:
+        """F v + damping·v. ``v``: float array [op.size], finite (converted to the operator's dtype)."""
+        return _checked_product(self, v, type(self).__name__)
+
+    @property
+    def damping(self) -> float:
+        """λ added to the diagonal: a finite float >= 0 within the operator's dtype."""
+        return self._native.damping.__get__(self)
+
+    @damping.setter
+    def damping(self, value: Any) -> None:
+        self._native.damping.__set__(self, check_damping(value, fn=type(self).__name__, dtype=self._dtype))
+
+
+def _checked_product(op: _CheckedProduct, v: Any, fn: str) -> np.ndarray:
+    """The native product F v + λ v on a checked ``v``, its overflow reported (errors start ``fn:``)."""
+    native_call = op._native.__call__
+    return checked_product(lambda x: native_call(op, x), v, size=op.size, dtype=op._dtype, damping=op.damping, fn=fn)
+
+
+class FisherOperatorF32(_CheckedProduct, _core.FisherOperatorF32):
+    """A float32 native Fisher operator whose ``op(v)`` and ``op.damping`` are checked (build it with
+    :func:`fisher_operator`)."""
+
+    _native, _dtype = _core.FisherOperatorF32, np.dtype(np.float32)
+
+
+class FisherOperatorF64(_CheckedProduct, _core.FisherOperatorF64):
+    """A float64 native Fisher operator whose ``op(v)`` and ``op.damping`` are checked (build it with
+    :func:`fisher_operator`)."""
+
+    _native, _dtype = _core.FisherOperatorF64, np.dtype(np.float64)
+
+
 def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int = 1, *, isa: str = "auto") -> Any:
     r"""The policy's Fisher matrix at the current θ (= θ_old) on ``obs``, as a native operator.
 
@@ -96,19 +140,30 @@ def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int 
 
     Returns
     -------
-    refrl._core.FisherOperatorF32 / FisherOperatorF64 (a LinearOperatorF32/F64) of size
-    ``policy.n_policy_params``: ``op(v) -> F v + λ v``; attributes ``size``, ``damping`` (settable),
-    ``batch_size`` (observations used), ``n_obs``, ``subsample``, ``head``, ``sizes``, ``isa``.
+    FisherOperatorF32 / FisherOperatorF64 (subclasses of refrl._core.FisherOperatorF32/F64, native
+    LinearOperatorF32/F64) of size ``policy.n_policy_params``: ``op(v) -> F v + λ v``; attributes
+    ``size``, ``damping`` (settable), ``batch_size`` (observations used), ``n_obs``, ``subsample``,
+    ``head``, ``sizes``, ``isa``. ``op(v)`` takes a finite float vector [size] (TypeError for int,
+    complex, str or object arrays; ValueError for NaN/inf or a wrong shape; OverflowError if F v + λ v
+    overflows the dtype); ``op.damping = λ`` takes a finite real λ >= 0 within the dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad ``policy`` or ``obs``, ``damping`` negative, NaN/inf or beyond the policy's dtype,
+        ``subsample`` not an integer in [1, 2⁶³ − 1], an unknown or unsupported ``isa``.
     """
     fn = "fisher_operator"
     x, head, nvec = _fisher_inputs(policy, obs, fn)
-    damping = check_scalar("damping", damping, fn=fn, lo=0.0)
+    damping = check_damping(damping, fn=fn, dtype=policy.dtype)
     subsample = check_scalar("subsample", subsample, fn=fn, lo=1, integer=True)
+    if not isinstance(isa, str):
+        raise TypeError(f"{fn}: 'isa' must be a str, got {type(isa).__name__}")
     if isa not in ("auto", "generic", "avx2", "avx512"):
         raise ValueError(f"{fn}: 'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got {isa!r}")
     if isa != "auto" and not _core.isa_supported(isa):
         raise ValueError(f"{fn}: 'isa'={isa!r} is not supported by this CPU")
-    cls = _core.FisherOperatorF32 if policy.dtype == np.float32 else _core.FisherOperatorF64
+    cls = FisherOperatorF32 if policy.dtype == np.float32 else FisherOperatorF64
     theta = np.ascontiguousarray(policy.policy_params, dtype=policy.dtype)
     op = cls(
         theta, list(policy.pi.sizes), policy.pi.activation, head, x,
@@ -140,20 +195,26 @@ def fisher_vector_product(policy: Any, obs: Any, v: Any, damping: float = 0.0) -
     Returns
     -------
     ndarray, shape [n_policy_params], the policy's dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`fisher_operator`, and for a ``v`` that is not a finite float vector of the length.
+    OverflowError
+        F v + damping·v overflows the policy's dtype.
     """
     fn = "fisher_vector_product"
     if not hasattr(policy, "n_policy_params") or not hasattr(policy, "dtype"):
         raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
     n = int(policy.n_policy_params)
     v = as_float_array(v, "v", fn=fn, shape=(n,), dtype=policy.dtype, shape_desc="(policy.n_policy_params,)")
-    if not np.isfinite(v).all():
-        raise ValueError(f"{fn}: 'v' contains NaN or inf")
-    damping = check_scalar("damping", damping, fn=fn, lo=0.0)
+    check_finite(v, "v", fn)
+    damping = check_damping(damping, fn=fn, dtype=policy.dtype)
     try:
         op = fisher_operator(policy, obs, damping=damping)
     except (ValueError, TypeError) as exc:
         raise type(exc)(str(exc).replace("fisher_operator:", f"{fn}:", 1)) from exc
-    return op(v)
+    return _checked_product(op, v, fn)
 
 
 # ----------------------------------------------------------------------------------------
@@ -265,7 +326,34 @@ def act(
     ``policy.native_act`` (the float32 default) both forward passes and the sampling run in one
     native call that draws the same random numbers as ``ActorCritic.act``; otherwise, and for
     inputs the native network does not take, this is ``policy.act``.
+
+    ``policy`` must be an ActorCritic, ``obs`` an array (or nested sequence) of real numbers, ``rng``
+    a ``numpy.random.Generator`` and ``deterministic`` a bool: anything else raises a ``TypeError``
+    naming it (the NumPy path names a wrong shape or NaN/inf in ``obs``).
     """
+    obs = _act_args("act", policy, obs, rng, deterministic)
+    return _act(policy, obs, rng, bool(deterministic))
+
+
+def _act_args(fn: str, policy: Any, obs: Any, rng: Any, deterministic: Any) -> Any:
+    """Check the arguments of :func:`act` / :func:`act_and_clip`; returns ``obs`` (as an array when it
+    was not one)."""
+    if type(obs) is not np.ndarray or obs.dtype.kind not in _REAL_KINDS:
+        obs = as_real_array(obs, "obs", fn)  # complex, str or object observations are refused
+    if type(policy) is not ActorCritic and not isinstance(policy, ActorCritic):
+        raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
+    if type(rng) is not _GENERATOR and not isinstance(rng, _GENERATOR):
+        raise TypeError(f"{fn}: 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
+    if deterministic is not False and deterministic is not True:
+        check_bool("deterministic", deterministic, fn=fn)
+    return obs
+
+
+_REAL_KINDS, _GENERATOR = "biuf", np.random.Generator
+
+
+def _act(policy: ActorCritic, obs: Any, rng: np.random.Generator, deterministic: bool):
+    """:func:`act` on checked arguments."""
     if policy.native_act:
         res = _acting_network(policy).act(policy, obs, rng, deterministic)
         if res is not None:
@@ -280,13 +368,14 @@ def act_and_clip(
     with ``env_actions = policy.clip_actions(actions)`` (what the rollout collector needs each step).
 
     The same values and random draws as ``act`` then ``clip_actions``; on the native Gaussian path
-    the clip is done in the same C++ call.
+    the clip is done in the same C++ call. Arguments are checked as by :func:`act`.
     """
+    obs = _act_args("act_and_clip", policy, obs, rng, False)
     if policy.native_act:
         net = _acting_network(policy)
         if net.gaussian:
             x = net.input(policy, obs)
             if x is not None:
                 return net.act_gaussian(policy, obs, x, rng, clip=True)
-    a, logp, values = act(policy, obs, rng)
+    a, logp, values = _act(policy, obs, rng, False)
     return a, policy.clip_actions(a), logp, values

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from refrl import kernels, native
+from refrl._checks import as_array, as_float_array, check_bool, check_finite, check_fits, check_scalar, fmt_shape
 from refrl._types import TrpoStepResult
 from refrl.algos.base import (
     OnPolicyAlgorithm,
@@ -40,6 +41,7 @@ from refrl.algos.base import (
 )
 from refrl.config import NPGConfig, TRPOConfig
 from refrl.optim import Adam
+from refrl.policy import ActorCritic
 
 __all__ = ["NPG", "TRPO", "step_direction", "trpo_step"]
 
@@ -150,10 +152,24 @@ class NPG(OnPolicyAlgorithm):
         self.n_updates = int(meta.get("n_updates", 0))
 
 
+def _solver_args(fn: str, policy: Any, cg_iters: Any, cg_damping: Any, cg_tol: Any, subsample: Any):
+    """The conjugate-gradient hyperparameters, checked under the names the caller used."""
+    if not isinstance(policy, ActorCritic):
+        raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
+    return (
+        check_scalar("cg_iters", cg_iters, fn=fn, lo=0, integer=True),
+        check_fits("cg_damping", check_scalar("cg_damping", cg_damping, fn=fn, lo=0.0), fn=fn, dtype=policy.dtype),
+        check_scalar("cg_tol", cg_tol, fn=fn, lo=0.0),
+        check_scalar("subsample", subsample, fn=fn, lo=1, integer=True),
+    )
+
+
 def step_direction(policy: Any, obs: np.ndarray, g: np.ndarray, *, cg_iters: int, cg_damping: float, cg_tol: float,
                    subsample: int = 1):
     """s ≈ (F + cg_damping·I)⁻¹ g by ``cg_iters`` of conjugate gradient over the native Fisher
     operator at the current θ (the whole solve in C++).  Returns ``(CGResult, operator)``."""
+    cg_iters, cg_damping, cg_tol, subsample = _solver_args("step_direction", policy, cg_iters, cg_damping, cg_tol,
+                                                           subsample)  # fmt: skip
     fvp = native.fisher_operator(policy, obs, damping=cg_damping, subsample=subsample)
     return kernels.conjugate_gradient(fvp, g, iters=cg_iters, tol=cg_tol), fvp
 
@@ -175,21 +191,25 @@ def trpo_step(
     L(θ) = (1/B) Σ_b π_θ(a_b|s_b)/π_old(a_b|s_b) Â_b.  When the step is rejected θ is θ_old bit
     for bit.  The literal float64 reference is ``oracle.trpo_step``.
     """
+    fn = "trpo_step"
+    cg_iters, cg_damping, cg_tol, subsample = _solver_args(fn, policy, cg_iters, cg_damping, cg_tol, subsample)
     dist = policy.dist
     theta = policy.policy_params  # view: writing it moves the policy
     theta_old = theta.copy()
-    B = len(obs)
-    for name, x, shape in (("adv", adv, (B,)), ("logp_old", logp_old, (B,)), ("g", g, theta.shape)):
-        if np.shape(x) != shape or not np.all(np.isfinite(x)):
-            raise ValueError(f"trpo_step: '{name}' must be a finite array of shape {shape}, got shape {np.shape(x)}")
-    if not (math.isfinite(max_kl) and max_kl > 0.0):
-        raise ValueError(f"trpo_step: 'max_kl' must be finite and > 0, got {max_kl}")
-    if not 0.0 < line_search_shrink < 1.0:
-        raise ValueError(f"trpo_step: 'line_search_shrink' must be in (0, 1), got {line_search_shrink}")
-    if isinstance(line_search_max_iter, bool) or not isinstance(line_search_max_iter, int) or line_search_max_iter < 1:
-        raise ValueError(f"trpo_step: 'line_search_max_iter' must be an int >= 1, got {line_search_max_iter!r}")
-    if not isinstance(line_search, bool):
-        raise TypeError(f"trpo_step: 'line_search' must be a bool, got {type(line_search).__name__}")
+    obs_shape = as_array(obs, "obs", fn).shape
+    if len(obs_shape) < 1:
+        raise ValueError(f"{fn}: 'obs' must hold a batch [B, ...], got shape {fmt_shape(obs_shape)}")
+    B = obs_shape[0]
+    adv, logp_old, g = (
+        check_finite(as_float_array(x, name, fn=fn, shape=shape, shape_desc=desc), name, fn)
+        for name, x, shape, desc in (("adv", adv, (B,), "(B,)"), ("logp_old", logp_old, (B,), "(B,)"),
+                                     ("g", g, theta.shape, "(policy.n_policy_params,)"))
+    )  # fmt: skip
+    max_kl = check_scalar("max_kl", max_kl, fn=fn, lo=0.0, lo_open=True)
+    line_search_shrink = check_scalar("line_search_shrink", line_search_shrink, fn=fn, lo=0.0, hi=1.0, lo_open=True,
+                                      hi_open=True)  # fmt: skip
+    line_search_max_iter = check_scalar("line_search_max_iter", line_search_max_iter, fn=fn, lo=1, integer=True)
+    line_search = check_bool("line_search", line_search, fn=fn)
     adv64 = np.asarray(adv, dtype=np.float64)
     logp_old = np.asarray(logp_old, dtype=np.float64)
     surr_old = float(adv64.mean())  # L(θ_old): every ratio is 1
