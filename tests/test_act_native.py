@@ -1,7 +1,8 @@
 """Native fused acting path (_core.ActNetF32/F64 behind refrl.native.act) vs ActorCritic.act, the NumPy path (oracle).
 
 Same random stream, same actions, log-probabilities and values to rounding, in float32 and
-float64, for Discrete / Box / MultiDiscrete actions; the stored log π(a|s) equals what
+float64, for Discrete / Box / MultiDiscrete / MultiBinary actions (the last two: the native
+forward pass, then the distribution's NumPy sampling); the stored log π(a|s) equals what
 ``evaluate`` recomputes (PPO's first-minibatch ratio is 1); bad arguments raise named errors.
 """
 
@@ -23,6 +24,8 @@ ACTION_SPACES = {
     "box": spaces.Box(-1.0, 1.0, (2,)),
     "box2d": spaces.Box(-1.0, 1.0, (3, 1)),
     "multidiscrete": spaces.MultiDiscrete([2, 3]),
+    "multibinary": spaces.MultiBinary(3),
+    "multibinary2d": spaces.MultiBinary([2, 2]),
 }
 
 

@@ -34,6 +34,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from refrl import native
+from refrl.observations import ObservationEncoder
 from refrl.policy import ActorCritic
 
 __all__ = [
@@ -67,15 +68,18 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Reject spaces the MLP policies cannot handle, naming the space."""
-    if not isinstance(observation_space, spaces.Box):
+    """Reject spaces the MLP policies cannot handle, naming the space (the policy's own checks, early)."""
+    try:
+        ObservationEncoder(observation_space, "env")
+    except ValueError:
         raise ValueError(
-            f"env: unsupported observation space {observation_space!r}; refrl's MLP policies "
-            "need a Box (wrap the env with gymnasium's FlattenObservation first)"
-        )
-    if not isinstance(action_space, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete)):
+            f"env: unsupported observation space {observation_space!r}; refrl's MLP policies take Box, "
+            "Discrete, MultiDiscrete, MultiBinary, or a Dict of these (gymnasium's FlattenObservation "
+            "turns other spaces into a Box)"
+        ) from None
+    if not isinstance(action_space, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
         raise ValueError(
-            f"env: unsupported action space {action_space!r}; supported: Discrete, Box, MultiDiscrete"
+            f"env: unsupported action space {action_space!r}; supported: Discrete, Box, MultiDiscrete, MultiBinary"
         )
 
 
@@ -166,6 +170,11 @@ def make_vec_env(
 
     from gymnasium.wrappers import vector as wv
 
+    if normalize_obs and not isinstance(venv.single_observation_space, spaces.Box):
+        raise ValueError(
+            f"normalize_obs: observation normalisation needs a Box observation space, got "
+            f"{venv.single_observation_space!r} (its one-hot / bit encoding is already in [0, 1])"
+        )
     if normalize_obs:
         venv = wv.NormalizeObservation(venv)
         if clip_obs is not None:
@@ -189,7 +198,7 @@ class RolloutBuffer:
     the algorithm (GAE).
     """
 
-    obs: np.ndarray  # [T, N, *obs_shape]
+    obs: np.ndarray  # [T, N, *obs_shape]; a Dict space: its encoding [T, N, obs_dim] (refrl.observations)
     actions: np.ndarray  # [T, N, *act_shape]
     logp: np.ndarray  # [T, N]
     values: np.ndarray  # [T, N]
@@ -210,11 +219,16 @@ class RolloutBuffer:
             act_shape, act_dtype = action_space.shape, dtype
         elif isinstance(action_space, spaces.MultiDiscrete):
             act_shape, act_dtype = action_space.shape, np.int64
+        elif isinstance(action_space, spaces.MultiBinary):
+            act_shape, act_dtype = action_space.shape, np.int8
         else:
             act_shape, act_dtype = (), np.int64
+        # one observation as stored: its raw shape (integers as floats), a Dict its encoding
+        obs_shape = (ObservationEncoder(observation_space).dim,) if isinstance(observation_space, spaces.Dict) \
+            else observation_space.shape
         z = lambda d=dtype: np.zeros((T, N), dtype=d)  # noqa: E731
         return cls(
-            obs=np.zeros((T, N, *observation_space.shape), dtype=dtype),
+            obs=np.zeros((T, N, *obs_shape), dtype=dtype),
             actions=np.zeros((T, N, *act_shape), dtype=act_dtype),
             logp=z(), values=z(), next_values=z(), rewards=z(), raw_rewards=z(np.float64),
             terminated=z(bool), truncated=z(bool), valid=z(bool), advantages=z(), returns=z(),
@@ -282,10 +296,14 @@ class RolloutCollector:
 
         step = env.step
         obs = self.obs
+        # a Dict observation is encoded once per step, and that encoding is what the buffer keeps
+        encode = policy.preprocess_obs if isinstance(env.single_observation_space, spaces.Dict) else None
         # the buffer's arrays as locals: this loop runs once per env step (attribute look-ups add up)
         b_obs, b_actions, b_logp, b_values = buf.obs, buf.actions, buf.logp, buf.values
         b_rew, b_raw, b_term, b_trunc = buf.rewards, buf.raw_rewards, buf.terminated, buf.truncated
         for t in range(buf.n_steps):
+            if encode is not None:
+                obs = encode(obs)
             actions, env_actions, logp, values = act_and_clip(obs, rng)
             b_obs[t] = obs
             b_actions[t] = actions

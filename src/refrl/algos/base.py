@@ -410,16 +410,13 @@ class OnPolicyAlgorithm:
     def predict(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None):
         """Action(s) for raw environment observation(s), as SB3: ``(action, None)``.
 
-        ``obs`` is one observation (``observation_space.shape``) or a batch ``[B, *shape]``;
-        observation normalisation is applied with the saved statistics; Box actions are
+        ``obs`` is one observation (``observation_space.shape``) or a batch ``[B, *shape]`` (a Dict
+        space: a dict of them), as the environment gives it; observation normalisation is applied with the saved statistics; Box actions are
         clipped to the bounds.  Stochastic actions use ``rng`` (default: the agent's).
         """
-        o = np.asarray(obs)
+        o, single = self.policy.obs_batch(obs)  # Discrete, MultiDiscrete, MultiBinary, Dict: encoded by the policy
         shape = self.observation_space.shape
-        single = o.shape == shape
-        if single:
-            o = o[None]
-        elif o.shape[1:] != shape:
+        if not single and shape is not None and o.shape[1:] != shape:
             raise ValueError(f"predict: 'obs' must have shape {shape} or (B, {', '.join(map(str, shape))}), got {o.shape}")
         actions, _, _ = native.act(self.policy, self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
         actions = self.policy.clip_actions(actions)
