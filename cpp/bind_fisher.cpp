@@ -35,6 +35,7 @@ const char* head_name(refrl::PolicyHead h) {
   switch (h) {
     case refrl::PolicyHead::gaussian: return "gaussian";
     case refrl::PolicyHead::multicategorical: return "multicategorical";
+    case refrl::PolicyHead::bernoulli: return "bernoulli";
     default: return "categorical";
   }
 }
@@ -54,7 +55,7 @@ arguments). Forward activations at theta_old are cached at construction.
 
 FisherOperatorFxx(theta, sizes, activation, head, obs, damping=0.0, subsample=1, nvec=None, isa="auto")
   theta: 1-D [MLP params | log_std (gaussian only)]; sizes: MLP widths (d0, ..., dL);
-  activation: "tanh" | "relu"; head: "categorical" | "gaussian" | "multicategorical";
+  activation: "tanh" | "relu"; head: "categorical" | "gaussian" | "multicategorical" | "bernoulli";
   obs: [B, d0]; subsample=k uses rows 0, k, 2k, ...; nvec: component sizes (multicategorical);
   isa: "auto" | "generic" | "avx2" | "avx512" (kernel variant; "auto" = best supported).
 )pbdoc")
@@ -67,7 +68,8 @@ FisherOperatorFxx(theta, sizes, activation, head, obs, damping=0.0, subsample=1,
              if (head == "categorical") h = refrl::PolicyHead::categorical;
              else if (head == "gaussian") h = refrl::PolicyHead::gaussian;
              else if (head == "multicategorical") h = refrl::PolicyHead::multicategorical;
-             else fail(fname, "'head' must be 'categorical', 'gaussian' or 'multicategorical', got '" + head + "'");
+             else if (head == "bernoulli") h = refrl::PolicyHead::bernoulli;
+             else fail(fname, "'head' must be 'categorical', 'gaussian', 'multicategorical' or 'bernoulli', got '" + head + "'");
              const std::vector<Index> nv = nvec ? *nvec : std::vector<Index>();
              if (const char* err = refrl::fisher_head_error(layout, h, nv.data(), Index(nv.size())))
                fail(fname, std::string("'nvec': ") + err);

@@ -140,13 +140,14 @@ def test_dict_observations_goal_corridor(algo, tmp_path):
     _assert_saved_model_acts_the_same(agent, tmp_path, returns)
 
 
-@pytest.mark.parametrize("algo", [refrl.PPO])
+@pytest.mark.parametrize("algo", [refrl.PPO, refrl.TRPO])
 def test_multibinary_actions_copy_bits(algo, tmp_path):
-    """CopyBits (MultiBinary(4) observations and actions): random bits return 4 of 8; 10k steps
-    (seed 0) return more than 7."""
+    """CopyBits (MultiBinary(4) observations and actions; TRPO through the Bernoulli Fisher block):
+    random bits return 4 of 8; 10k steps (seed 0) return more than 7."""
     env_id = "refrl-tests/CopyBits-v0"
     assert _random_return(env_id) < 4.5
-    agent = algo(env_id, seed=0, n_steps=128, **SMALL).learn(10_000)
+    n_steps = 128 if algo is refrl.PPO else 256
+    agent = algo(env_id, seed=0, n_steps=n_steps, **SMALL).learn(10_000)
     returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
     assert returns.mean() > 7.0, returns
     bits = np.array([1, 0, 0, 1], dtype=np.int8)

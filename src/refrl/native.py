@@ -30,7 +30,7 @@ import numpy as np
 from refrl import kernels  # noqa: F401  (imported first: it raises the rebuild hint if _core is missing)
 from refrl import _core
 from refrl._checks import as_float_array, check_scalar, fmt_shape
-from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, MultiCategorical
+from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from refrl.policy import ActorCritic
 
 __all__ = ["act", "act_and_clip", "fisher_operator", "fisher_vector_product"]
@@ -40,7 +40,8 @@ __all__ = ["act", "act_and_clip", "fisher_operator", "fisher_vector_product"]
 # Fisher-vector product
 # ----------------------------------------------------------------------------------------
 
-_FISHER_HEADS = {Categorical: "categorical", DiagGaussian: "gaussian", MultiCategorical: "multicategorical"}
+_FISHER_HEADS = {Categorical: "categorical", DiagGaussian: "gaussian", MultiCategorical: "multicategorical",
+                 Bernoulli: "bernoulli"}
 
 
 def _fisher_inputs(policy: Any, obs: Any, fn: str) -> tuple[np.ndarray, str, list[int] | None]:
@@ -75,7 +76,7 @@ def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int 
 
     J_b: Jacobian of the distribution parameters of s_b (logits; or mean and log σ) with respect
     to the policy parameters; M_b: the distribution's Fisher information in those parameters —
-    diag(p) − ppᵀ per categorical component, diag(1/σ²) on the mean and 2 on log σ for the
+    diag(p) − ppᵀ per categorical component, diag(p(1 − p)) per Bernoulli bit, diag(1/σ²) on the mean and 2 on log σ for the
     diagonal Gaussian (0 on a log σ outside [LOG_STD_MIN, LOG_STD_MAX], where the KL is flat in it).
     F is the Hessian of the mean KL at θ_old (Schulman et al. 2015, TRPO, Appendix C).
 
@@ -85,7 +86,7 @@ def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int 
 
     Parameters
     ----------
-    policy : refrl.policy.ActorCritic (Discrete, Box or MultiDiscrete actions)
+    policy : refrl.policy.ActorCritic (Discrete, Box, MultiDiscrete or MultiBinary actions)
     obs : ndarray, shape [B, *obs_shape]
     damping : float >= 0
         λ added to the diagonal (``cg_damping``); also settable later as ``op.damping``.

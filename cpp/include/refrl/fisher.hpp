@@ -11,6 +11,7 @@
 // App. C; Martens 2014, "New insights and perspectives on the natural gradient", Sec. 9):
 //   Categorical (logits z, p = softmax z):      M u = p * u - p (p . u)          (diag(p) - p p^T)
 //   MultiCategorical: the same per component block of logits.
+//   Bernoulli (independent bits, logits z, p = sigmoid z):  M u = p (1 - p) u   (diagonal)
 //   DiagGaussian (mean mu from the net, state-independent s = log sigma):
 //       M = diag(1/sigma^2) on mu, diag(2) on s, no cross terms; log sigma is bounded to
 //       [kLogStdMin, kLogStdMax] as in refrl.distributions (outside the bounds the KL does not
@@ -31,7 +32,7 @@
 
 namespace refrl {
 
-enum class PolicyHead : int { categorical = 0, gaussian = 1, multicategorical = 2 };
+enum class PolicyHead : int { categorical = 0, gaussian = 1, multicategorical = 2, bernoulli = 3 };
 
 inline constexpr double kLogStdMin = -20.0;  // = refrl.distributions.LOG_STD_MIN
 inline constexpr double kLogStdMax = 2.0;    // = refrl.distributions.LOG_STD_MAX
@@ -88,6 +89,16 @@ class FisherOperator final : public LinearOperator<T> {
         inv_var_[std::size_t(j)] = T(std::exp(-2.0 * sc));
         std_inside_[std::size_t(j)] = (s < kLogStdMin || s > kLogStdMax) ? T(0) : T(1);
       }
+    } else if (head == PolicyHead::bernoulli) {
+      // p (1 - p) per bit at theta_old, p = sigmoid(z) = exp(-softplus(-z)) as refrl.distributions
+      probs_.assign(std::size_t(B * dL), T(0));
+      for (Index b = 0; b < B; ++b)
+        for (Index j = 0; j < dL; ++j) {
+          const T z = mlp_output(net_, b, j);
+          const T sp = std::max(-z, T(0)) + std::log1p(std::exp(-std::abs(z)));  // softplus(-z)
+          const T p = std::exp(-sp);
+          probs_[std::size_t(b * dL + j)] = p * (T(1) - p);
+        }
     } else {
       if (head == PolicyHead::categorical) nvec_.assign(1, dL);
       // p = softmax(z) per component, cached at theta_old
@@ -128,6 +139,13 @@ class FisherOperator final : public LinearOperator<T> {
         for (Index b = 0; b < nb; ++b) {
           T* r = R.row(b);
           for (Index j = 0; j < dL; ++j) r[j] *= scale * inv_var_[std::size_t(j)];
+        }
+      } else if (head_ == PolicyHead::bernoulli) {
+        // u = (1/B) diag(p (1 - p)) J v
+        for (Index b = 0; b < nb; ++b) {
+          T* r = R.row(b);
+          const T* w = probs_.data() + (b0 + b) * dL;
+          for (Index j = 0; j < dL; ++j) r[j] *= scale * w[j];
         }
       } else {
         // u = (1/B) (diag(p) - p p^T) J v per categorical component
@@ -180,7 +198,7 @@ class FisherOperator final : public LinearOperator<T> {
   Index subsample_, n_obs_, size_ = 0;
   bool forward_finite_ = true;
   std::vector<Index> nvec_;  // categorical component sizes (one entry for Categorical)
-  std::vector<T> probs_;     // [B, d_L] softmax per component at theta_old
+  std::vector<T> probs_;     // [B, d_L] softmax per component (Bernoulli: p (1 - p)) at theta_old
   std::vector<T> inv_var_;   // [d_L] 1/sigma^2 (Gaussian)
   std::vector<T> std_inside_;  // [d_L] 1 where log sigma is inside its bounds, else 0
   mutable MlpBatch<T> net_;    // cached activations + workspace (guarded by mutex_)
