@@ -1,5 +1,5 @@
 // Bindings of act.hpp: the fused per-env-step acting path of refrl.policy.ActorCritic (policy and
-// value MLP forward for a small batch, then Categorical / Gaussian sampling from numpy's random
+// value MLP forward for a small batch, then Categorical / Gaussian / Bernoulli sampling from numpy's random
 // numbers) as _core.ActNetF32/F64. Every size is checked here before C++ touches a buffer; the
 // GIL is released around the computation. A non-finite input or output returns None (the Python
 // caller then runs the NumPy path, which names the culprit in its error).
@@ -71,6 +71,8 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
   .forward(theta, x) -> (pi_out [B, pi_sizes[-1]], values [B]) or None if not finite
   .act_categorical(theta, x, u) -> (actions int64 [B], logp [B], values [B]) or None;
       u: float64 [B] (or [B, 1]) uniforms from numpy's rng.random
+  .act_bernoulli(theta, x, u) -> (actions int8 [B, n], logp [B], values [B]) or None;
+      u: float64 [B, n] uniforms from numpy's rng.random, n = pi_sizes[-1]
   .act_gaussian(theta, x, eps, log_std_min, log_std_max, low=None, high=None)
       -> (actions [B, d], logp [B], values [B]) or None; eps: float64 [B, d] from
       rng.standard_normal; log_std = theta[n_pi : n_pi + d]. With low and high ([d] arrays of
@@ -124,6 +126,31 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               py::gil_scoped_release release;
               std::vector<T> work(static_cast<std::size_t>(n));
               refrl::categorical_sample<T>(pp, B, n, up, work.data(), ap, lp);
+            }
+            return py::make_tuple(a, logp, vo);
+          },
+          py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("u").noconvert())
+      .def(
+          "act_bernoulli",
+          [](const Net& net, CArr<T> theta, CArr<T> x, CArr<double> u) -> py::object {
+            net.check_theta(theta);
+            const Index B = net.check_x(x);
+            const Index n = net.nets.pi.out_dim();
+            if (u.ndim() != 2 || u.shape(0) != B || u.shape(1) != n)
+              fail(net.who, "'u' must have shape (" + std::to_string(B) + ", " + std::to_string(n) + "), got " +
+                                Net::shape_str(u));
+            CArr<T> po({B, n});
+            CArr<T> vo(B);
+            if (!net.run(theta, x, B, po, vo)) return py::none();
+            py::array_t<std::int8_t> a({B, n});
+            CArr<T> logp(B);
+            {
+              const T* pp = po.data();
+              const double* up = u.data();
+              std::int8_t* ap = a.mutable_data();
+              T* lp = logp.mutable_data();
+              py::gil_scoped_release release;
+              refrl::bernoulli_sample<T>(pp, B, n, up, ap, lp);
             }
             return py::make_tuple(a, logp, vo);
           },

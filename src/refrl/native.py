@@ -10,7 +10,7 @@ only through its public attributes and methods (``pi.sizes``, ``vf.sizes``, ``ac
   :func:`refrl.kernels.conjugate_gradient` (also reachable as ``refrl.kernels.fisher_operator``
   and ``refrl.kernels.fisher_vector_product``).
 * :func:`act` / :func:`act_and_clip`: ``ActorCritic.act`` (the NumPy reference) with both
-  forward passes and the Categorical / Gaussian sampling in one native call
+  forward passes and the Categorical / Gaussian / Bernoulli sampling in one native call
   (``refrl._core.ActNetF32/F64``), for the rollout collector and ``predict``. The random numbers
   are drawn exactly as the NumPy path draws them, so results equal it to rounding. It applies
   when ``policy.native_act`` is set (the float32 default) and falls back to ``policy.act`` for
@@ -175,6 +175,7 @@ class _ActingNetwork:
         self.obs_shape = tuple(policy.observation_space.shape or ())
         self.box_obs = isinstance(policy.observation_space, spaces.Box)
         self.categorical = type(policy.dist) is Categorical
+        self.bernoulli = type(policy.dist) is Bernoulli
         self.gaussian = isinstance(policy.dist, DiagGaussian)
         if self.gaussian:  # Box actions: bounds for the clip, shape [d] -> box shape
             self.low = policy.action_space.low.astype(policy.dtype).reshape(-1)
@@ -214,6 +215,12 @@ class _ActingNetwork:
             if dist.start:
                 res = (res[0] + dist.start, res[1], res[2])
             return res
+        if not deterministic and self.bernoulli:
+            res = self.net.act_bernoulli(policy.params, x, rng.random((B, dist.n)))
+            if res is None:  # non-finite: the NumPy path raises the named error (rng already used)
+                return policy.act(obs, rng, deterministic)
+            a, logp, values = res
+            return a.reshape((B, *dist.action_shape)), logp, values
         if not deterministic and self.gaussian:
             a, _, logp, values = self.act_gaussian(policy, obs, x, rng, clip=False)
             return a, logp, values

@@ -10,9 +10,11 @@
 //                            (clamped to n - 1),  log pi(a) = z_a - max z - log c_{n-1}
 //   Gaussian (mean mu, log sigma s, noise eps):  a = mu + exp(s) eps,
 //                            log pi(a) = -1/2 sum eps^2 - sum s - d/2 log 2 pi
+//   Bernoulli (logits z, one per bit):  p = exp(-softplus(-z)),  a_i = [u_i < p_i],
+//                            log pi(a) = sum a z - softplus(z),  softplus(z) = max(z, 0) + log1p(exp(-|z|))
 //
-// The same formulas and operation order as refrl.distributions (Categorical / DiagGaussian
-// .sample_with_log_prob); the Gaussian's arithmetic is in double, as NumPy promotes it there.
+// The same formulas and operation order as refrl.distributions (Categorical / DiagGaussian /
+// Bernoulli .sample_with_log_prob); the Gaussian's arithmetic is in double, as NumPy promotes it there.
 // Results equal the NumPy path to rounding (tanh / exp to a few ulp, sums in another order).
 //
 // Unlike MlpBatch (mlp.hpp) nothing is cached or copied: each row runs through the layers with
@@ -192,6 +194,25 @@ void categorical_sample(const T* logits, Index B, Index n, const double* u, T* w
     if (k > n - 1) k = n - 1;
     actions[r] = k;
     logp[r] = (z[k] - mx) - std::log(c);
+  }
+}
+
+// Bernoulli sample and log-probability per row of logits [B, n] (see the header comment); u [B, n]
+// uniform in [0, 1) (numpy's rng.random). As refrl.distributions.Bernoulli: softplus and p in T,
+// the comparison u < p in double (NumPy promotes the float32 p to the float64 u), log pi summed in T.
+template <class T>
+void bernoulli_sample(const T* logits, Index B, Index n, const double* u, std::int8_t* actions, T* logp) {
+  const auto softplus = [](T z) { return std::max(z, T(0)) + std::log1p(std::exp(-std::abs(z))); };
+  for (Index r = 0; r < B; ++r) {
+    T s = T(0);
+    for (Index j = 0; j < n; ++j) {
+      const T z = logits[r * n + j];
+      const T p = std::exp(-softplus(-z));
+      const bool bit = u[r * n + j] < double(p);
+      actions[r * n + j] = bit ? 1 : 0;
+      s += (bit ? z : T(0)) - softplus(z);
+    }
+    logp[r] = s;
   }
 }
 
