@@ -428,3 +428,16 @@ def test_native_fisher_operator_binding_validates_every_size():
     op = Op(theta, [4, 5, 3], "tanh", "categorical", obs)
     with pytest.raises(ValueError, match="length"):
         op(np.zeros(theta.size + 1))
+
+
+def test_fisher_operator_refuses_a_distribution_without_a_native_head():
+    """No silent NumPy fallback: a distribution the native operator has no head for is named."""
+    from refrl.distributions import Bernoulli
+
+    class OtherBits(Bernoulli):
+        pass
+
+    pol = _policy("multibinary", 2, 3, (4,))
+    pol.dist = OtherBits(2)
+    with pytest.raises(ValueError, match="fisher_operator: .policy. has an unsupported action distribution"):
+        native.fisher_operator(pol, np.zeros((2, 3)))
