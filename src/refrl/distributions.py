@@ -28,7 +28,7 @@ Entry points, the same for every distribution (all per sample, shape [B] or [B, 
   that action (DiagGaussian evaluates log π from the drawn ε, exact even when σ ≪ |μ|).
 
 :class:`Categorical` also gives the full distribution, ``log_probs(params)`` (log-softmax) and
-``probs(params)``. Each formula is written once, in the method that computes it; every gradient is
+``probs(params)``; :class:`Bernoulli` gives ``probs(params)`` = σ(z). Each formula is written once, in the method that computes it; every gradient is
 checked against finite differences in ``tests/test_distributions.py``.
 
 Box actions are sampled *unclipped*; the policy clips them to the bounds only for

@@ -264,7 +264,8 @@ class RolloutCollector:
     consecutive rollouts continue the same episodes (CleanRL's ``next_obs``/``next_done``).
 
     ``policy`` needs ``act(obs, rng) -> (actions, logp, values)``, ``clip_actions(actions)``
-    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract); an ActorCritic
+    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract), and for a Dict
+    observation space ``preprocess_obs(obs)`` (its encoding, which the buffer stores); an ActorCritic
     acts through :func:`refrl.native.act_and_clip` (the two calls in one, natively).
     """
 

@@ -417,7 +417,8 @@ class OnPolicyAlgorithm:
         o, single = self.policy.obs_batch(obs)  # Discrete, MultiDiscrete, MultiBinary, Dict: encoded by the policy
         shape = self.observation_space.shape
         if not single and shape is not None and o.shape[1:] != shape:
-            raise ValueError(f"predict: 'obs' must have shape {shape} or (B, {', '.join(map(str, shape))}), got {o.shape}")
+            batch = f"(B, {', '.join(map(str, shape))})" if shape else "(B,)"
+            raise ValueError(f"predict: 'obs' must have shape {shape} or {batch}, got {o.shape}")
         actions, _, _ = native.act(self.policy, self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
         actions = self.policy.clip_actions(actions)
         return (actions[0] if single else actions), None
