@@ -164,9 +164,8 @@ class ActorCritic:
         """Sample a ~ π(·|s) (or the mode), with log π(a|s) and V(s), for a batch of observations.
 
         Returns actions ([B] int64 for Discrete, [B, K] for MultiDiscrete, [B, *shape] int8 bits for
-        MultiBinary, [B, *box_shape] UNclipped
-        for Box — pass them through ``clip_actions`` for ``env.step`` but keep them for the update),
-        logp [B] and values [B].
+        MultiBinary, [B, *box_shape] UNclipped for Box — pass them through ``clip_actions`` for
+        ``env.step`` but keep them for the update), logp [B] and values [B].
 
         This is the NumPy reference; ``refrl.native.act`` runs the same computation (same random
         draws) in one native call and is what the rollout collector and ``predict`` use.
