@@ -5,9 +5,7 @@
 // caller then runs the NumPy path, which names the culprit in its error).
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -125,7 +123,7 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               T* lp = logp.mutable_data();
               py::gil_scoped_release release;
               std::vector<T> work(static_cast<std::size_t>(n));
-              refrl::categorical_sample<T>(pp, B, n, up, work.data(), ap, lp);
+              refrl::Categorical::sample<T>(pp, B, n, up, work.data(), ap, lp);
             }
             return py::make_tuple(a, logp, vo);
           },
@@ -150,7 +148,7 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               std::int8_t* ap = a.mutable_data();
               T* lp = logp.mutable_data();
               py::gil_scoped_release release;
-              refrl::bernoulli_sample<T>(pp, B, n, up, ap, lp);
+              refrl::Bernoulli::sample<T>(pp, B, n, up, ap, lp);
             }
             return py::make_tuple(a, logp, vo);
           },
@@ -187,12 +185,10 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
             CArr<T> po({B, d});
             CArr<T> vo(B);
             if (!net.run(theta, x, B, po, vo)) return py::none();
-            const T* ls_raw = theta.data() + net.nets.pi.num_params;
             std::vector<T> ls(static_cast<std::size_t>(d));
-            for (Index j = 0; j < d; ++j) {
-              if (!std::isfinite(ls_raw[j])) return py::none();
-              ls[std::size_t(j)] = std::min(std::max(ls_raw[j], T(lo)), T(hi));  // np.clip
-            }
+            if (!refrl::DiagGaussian::bounded_log_std<T>(theta.data() + net.nets.pi.num_params, d, T(lo), T(hi),
+                                                         ls.data()))
+              return py::none();
             CArr<T> a({B, d});
             CArr<T> logp(B);
             {
@@ -201,21 +197,12 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               T* ap = a.mutable_data();
               T* lp = logp.mutable_data();
               py::gil_scoped_release release;
-              refrl::gaussian_sample<T>(pp, ls.data(), B, d, ep, ap, lp);
+              refrl::DiagGaussian::sample<T>(pp, ls.data(), B, d, ep, ap, lp);
             }
             if (!refrl::all_finite(a.data(), B * d) || !refrl::all_finite(logp.data(), B)) return py::none();
             if (!clip) return py::make_tuple(a, logp, vo);
-            // the environment's copy, min(max(a, low), high) as np.maximum then np.minimum
-            CArr<T> a_env({B, d});
-            const T* ap = a.data();
-            const T* lw = low_arr.data();
-            const T* hg = high_arr.data();
-            T* ep = a_env.mutable_data();
-            for (Index r = 0; r < B; ++r)
-              for (Index j = 0; j < d; ++j) {
-                const T v = ap[r * d + j] < lw[j] ? lw[j] : ap[r * d + j];
-                ep[r * d + j] = v > hg[j] ? hg[j] : v;
-              }
+            CArr<T> a_env({B, d});  // the environment's copy of the actions, clipped to the box
+            refrl::DiagGaussian::clip_to_box<T>(a.data(), B, d, low_arr.data(), high_arr.data(), a_env.mutable_data());
             return py::make_tuple(a, logp, vo, a_env);
           },
           py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("eps").noconvert(),

@@ -5,7 +5,6 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -178,17 +177,14 @@ MlpBatchFxx(theta, sizes, activation, x, isa="auto"); .output() -> y [B, dL];
 void bind_fisher(py::module_& m) {
   bind_for<float>(m, "F32");
   bind_for<double>(m, "F64");
-  m.def("best_isa", [] { return std::string(refrl::isa_name(auto_isa())); },
-        "Kernel variant the native MLP / Fisher code picks ('avx512', 'avx2' or 'generic'; "
-        "'generic' when REFRL_KERNEL_ISA=baseline).");
   m.def("isa_supported",
         [](const std::string& name) {
-          if (name == "generic") return true;
-          if (name == "avx2") return refrl::isa_supported(refrl::Isa::avx2);
-          if (name == "avx512") return refrl::isa_supported(refrl::Isa::avx512);
-          throw py::value_error("isa_supported: 'name' must be 'generic', 'avx2' or 'avx512'");
+          refrl::Isa isa;
+          if (!refrl::isa_from_name(name.c_str(), &isa))
+            throw py::value_error("isa_supported: 'name' must be 'generic', 'avx2' or 'avx512'");
+          return refrl::isa_supported(isa);
         },
-        py::arg("name"));
+        py::arg("name"), "Whether this build and CPU run the kernel variant 'generic', 'avx2' or 'avx512'.");
 }
 
 }  // namespace refrl_bind
