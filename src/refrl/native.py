@@ -93,7 +93,8 @@ def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int 
     subsample : int >= 1
         Use only observations 0, k, 2k, ... (OpenAI Baselines TRPO uses every 5th).
     isa : {"auto", "generic", "avx2", "avx512"}
-        Kernel variant (for tests and benchmarks); "auto" picks the best the CPU supports.
+        Kernel variant (for tests and benchmarks); "auto" is ``refrl._core.KERNEL_ISA``, the best
+        the CPU supports unless ``REFRL_KERNEL_ISA`` lowers it.
 
     Returns
     -------
