@@ -390,7 +390,7 @@ def test_ppo_predict_takes_raw_observations_of_discrete_and_dict_spaces():
     one = {"k": 2, "x": np.array([0.5, -0.5], dtype=np.float32)}
     action, _ = agent.predict(one)
     assert action.shape == (2,) and action.dtype == np.int8
-    batch = {"k": np.array([2, 0]), "x": np.zeros((2, 2), dtype=np.float32)}
+    batch = {"k": np.array([2, 0]), "x": np.array([[0.5, -0.5], [0.0, 0.0]], dtype=np.float32)}  # row 0 = one
     actions, _ = agent.predict(batch, deterministic=True)
     assert actions.shape == (2, 2)
     np.testing.assert_array_equal(actions[0], agent.predict(one, deterministic=True)[0])
