@@ -112,8 +112,9 @@ def _assert_saved_model_acts_the_same(agent, tmp_path, returns):
 
 @pytest.mark.parametrize("algo", [refrl.PPO, refrl.TRPO])
 def test_discrete_observations_frozen_lake(algo, tmp_path):
-    """FrozenLake-v1 4x4 without slip (Discrete(16) observations): random actions reach the goal in
-    about 1 episode of 70; 10k steps (seed 0) reach it in every evaluation episode."""
+    """FrozenLake-v1 4x4 without slip (Discrete(16) observations): random actions almost never reach
+    the goal (0 of the 100 baseline episodes here); 10k steps (seed 0) reach it in every evaluation
+    episode."""
     assert _random_return("FrozenLake-v1", **FROZEN_LAKE) < 0.1
     n_steps = 128 if algo is refrl.PPO else 256
     agent = algo("FrozenLake-v1", env_kwargs=FROZEN_LAKE, seed=0, n_steps=n_steps, **SMALL).learn(10_000)
@@ -126,7 +127,7 @@ def test_discrete_observations_frozen_lake(algo, tmp_path):
 
 @pytest.mark.parametrize("algo", [refrl.PPO, refrl.TRPO])
 def test_dict_observations_goal_corridor(algo, tmp_path):
-    """GoalCorridor (Dict of two Discrete(6)): random actions return about 0.2; the shortest paths
+    """GoalCorridor (Dict of two Discrete(6)): random actions return about 0.35; the shortest paths
     about 0.93. 20k steps (seed 0) reach the goal in every evaluation episode (return > 0.7: within
     two steps of the shortest path) and within 0.05 of the shortest paths on average."""
     env_id = "refrl-tests/GoalCorridor-v0"
