@@ -96,7 +96,7 @@ def main() -> None:
     print(
         f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-        f"native kernel variant: {_core.best_isa() if args.isa == 'auto' else args.isa}, cores: {os.cpu_count()}, "
+        f"native kernel variant: {_core.KERNEL_ISA if args.isa == 'auto' else args.isa}, cores: {os.cpu_count()}, "
         f"load average at start: {os.getloadavg()[0]:.1f}"
     )
     print(

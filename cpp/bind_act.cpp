@@ -1,13 +1,11 @@
 // Bindings of act.hpp: the fused per-env-step acting path of refrl.policy.ActorCritic (policy and
-// value MLP forward for a small batch, then Categorical / Gaussian sampling from numpy's random
+// value MLP forward for a small batch, then Categorical / Gaussian / Bernoulli sampling from numpy's random
 // numbers) as _core.ActNetF32/F64. Every size is checked here before C++ touches a buffer; the
 // GIL is released around the computation. A non-finite input or output returns None (the Python
 // caller then runs the NumPy path, which names the culprit in its error).
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -71,6 +69,8 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
   .forward(theta, x) -> (pi_out [B, pi_sizes[-1]], values [B]) or None if not finite
   .act_categorical(theta, x, u) -> (actions int64 [B], logp [B], values [B]) or None;
       u: float64 [B] (or [B, 1]) uniforms from numpy's rng.random
+  .act_bernoulli(theta, x, u) -> (actions int8 [B, n], logp [B], values [B]) or None;
+      u: float64 [B, n] uniforms from numpy's rng.random, n = pi_sizes[-1]
   .act_gaussian(theta, x, eps, log_std_min, log_std_max, low=None, high=None)
       -> (actions [B, d], logp [B], values [B]) or None; eps: float64 [B, d] from
       rng.standard_normal; log_std = theta[n_pi : n_pi + d]. With low and high ([d] arrays of
@@ -123,7 +123,32 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               T* lp = logp.mutable_data();
               py::gil_scoped_release release;
               std::vector<T> work(static_cast<std::size_t>(n));
-              refrl::categorical_sample<T>(pp, B, n, up, work.data(), ap, lp);
+              refrl::Categorical::sample<T>(pp, B, n, up, work.data(), ap, lp);
+            }
+            return py::make_tuple(a, logp, vo);
+          },
+          py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("u").noconvert())
+      .def(
+          "act_bernoulli",
+          [](const Net& net, CArr<T> theta, CArr<T> x, CArr<double> u) -> py::object {
+            net.check_theta(theta);
+            const Index B = net.check_x(x);
+            const Index n = net.nets.pi.out_dim();
+            if (u.ndim() != 2 || u.shape(0) != B || u.shape(1) != n)
+              fail(net.who, "'u' must have shape (" + std::to_string(B) + ", " + std::to_string(n) + "), got " +
+                                Net::shape_str(u));
+            CArr<T> po({B, n});
+            CArr<T> vo(B);
+            if (!net.run(theta, x, B, po, vo)) return py::none();
+            py::array_t<std::int8_t> a({B, n});
+            CArr<T> logp(B);
+            {
+              const T* pp = po.data();
+              const double* up = u.data();
+              std::int8_t* ap = a.mutable_data();
+              T* lp = logp.mutable_data();
+              py::gil_scoped_release release;
+              refrl::Bernoulli::sample<T>(pp, B, n, up, ap, lp);
             }
             return py::make_tuple(a, logp, vo);
           },
@@ -160,12 +185,10 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
             CArr<T> po({B, d});
             CArr<T> vo(B);
             if (!net.run(theta, x, B, po, vo)) return py::none();
-            const T* ls_raw = theta.data() + net.nets.pi.num_params;
             std::vector<T> ls(static_cast<std::size_t>(d));
-            for (Index j = 0; j < d; ++j) {
-              if (!std::isfinite(ls_raw[j])) return py::none();
-              ls[std::size_t(j)] = std::min(std::max(ls_raw[j], T(lo)), T(hi));  // np.clip
-            }
+            if (!refrl::DiagGaussian::bounded_log_std<T>(theta.data() + net.nets.pi.num_params, d, T(lo), T(hi),
+                                                         ls.data()))
+              return py::none();
             CArr<T> a({B, d});
             CArr<T> logp(B);
             {
@@ -174,21 +197,12 @@ ActNetFxx(pi_sizes, vf_sizes, vf_offset, activation, isa="auto")
               T* ap = a.mutable_data();
               T* lp = logp.mutable_data();
               py::gil_scoped_release release;
-              refrl::gaussian_sample<T>(pp, ls.data(), B, d, ep, ap, lp);
+              refrl::DiagGaussian::sample<T>(pp, ls.data(), B, d, ep, ap, lp);
             }
             if (!refrl::all_finite(a.data(), B * d) || !refrl::all_finite(logp.data(), B)) return py::none();
             if (!clip) return py::make_tuple(a, logp, vo);
-            // the environment's copy, min(max(a, low), high) as np.maximum then np.minimum
-            CArr<T> a_env({B, d});
-            const T* ap = a.data();
-            const T* lw = low_arr.data();
-            const T* hg = high_arr.data();
-            T* ep = a_env.mutable_data();
-            for (Index r = 0; r < B; ++r)
-              for (Index j = 0; j < d; ++j) {
-                const T v = ap[r * d + j] < lw[j] ? lw[j] : ap[r * d + j];
-                ep[r * d + j] = v > hg[j] ? hg[j] : v;
-              }
+            CArr<T> a_env({B, d});  // the environment's copy of the actions, clipped to the box
+            refrl::DiagGaussian::clip_to_box<T>(a.data(), B, d, low_arr.data(), high_arr.data(), a_env.mutable_data());
             return py::make_tuple(a, logp, vo, a_env);
           },
           py::arg("theta").noconvert(), py::arg("x").noconvert(), py::arg("eps").noconvert(),

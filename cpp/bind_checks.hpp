@@ -2,11 +2,11 @@
 // Argument checks shared by the bindings of the native MLP family (bind_fisher.cpp,
 // bind_act.cpp): each raises ValueError "<who>: '<argument>' ..." before any
 // C++ touches the data.
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "bindings.hpp"
+#include "refrl/isa.hpp"
 #include "refrl/mlp.hpp"
 
 namespace refrl_bind {
@@ -29,21 +29,12 @@ inline refrl::Activation checked_activation(const std::string& who, const std::s
   fail(who, "'activation' must be 'tanh' or 'relu', got '" + a + "'");
 }
 
-// "auto": the best variant this CPU supports, or the portable one when REFRL_KERNEL_ISA=baseline
-// (the switch bind_kernels.cpp honours for the other kernels).
-inline refrl::Isa auto_isa() {
-  const char* force = std::getenv("REFRL_KERNEL_ISA");
-  if (force != nullptr && std::string(force) == "baseline") return refrl::Isa::generic;
-  return refrl::best_isa();
-}
-
+// "auto": the variant of the other kernels (refrl::kernel_isa()); else a variant by name.
 inline refrl::Isa checked_isa(const std::string& who, const std::string& name) {
-  if (name == "auto") return auto_isa();
+  if (name == "auto") return refrl::kernel_isa();
   refrl::Isa isa;
-  if (name == "generic") isa = refrl::Isa::generic;
-  else if (name == "avx2") isa = refrl::Isa::avx2;
-  else if (name == "avx512") isa = refrl::Isa::avx512;
-  else fail(who, "'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got '" + name + "'");
+  if (!refrl::isa_from_name(name.c_str(), &isa))
+    fail(who, "'isa' must be 'auto', 'generic', 'avx2' or 'avx512', got '" + name + "'");
   if (!refrl::isa_supported(isa)) fail(who, "'isa'='" + name + "' is not supported by this CPU or build");
   return isa;
 }

@@ -5,7 +5,6 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +34,7 @@ const char* head_name(refrl::PolicyHead h) {
   switch (h) {
     case refrl::PolicyHead::gaussian: return "gaussian";
     case refrl::PolicyHead::multicategorical: return "multicategorical";
+    case refrl::PolicyHead::bernoulli: return "bernoulli";
     default: return "categorical";
   }
 }
@@ -54,7 +54,7 @@ arguments). Forward activations at theta_old are cached at construction.
 
 FisherOperatorFxx(theta, sizes, activation, head, obs, damping=0.0, subsample=1, nvec=None, isa="auto")
   theta: 1-D [MLP params | log_std (gaussian only)]; sizes: MLP widths (d0, ..., dL);
-  activation: "tanh" | "relu"; head: "categorical" | "gaussian" | "multicategorical";
+  activation: "tanh" | "relu"; head: "categorical" | "gaussian" | "multicategorical" | "bernoulli";
   obs: [B, d0]; subsample=k uses rows 0, k, 2k, ...; nvec: component sizes (multicategorical);
   isa: "auto" | "generic" | "avx2" | "avx512" (kernel variant; "auto" = best supported).
 )pbdoc")
@@ -67,7 +67,8 @@ FisherOperatorFxx(theta, sizes, activation, head, obs, damping=0.0, subsample=1,
              if (head == "categorical") h = refrl::PolicyHead::categorical;
              else if (head == "gaussian") h = refrl::PolicyHead::gaussian;
              else if (head == "multicategorical") h = refrl::PolicyHead::multicategorical;
-             else fail(fname, "'head' must be 'categorical', 'gaussian' or 'multicategorical', got '" + head + "'");
+             else if (head == "bernoulli") h = refrl::PolicyHead::bernoulli;
+             else fail(fname, "'head' must be 'categorical', 'gaussian', 'multicategorical' or 'bernoulli', got '" + head + "'");
              const std::vector<Index> nv = nvec ? *nvec : std::vector<Index>();
              if (const char* err = refrl::fisher_head_error(layout, h, nv.data(), Index(nv.size())))
                fail(fname, std::string("'nvec': ") + err);
@@ -176,17 +177,14 @@ MlpBatchFxx(theta, sizes, activation, x, isa="auto"); .output() -> y [B, dL];
 void bind_fisher(py::module_& m) {
   bind_for<float>(m, "F32");
   bind_for<double>(m, "F64");
-  m.def("best_isa", [] { return std::string(refrl::isa_name(auto_isa())); },
-        "Kernel variant the native MLP / Fisher code picks ('avx512', 'avx2' or 'generic'; "
-        "'generic' when REFRL_KERNEL_ISA=baseline).");
   m.def("isa_supported",
         [](const std::string& name) {
-          if (name == "generic") return true;
-          if (name == "avx2") return refrl::isa_supported(refrl::Isa::avx2);
-          if (name == "avx512") return refrl::isa_supported(refrl::Isa::avx512);
-          throw py::value_error("isa_supported: 'name' must be 'generic', 'avx2' or 'avx512'");
+          refrl::Isa isa;
+          if (!refrl::isa_from_name(name.c_str(), &isa))
+            throw py::value_error("isa_supported: 'name' must be 'generic', 'avx2' or 'avx512'");
+          return refrl::isa_supported(isa);
         },
-        py::arg("name"));
+        py::arg("name"), "Whether this build and CPU run the kernel variant 'generic', 'avx2' or 'avx512'.");
 }
 
 }  // namespace refrl_bind

@@ -1,20 +1,19 @@
 // Bindings of gae, clipped_surrogate, conjugate_gradient and adam_step (float and double).
 // Thin: refrl.kernels has already validated and converted everything; these functions only
 // re-check what guards memory safety (ndim, equal shapes, contiguity via c_style +
-// noconvert: no silent copies), release the GIL and call the header.
+// noconvert: no silent copies), release the GIL and call the header (which picks the
+// instruction-set variant, isa.hpp).
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <type_traits>
-#include <vector>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "bindings.hpp"
 #include "refrl/adam.hpp"
 #include "refrl/cg.hpp"
 #include "refrl/gae.hpp"
 #include "refrl/surrogate.hpp"
+#include "refrl/vecmath.hpp"
 
 namespace refrl_bind {
 namespace {
@@ -28,98 +27,6 @@ void require_shape(const A& a, const char* name, py::ssize_t ndim, const py::ssi
   if (a.ndim() != ndim) throw py::value_error(std::string("'") + name + "' has the wrong number of dimensions");
   for (py::ssize_t d = 0; d < ndim; ++d)
     if (a.shape(d) != shape[d]) throw py::value_error(std::string("'") + name + "' has the wrong shape");
-}
-
-// True when no element is NaN or inf: exponent bits all ones. Integer OR-reduction, so the
-// loop vectorises (a floating-point reduction would not, without -ffast-math).
-template <class T>
-bool all_finite(const T* x, refrl::Index n) {
-  using U = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
-  constexpr U exp_mask = sizeof(T) == 8 ? U(0x7ff0000000000000ULL) : U(0x7f800000U);
-  U bad = 0;
-  for (refrl::Index i = 0; i < n; ++i) {
-    U bits;
-    std::memcpy(&bits, x + i, sizeof(T));
-    bad |= static_cast<U>((bits & exp_mask) == exp_mask);
-  }
-  return bad == 0;
-}
-
-// Hot loops are compiled twice, for x86-64-v3 (AVX2 + FMA + ...) and for the baseline the
-// wheel is built for, and picked at run time from the CPU's features (AMD and Intel alike),
-// so the shipped build needs no -march=native. `flatten` inlines the header templates into
-// each variant, so they are compiled for its ISA. Explicit variants rather than
-// target_clones, so that the choice is visible: _core.KERNEL_ISA reports it. GCC >= 12 on
-// x86-64; elsewhere one portable build.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
-#define REFRL_DISPATCH 1
-#define REFRL_TARGET_V3 __attribute__((target("arch=x86-64-v3"), flatten))
-#define REFRL_TARGET_BASE __attribute__((flatten))
-bool cpu_has_v3() {
-  static const bool v3 = [] {
-    const char* force = std::getenv("REFRL_KERNEL_ISA");  // "baseline": test the portable path
-    if (force != nullptr && std::string(force) == "baseline") return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v3") != 0;
-  }();
-  return v3;
-}
-#else
-#define REFRL_TARGET_V3
-#define REFRL_TARGET_BASE
-#endif
-
-// GAE, then whether the returns are all finite (ret = A + V: non-finite if anything was).
-template <class T>
-REFRL_TARGET_V3 bool gae_v3(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
-                            const std::uint8_t* term, const std::uint8_t* trunc, T gamma, T lam, T* adv, T* ret) {
-  refrl::gae<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
-  return all_finite(ret, t * n);
-}
-template <class T>
-REFRL_TARGET_BASE bool gae_base(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn,
-                                const std::uint8_t* term, const std::uint8_t* trunc, T gamma, T lam, T* adv,
-                                T* ret) {
-  refrl::gae<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
-  return all_finite(ret, t * n);
-}
-template <class T>
-bool gae_impl(refrl::Index t, refrl::Index n, const T* r, const T* v, const T* vn, const std::uint8_t* term,
-              const std::uint8_t* trunc, T gamma, T lam, T* adv, T* ret) {
-#ifdef REFRL_DISPATCH
-  if (cpu_has_v3()) return gae_v3<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
-#endif
-  return gae_base<T>(t, n, r, v, vn, term, trunc, gamma, lam, adv, ret);
-}
-
-template <class T>
-REFRL_TARGET_V3 refrl::SurrogateStats surrogate_v3(refrl::Index b, const T* lp, const T* lpo, const T* ad,
-                                                   const T* w, T eps, T* g) {
-  return refrl::clipped_surrogate<T>(b, lp, lpo, ad, w, eps, g);
-}
-template <class T>
-REFRL_TARGET_BASE refrl::SurrogateStats surrogate_base(refrl::Index b, const T* lp, const T* lpo, const T* ad,
-                                                       const T* w, T eps, T* g) {
-  return refrl::clipped_surrogate<T>(b, lp, lpo, ad, w, eps, g);
-}
-template <class T>
-refrl::SurrogateStats surrogate_impl(refrl::Index b, const T* lp, const T* lpo, const T* ad, const T* w, T eps,
-                                     T* g) {
-#ifdef REFRL_DISPATCH
-  if (cpu_has_v3()) return surrogate_v3<T>(b, lp, lpo, ad, w, eps, g);
-#endif
-  return surrogate_base<T>(b, lp, lpo, ad, w, eps, g);
-}
-
-template <class T>
-REFRL_TARGET_V3 void adam_v3(refrl::Index n, T* th, const T* g, T* m, T* v, long long t, double lr, double b1,
-                             double b2, double eps) {
-  refrl::adam_step<T>(n, th, g, m, v, t, lr, b1, b2, eps);
-}
-template <class T>
-REFRL_TARGET_BASE void adam_base(refrl::Index n, T* th, const T* g, T* m, T* v, long long t, double lr, double b1,
-                                 double b2, double eps) {
-  refrl::adam_step<T>(n, th, g, m, v, t, lr, b1, b2, eps);
 }
 
 // Whether the byte ranges of two arrays overlap (adam_step updates three of them in place).
@@ -147,10 +54,7 @@ void adam_binding(Arr<T> params, const Arr<T>& grads, Arr<T> m, Arr<T> v, long l
   T* vp = v.mutable_data();
   const T* g = grads.data();
   py::gil_scoped_release nogil;
-#ifdef REFRL_DISPATCH
-  if (cpu_has_v3()) return adam_v3<T>(shape[0], th, g, mp, vp, t, lr, beta1, beta2, eps);
-#endif
-  adam_base<T>(shape[0], th, g, mp, vp, t, lr, beta1, beta2, eps);
+  refrl::adam_step<T>(shape[0], th, g, mp, vp, t, lr, beta1, beta2, eps);
 }
 
 template <class T>
@@ -174,8 +78,8 @@ py::tuple gae_binding(const Arr<T>& rewards, const Arr<T>& values, const Arr<T>&
   bool finite = true;
   {
     py::gil_scoped_release nogil;
-    finite = gae_impl<T>(shape[0], shape[1], r, v, vn, term, trunc, static_cast<T>(gamma), static_cast<T>(lam), a,
-                         re);
+    refrl::gae<T>(shape[0], shape[1], r, v, vn, term, trunc, static_cast<T>(gamma), static_cast<T>(lam), a, re);
+    finite = refrl::all_finite(re, shape[0] * shape[1]);  // ret = A + V: non-finite if anything was
   }
   return py::make_tuple(adv, ret, finite);
 }
@@ -204,7 +108,7 @@ py::tuple surrogate_binding(const Arr<T>& logp, const Arr<T>& logp_old, const Ar
   refrl::SurrogateStats s{};
   {
     py::gil_scoped_release nogil;
-    s = surrogate_impl<T>(shape[0], lp, lpo, ad, w, static_cast<T>(clip_eps), g);
+    s = refrl::clipped_surrogate<T>(shape[0], lp, lpo, ad, w, static_cast<T>(clip_eps), g);
   }
   return py::make_tuple(s.objective, grad, s.clip_fraction, s.approx_kl, s.ratio_min, s.ratio_mean,
                         s.ratio_max, s.weight_sum, s.invalid_weights);
@@ -295,11 +199,6 @@ void bind_for(py::module_& m, const std::string& suffix) {
 void bind_kernels(py::module_& m) {
   bind_for<float>(m, "f32");
   bind_for<double>(m, "f64");
-#ifdef REFRL_DISPATCH
-  m.attr("KERNEL_ISA") = cpu_has_v3() ? "x86-64-v3" : "baseline";
-#else
-  m.attr("KERNEL_ISA") = "baseline";
-#endif
   m.attr("CG_STATUS") = py::make_tuple("converged", "max_iterations", "not_positive_definite", "non_finite",
                                        "operator_failed");
 }

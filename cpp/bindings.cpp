@@ -3,6 +3,7 @@
 // Argument checking lives in src/refrl/kernels.py; the bindings re-check what they must
 // so that nothing reaches C++ out of bounds, then release the GIL and call the header.
 #include "bindings.hpp"
+#include "refrl/isa.hpp"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "refrl's compiled core (use refrl.kernels, which checks arguments)";
@@ -10,4 +11,6 @@ PYBIND11_MODULE(_core, m) {
   refrl_bind::bind_kernels(m);
   refrl_bind::bind_fisher(m);
   refrl_bind::bind_act(m);
+  // The instruction-set variant the kernels run (isa.hpp): "avx512", "avx2" or "generic".
+  m.attr("KERNEL_ISA") = refrl::isa_name(refrl::kernel_isa());
 }

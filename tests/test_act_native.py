@@ -1,7 +1,8 @@
 """Native fused acting path (_core.ActNetF32/F64 behind refrl.native.act) vs ActorCritic.act, the NumPy path (oracle).
 
 Same random stream, same actions, log-probabilities and values to rounding, in float32 and
-float64, for Discrete / Box / MultiDiscrete actions; the stored log π(a|s) equals what
+float64, for Discrete / Box / MultiDiscrete / MultiBinary actions (the last two: the native
+forward pass, then the distribution's NumPy sampling); the stored log π(a|s) equals what
 ``evaluate`` recomputes (PPO's first-minibatch ratio is 1); bad arguments raise named errors.
 """
 
@@ -23,6 +24,8 @@ ACTION_SPACES = {
     "box": spaces.Box(-1.0, 1.0, (2,)),
     "box2d": spaces.Box(-1.0, 1.0, (3, 1)),
     "multidiscrete": spaces.MultiDiscrete([2, 3]),
+    "multibinary": spaces.MultiBinary(3),
+    "multibinary2d": spaces.MultiBinary([2, 2]),
 }
 
 
@@ -151,6 +154,49 @@ def test_native_act_discrete_observations_one_hot():
     ac.native_act = True
     a_n, logp_n, v_n = native.act(ac, obs, np.random.default_rng(3))
     a_p, logp_p, v_p = ac.act(obs, np.random.default_rng(3))
+    np.testing.assert_array_equal(a_n, a_p)
+    _assert_close(logp_n, logp_p, np.float32, "logp")
+    _assert_close(v_n, v_p, np.float32, "values")
+
+
+@pytest.mark.parametrize(
+    "obs_space, obs",
+    [
+        (spaces.MultiDiscrete([3, 2]), np.array([[0, 1], [2, 0]])),
+        (spaces.MultiBinary(3), np.array([[0, 1, 1], [1, 0, 0]], dtype=np.int8)),
+        (spaces.Dict({"k": spaces.Discrete(3), "x": spaces.Box(-1, 1, (2,))}),
+         {"k": np.array([2, 0]), "x": np.array([[0.5, -0.5], [0.1, 0.2]], dtype=np.float32)}),
+    ],
+)
+def test_native_act_encodes_the_other_observation_spaces_as_numpy(obs_space, obs):
+    ac = ActorCritic(obs_space, spaces.MultiBinary(2), net_arch=(8,), rng=np.random.default_rng(0))
+    ac.params[...] = np.random.default_rng(1).uniform(-0.5, 0.5, ac.params.size)
+    for deterministic in (False, True):
+        a_n, logp_n, v_n = native.act(ac, obs, np.random.default_rng(3), deterministic)
+        a_p, logp_p, v_p = ac.act(obs, np.random.default_rng(3), deterministic)
+        np.testing.assert_array_equal(a_n, a_p)
+        _assert_close(logp_n, logp_p, np.float32, "logp")
+        _assert_close(v_n, v_p, np.float32, "values")
+
+
+def test_native_act_falls_back_to_numpy_sampling_for_a_distribution_it_does_not_know():
+    """A distribution without a native sampler (here a subclass the acting network does not
+    recognise): the native forward pass, then the distribution's own NumPy sampling."""
+    from refrl.distributions import Bernoulli
+
+    class OtherBits(Bernoulli):
+        pass
+
+    ac = ActorCritic(spaces.Box(-1, 1, (3,)), spaces.MultiBinary(4), net_arch=(8,), rng=np.random.default_rng(0))
+    ac.params[...] = np.random.default_rng(1).uniform(-0.5, 0.5, ac.params.size)
+    ac.dist = OtherBits(4)
+    obs = np.random.default_rng(2).standard_normal((5, 3)).astype(np.float32)
+    net = native._acting_network(ac)
+    assert not (net.categorical or net.gaussian or net.bernoulli)
+    rng_n, rng_p = np.random.default_rng(3), np.random.default_rng(3)
+    a_n, logp_n, v_n = native.act(ac, obs, rng_n)
+    a_p, logp_p, v_p = ac.act(obs, rng_p)
+    assert rng_n.bit_generator.state == rng_p.bit_generator.state
     np.testing.assert_array_equal(a_n, a_p)
     _assert_close(logp_n, logp_p, np.float32, "logp")
     _assert_close(v_n, v_p, np.float32, "values")

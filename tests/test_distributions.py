@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from refrl import oracle
 from refrl.distributions import (
     LOG_STD_MAX,
     LOG_STD_MIN,
+    Bernoulli,
     Categorical,
     DiagGaussian,
     MultiCategorical,
@@ -37,7 +39,7 @@ log_std = st.floats(-2.0, 1.5, width=64)
 @st.composite
 def dist_case(draw, kind=None):
     """(distribution, params, params2, actions) with hypothesis-drawn sizes and values, float64."""
-    kind = kind or draw(st.sampled_from(["categorical", "gaussian", "multicategorical"]))
+    kind = kind or draw(st.sampled_from(["categorical", "gaussian", "multicategorical", "bernoulli"]))
     B = draw(st.integers(1, 4))
     if kind == "categorical":
         n = draw(st.integers(1, 5))
@@ -56,6 +58,12 @@ def dist_case(draw, kind=None):
 
         p1, p2 = params(), params()
         acts = draw(arrays(np.float64, (B, d), elements=st.floats(-3, 3, width=64)))
+    elif kind == "bernoulli":
+        shape = draw(st.sampled_from([(1,), (3,), (5,), (2, 3)]))
+        dist = Bernoulli(math.prod(shape), shape)
+        p1 = draw(arrays(np.float64, (B, dist.n), elements=logit))
+        p2 = draw(arrays(np.float64, (B, dist.n), elements=logit))
+        acts = draw(arrays(np.int8, (B, *shape), elements=st.integers(0, 1)))
     else:
         nvec = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
         dist = MultiCategorical(nvec)
@@ -163,6 +171,53 @@ def test_gaussian_matches_literal_formulas(case):
         assert math.isclose(dist.kl(p[i : i + 1], p2[i : i + 1])[0], kl, rel_tol=1e-10, abs_tol=1e-10)
 
 
+@given(dist_case("bernoulli"))
+def test_bernoulli_matches_oracle(case):
+    """log π, H and KL against the literal float64 oracles (one bit at a time, from p = σ(z) itself)."""
+    dist, z, z2, a = case
+    np.testing.assert_allclose(dist.log_prob(z, a), oracle.bernoulli_log_prob(z, a.reshape(z.shape)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dist.entropy(z), oracle.bernoulli_entropy(z), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dist.kl(z, z2), oracle.bernoulli_kl(z, z2), rtol=1e-10, atol=1e-12)
+
+
+@given(dist_case("bernoulli"))
+def test_bernoulli_fisher_equals_score_outer_product(case):
+    """M = E_a[∇log π(a) ∇log π(a)ᵀ] by exact enumeration of the 2^n bit vectors."""
+    dist, z, _, _ = case
+    B, n = z.shape
+    p = dist.probs(z)
+    for i in range(B):
+        M = np.zeros((n, n))
+        for k in range(2**n):
+            a = np.array([(k >> j) & 1 for j in range(n)], dtype=np.int8)[None]
+            prob = math.exp(dist.log_prob(z[i : i + 1], a)[0])
+            g = dist.log_prob_grad(z[i : i + 1], a)[0]
+            M += prob * np.outer(g, g)
+        np.testing.assert_allclose(dist.fisher_product(np.tile(z[i], (n, 1)), np.eye(n)), M, atol=1e-12)
+        np.testing.assert_allclose(np.diag(M), p[i] * (1 - p[i]), atol=1e-12)
+
+
+def test_bernoulli_sampling_frequencies_mode_and_dtype():
+    dist = Bernoulli(3)
+    logits = np.tile([math.log(0.2 / 0.8), 0.0, math.log(0.9 / 0.1)], (20000, 1))
+    a = dist.sample(logits, np.random.default_rng(0))
+    assert a.dtype == np.int8 and a.shape == (20000, 3) and set(np.unique(a)) <= {0, 1}
+    np.testing.assert_allclose(a.mean(axis=0), [0.2, 0.5, 0.9], atol=0.015)  # 4σ < 0.015 at n = 20000
+    np.testing.assert_array_equal(dist.mode(logits[:1]), [[0, 0, 1]])  # p = ½ -> 0, as SB3's round
+    shaped = Bernoulli(6, (2, 3))
+    assert shaped.sample(np.zeros((4, 6)), np.random.default_rng(1)).shape == (4, 2, 3)
+
+
+def test_bernoulli_is_stable_for_huge_logits():
+    dist = Bernoulli(2)
+    z = np.array([[1e4, -1e4]], dtype=np.float32)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        lp = dist.log_prob(z, np.array([[1, 0]]))
+        h = dist.entropy(z)
+        kl = dist.kl(z, -z)
+    assert lp[0] == 0.0 and h[0] == 0.0 and np.isfinite(kl).all() and kl[0] > 1e3
+
+
 def test_multicategorical_is_sum_of_independent_components(rng):
     dist = MultiCategorical([3, 2, 4])
     p = rng.standard_normal((5, 9))
@@ -237,6 +292,8 @@ def test_make_distribution_for_supported_spaces():
     assert isinstance(g, DiagGaussian) and g.d == 6 and g.param_dim == 12
     m = make_distribution(spaces.MultiDiscrete([2, 5]))
     assert isinstance(m, MultiCategorical) and m.param_dim == 7
+    b = make_distribution(spaces.MultiBinary([2, 3]))
+    assert isinstance(b, Bernoulli) and b.n == 6 and b.param_dim == 6 and b.action_shape == (2, 3)
     c = make_distribution(spaces.Discrete(3, start=-1))
     assert c.start == -1 and set(c.sample(np.zeros((100, 3)), np.random.default_rng(0))) <= {-1, 0, 1}
 
@@ -244,7 +301,6 @@ def test_make_distribution_for_supported_spaces():
 @pytest.mark.parametrize(
     "space, name",
     [
-        (spaces.MultiBinary(3), "MultiBinary"),
         (spaces.Dict({"a": spaces.Discrete(2)}), "Dict"),
         (spaces.Tuple((spaces.Discrete(2),)), "Tuple"),
         (spaces.MultiDiscrete([[2, 3], [4, 5]]), "MultiDiscrete"),
@@ -274,6 +330,17 @@ def test_distributions_reject_bad_arguments():
         Categorical(0)
     with pytest.raises(ValueError, match="'nvec'"):
         MultiCategorical([2, 0])
+    b = Bernoulli(3)
+    with pytest.raises(ValueError, match="'actions' must be 0 or 1"):
+        b.log_prob(np.zeros((2, 3)), np.array([[0, 1, 2], [0, 0, 0]]))
+    with pytest.raises(ValueError, match="'actions' must have shape"):
+        b.log_prob(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"'params' must have shape \(B, 3\)"):
+        b.entropy(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="'params_new'"):
+        b.kl(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="'n'"):
+        Bernoulli(0)
 
 
 @given(dist_case(), st.integers(0, 2**16), st.booleans())

@@ -30,6 +30,8 @@ def _action_space(kind: str, k: int):
         return spaces.Discrete(k)
     if kind == "box":
         return spaces.Box(-1.0, 1.0, (k,))
+    if kind == "multibinary":
+        return spaces.MultiBinary(k)
     return spaces.MultiDiscrete([k, 2, 1][: max(1, k)])  # MultiDiscrete with 1..3 components
 
 
@@ -51,7 +53,7 @@ def _f(dtype, lo, hi):
 @st.composite
 def fisher_case(draw, dtype=np.float64, activations=("tanh", "relu"), max_B=8, max_width=6):
     """(policy with drawn θ, obs, v): every head, depth 0..2 hidden layers, widths 1..max_width."""
-    kind = draw(st.sampled_from(["discrete", "box", "multidiscrete"]))
+    kind = draw(st.sampled_from(["discrete", "box", "multidiscrete", "multibinary"]))
     k = draw(st.integers(1, 3))
     obs_dim = draw(st.integers(1, 4))
     net_arch = tuple(draw(st.lists(st.integers(1, max_width), min_size=0, max_size=2)))
@@ -176,7 +178,7 @@ def test_fisher_vector_product_float32_matches_float64_oracle(case, subsample):
 
 
 # --------------------------------------------------------- realistic sizes, variants, options
-@pytest.mark.parametrize("kind", ["discrete", "box", "multidiscrete"])
+@pytest.mark.parametrize("kind", ["discrete", "box", "multidiscrete", "multibinary"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fisher_64x64_policy_matches_oracle_on_every_kernel_variant(kind, dtype):
     """(64, 64) tanh policy, B = 301 (not a multiple of the 6-row block), obs_dim 17 (not a
@@ -196,11 +198,12 @@ def test_fisher_64x64_policy_matches_oracle_on_every_kernel_variant(kind, dtype)
 
 
 def test_fisher_operator_honours_refrl_kernel_isa_baseline():
-    """REFRL_KERNEL_ISA=baseline (the switch of the other kernels) selects the portable variant."""
+    """REFRL_KERNEL_ISA=baseline (the switch of every kernel) selects the portable variant, and
+    _core.KERNEL_ISA reports it."""
     code = (
         "import numpy as np; from refrl import _core; "
         "op = _core.FisherOperatorF64(np.zeros(43), [4, 5, 3], 'tanh', 'categorical', np.zeros((3, 4))); "
-        "print(op.isa, _core.best_isa())"
+        "print(op.isa, _core.KERNEL_ISA)"
     )
     env = {**os.environ, "REFRL_KERNEL_ISA": "baseline"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -426,3 +429,16 @@ def test_native_fisher_operator_binding_validates_every_size():
     op = Op(theta, [4, 5, 3], "tanh", "categorical", obs)
     with pytest.raises(ValueError, match="length"):
         op(np.zeros(theta.size + 1))
+
+
+def test_fisher_operator_refuses_a_distribution_without_a_native_head():
+    """No silent NumPy fallback: a distribution the native operator has no head for is named."""
+    from refrl.distributions import Bernoulli
+
+    class OtherBits(Bernoulli):
+        pass
+
+    pol = _policy("multibinary", 2, 3, (4,))
+    pol.dist = OtherBits(2)
+    with pytest.raises(ValueError, match="fisher_operator: .policy. has an unsupported action distribution"):
+        native.fisher_operator(pol, np.zeros((2, 3)))

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("refrl.native",),  # policy-aware native pieces, above the policy
     ("refrl.policy",),
     ("refrl.losses",),
-    ("refrl.nn", "refrl.distributions", "refrl.optim", "refrl.normalization"),
+    ("refrl.nn", "refrl.distributions", "refrl.optim", "refrl.normalization", "refrl.observations"),
     ("refrl.kernels",),  # the array kernels
     ("refrl._checks",),
     ("refrl.oracle",),  # bottom layer of the maths: imports none of the above

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from refrl import losses, oracle
-from refrl.distributions import Categorical, DiagGaussian
+from refrl.distributions import Bernoulli, Categorical, DiagGaussian
 from tests.helpers import assert_close, numerical_grad, rel_error
 from tests.strategies import st_clip_range, st_surrogate_batch
 
@@ -58,9 +58,14 @@ def st_value_batch(draw, max_B=32):
 def st_kl_batch(draw, max_B=12):
     """logp, logp_old, advantages, weights and a distribution with old / new parameters."""
     n = draw(st.integers(1, max_B))
-    if draw(st.booleans()):
+    family = draw(st.sampled_from(["categorical", "bernoulli", "gaussian"]))
+    if family == "categorical":
         k = draw(st.integers(2, 5))
         dist, kind = Categorical(k), "categorical"
+        p_old, p_new = draw(_arrays((n, k), -3.0, 3.0)), draw(_arrays((n, k), -3.0, 3.0))
+    elif family == "bernoulli":
+        k = draw(st.integers(1, 4))
+        dist, kind = Bernoulli(k), "bernoulli"
         p_old, p_new = draw(_arrays((n, k), -3.0, 3.0)), draw(_arrays((n, k), -3.0, 3.0))
     else:
         d = draw(st.integers(1, 3))

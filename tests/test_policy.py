@@ -29,6 +29,7 @@ ACTION_SPACES = {
     "box": spaces.Box(-1.0, 1.0, (2,)),
     "box2d": spaces.Box(-1.0, 1.0, (2, 1)),
     "multidiscrete": spaces.MultiDiscrete([2, 3]),
+    "multibinary": spaces.MultiBinary(3),
 }
 
 
@@ -179,7 +180,7 @@ def test_actor_critic_act_shapes_and_consistency_with_evaluate(kind):
     a_det2, _, _ = ac.act(obs, np.random.default_rng(3), deterministic=True)
     np.testing.assert_array_equal(a_det, a_det2)
     if kind != "box" and kind != "box2d":
-        assert a.dtype == np.int64 and space.contains(a[0])
+        assert a.dtype == (np.int8 if kind == "multibinary" else np.int64) and space.contains(a[0])
 
 
 def test_actor_critic_box_actions_unclipped_log_prob_and_clip_for_env():
@@ -286,14 +287,98 @@ def test_actor_critic_rejects_nan_parameters():
 @pytest.mark.parametrize(
     "obs_space, act_space, name",
     [
-        (spaces.Box(-1, 1, (2,)), spaces.MultiBinary(2), "MultiBinary"),
-        (spaces.Dict({"x": spaces.Box(-1, 1, (2,))}), spaces.Discrete(2), "Dict"),
-        (spaces.MultiBinary(3), spaces.Discrete(2), "MultiBinary"),
+        (spaces.Box(-1, 1, (2,)), spaces.Dict({"a": spaces.Discrete(2)}), "Dict"),
+        (spaces.Box(-1, 1, (2,)), spaces.Tuple((spaces.Discrete(2),)), "Tuple"),
+        (spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3))), spaces.Discrete(2), "Tuple"),
+        (spaces.Dict({"x": spaces.Dict({"y": spaces.Discrete(2)})}), spaces.Discrete(2), "inside a Dict"),
+        (spaces.Dict({"x": spaces.Tuple((spaces.Discrete(2),))}), spaces.Discrete(2), "inside a Dict"),
     ],
 )
 def test_actor_critic_rejects_unsupported_space(obs_space, act_space, name):
     with pytest.raises(ValueError, match=name):
         ActorCritic(obs_space, act_space, rng=np.random.default_rng(0))
+
+
+OBS_SPACES = {
+    "discrete": spaces.Discrete(4, start=2),
+    "multidiscrete": spaces.MultiDiscrete([2, 3], start=[0, -1]),
+    "multibinary": spaces.MultiBinary([2, 2]),
+    "dict": spaces.Dict({"pos": spaces.Discrete(3), "bits": spaces.MultiBinary(2), "x": spaces.Box(-1, 1, (2,))}),
+}
+
+
+def _literal_encoding(space, o) -> list[float]:
+    """One observation's network input, written out from the space's definition (SB3's preprocess_obs)."""
+    if isinstance(space, spaces.Discrete):
+        return [1.0 if int(o) - int(space.start) == k else 0.0 for k in range(int(space.n))]
+    if isinstance(space, spaces.MultiDiscrete):
+        out = []
+        for v, n, s in zip(np.ravel(o), space.nvec.ravel(), np.ravel(space.start), strict=True):
+            out += [1.0 if int(v) - int(s) == k else 0.0 for k in range(int(n))]
+        return out
+    if isinstance(space, spaces.Dict):
+        return [x for key, sub in space.spaces.items() for x in _literal_encoding(sub, o[key])]
+    return [float(v) for v in np.ravel(o)]  # Box, MultiBinary
+
+
+@pytest.mark.parametrize("kind", sorted(OBS_SPACES))
+def test_actor_critic_encodes_observations_as_sb3(kind):
+    """One-hot for Discrete / MultiDiscrete, bits for MultiBinary, entries concatenated in the Dict's
+    order; a batch stacks the single observations; one observation is recognised as one."""
+    space = OBS_SPACES[kind]
+    space.seed(0)
+    ac = ActorCritic(space, spaces.Discrete(2), net_arch=(8,), dtype=np.float64, rng=np.random.default_rng(0))
+    samples = [space.sample() for _ in range(5)]
+    expected = np.array([_literal_encoding(space, o) for o in samples])
+    assert ac.obs_dim == expected.shape[1] == spaces.flatdim(space)
+    if kind == "dict":
+        batch = {key: np.stack([o[key] for o in samples]) for key in space.spaces}
+    else:
+        batch = np.stack([np.asarray(o) for o in samples])
+    np.testing.assert_array_equal(ac.preprocess_obs(batch), expected)
+    one, single = ac.obs_batch(samples[0])
+    assert single and not ac.obs_batch(batch)[1]
+    np.testing.assert_array_equal(ac.preprocess_obs(one), expected[:1])
+    if kind == "dict":  # the encoding itself is accepted (the rollout buffer stores it)
+        np.testing.assert_array_equal(ac.preprocess_obs(expected), expected)
+    else:  # integral floats (a float rollout buffer) give the same input
+        np.testing.assert_array_equal(ac.preprocess_obs(batch.astype(np.float32)), expected)
+    a, logp, v = ac.act(batch, np.random.default_rng(0))
+    assert a.shape == (5,) and logp.shape == v.shape == (5,)
+
+
+def test_actor_critic_rejects_observations_outside_the_space():
+    rng = np.random.default_rng(0)
+    make = lambda space: ActorCritic(space, spaces.Discrete(2), net_arch=(4,), rng=rng)  # noqa: E731
+    md = make(OBS_SPACES["multidiscrete"])
+    with pytest.raises(ValueError, match="'obs' out of range"):
+        md.preprocess_obs(np.array([[0, 2]]))  # start -1: values in [-1, 1]
+    with pytest.raises(ValueError, match=r"'obs' must have shape \(B, 2\)"):
+        md.preprocess_obs(np.array([[0, 1, 0]]))
+    mb = make(OBS_SPACES["multibinary"])
+    with pytest.raises(ValueError, match="'obs' must be 0 or 1"):
+        mb.preprocess_obs(np.array([[[0, 2], [1, 1]]]))
+    with pytest.raises(TypeError, match="'obs' must be integers"):
+        mb.preprocess_obs(np.full((1, 2, 2), 0.5))
+    d = make(OBS_SPACES["dict"])
+    good = {"pos": np.array([0]), "bits": np.array([[0, 1]]), "x": np.array([[0.1, 0.2]])}
+    with pytest.raises(ValueError, match="'obs' must have the keys"):
+        d.preprocess_obs({"pos": good["pos"]})
+    with pytest.raises(ValueError, match="different batch sizes"):
+        d.preprocess_obs({**good, "pos": np.array([0, 1])})
+    with pytest.raises(ValueError, match="'obs' contains NaN"):
+        d.preprocess_obs({**good, "x": np.array([[np.nan, 0.0]])})
+    with pytest.raises(ValueError, match=r"encoding of shape \(B, 7\)"):
+        d.preprocess_obs(np.zeros((1, 6)))
+
+
+@pytest.mark.parametrize("kind", sorted(OBS_SPACES))
+def test_actor_critic_config_round_trips_the_new_spaces(kind):
+    ac = ActorCritic(OBS_SPACES[kind], spaces.MultiBinary(3), net_arch=(8,), rng=np.random.default_rng(0))
+    cfg = json.loads(json.dumps(ac.config()))
+    clone = ActorCritic.from_config(cfg)
+    assert clone.observation_space == ac.observation_space and clone.action_space == ac.action_space
+    assert clone.config() == ac.config() and clone.obs_dim == ac.obs_dim
 
 
 def test_actor_critic_backward_rejects_bad_gradient_shapes():

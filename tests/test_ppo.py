@@ -363,3 +363,36 @@ def test_ppo_async_vector_env_matches_sync():
     a.close()
     np.testing.assert_array_equal(a.policy.params, b.policy.params)
     assert a.num_timesteps == b.num_timesteps
+
+
+def test_ppo_predict_takes_raw_observations_of_discrete_and_dict_spaces():
+    """One observation gives one action, a batch a batch; a wrong shape is named by predict."""
+    agent = refrl.PPO("FrozenLake-v1", n_steps=32, batch_size=32, n_epochs=1)
+    action, _ = agent.predict(0)
+    assert np.shape(action) == () and agent.action_space.contains(action)
+    actions, _ = agent.predict(np.array([0, 5, 15]))
+    assert actions.shape == (3,)
+    with pytest.raises(ValueError, match=r"predict: 'obs' must have shape \(\) or \(B,\)"):
+        agent.predict(np.zeros((2, 2), dtype=np.int64))
+
+    class DictEnv(gym.Env):
+        observation_space = gym.spaces.Dict({"k": gym.spaces.Discrete(3), "x": gym.spaces.Box(-1, 1, (2,))})
+        action_space = gym.spaces.MultiBinary(2)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, True, {}
+
+    agent = refrl.PPO(DictEnv(), n_steps=32, batch_size=32, n_epochs=1).learn(32)
+    one = {"k": 2, "x": np.array([0.5, -0.5], dtype=np.float32)}
+    action, _ = agent.predict(one)
+    assert action.shape == (2,) and action.dtype == np.int8
+    batch = {"k": np.array([2, 0]), "x": np.array([[0.5, -0.5], [0.0, 0.0]], dtype=np.float32)}  # row 0 = one
+    actions, _ = agent.predict(batch, deterministic=True)
+    assert actions.shape == (2, 2)
+    np.testing.assert_array_equal(actions[0], agent.predict(one, deterministic=True)[0])
+    with pytest.raises(ValueError, match="'obs' must have the keys"):
+        agent.predict({"k": 1})

@@ -10,6 +10,7 @@ from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
 from refrl import kernels
+from refrl.policy import ActorCritic
 from refrl.rollout import RolloutBuffer, RolloutCollector, make_vec_env
 
 
@@ -181,10 +182,10 @@ def test_make_vec_env_rejects_bad_vectorization_mode():
 
 
 def test_make_vec_env_rejects_unsupported_spaces():
-    class DictObs(CounterEnv):
+    class TupleObs(CounterEnv):
         def __init__(self):
             super().__init__()
-            self.observation_space = spaces.Dict({"x": spaces.Box(-1, 1, (1,))})
+            self.observation_space = spaces.Tuple((spaces.Discrete(2), spaces.Box(-1, 1, (1,))))
 
     class TupleAct(CounterEnv):
         def __init__(self):
@@ -192,7 +193,7 @@ def test_make_vec_env_rejects_unsupported_spaces():
             self.action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
 
     with pytest.raises(ValueError, match="unsupported observation space"):
-        make_vec_env(DictObs())
+        make_vec_env(TupleObs())
     with pytest.raises(ValueError, match="unsupported action space"):
         make_vec_env(TupleAct())
 
@@ -206,3 +207,49 @@ def test_make_vec_env_auto_mode():
     assert type(make_vec_env("CartPole-v1", 8).unwrapped).__name__ == "CartPoleVectorEnv"
     assert isinstance(make_vec_env("CartPole-v1", 1), gym.vector.SyncVectorEnv)
     assert isinstance(make_vec_env("Pendulum-v1", 8), gym.vector.SyncVectorEnv)
+
+
+class DictCounterEnv(gym.Env):
+    """obs = {"k": steps taken (Discrete 6), "x": [k / 5]}; terminates after 4 steps."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Dict({"k": spaces.Discrete(6), "x": spaces.Box(0, 1, (1,), np.float32)})
+        self.action_space = spaces.MultiBinary(2)
+        self.k = 0
+
+    def _obs(self):
+        return {"k": self.k, "x": np.array([self.k / 5], np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.k = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action)), action
+        self.k += 1
+        return self._obs(), 1.0, self.k >= 4, False, {}
+
+
+def test_rollout_of_dict_observations_stores_their_encoding():
+    """The buffer keeps the policy's encoding of each Dict observation ([one-hot k | x]); the stored
+    log π and V are what the policy recomputes from it; MultiBinary actions are stored as int8 bits."""
+    env = make_vec_env(DictCounterEnv(), 1)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, net_arch=(8,),
+                         rng=np.random.default_rng(0))
+    buf = RolloutBuffer.allocate(10, 1, env.single_observation_space, env.single_action_space, np.float32)
+    assert buf.obs.shape == (10, 1, 7) and buf.actions.shape == (10, 1, 2) and buf.actions.dtype == np.int8
+    RolloutCollector(env, policy, buf, seed=0).collect(np.random.default_rng(0))
+    k = [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]  # the step after the end only resets (NEXT_STEP)
+    expected = np.array([[*np.eye(6)[kk], kk / 5] for kk in k], dtype=np.float32)
+    np.testing.assert_allclose(buf.obs[:, 0], expected, rtol=1e-7)
+    logp, _, values, _ = policy.evaluate(buf.obs[:, 0], buf.actions[:, 0])
+    np.testing.assert_allclose(logp, buf.logp[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(values, buf.values[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_observation_normalisation_refuses_non_box_observations():
+    import refrl
+
+    with pytest.raises(ValueError, match="normalize_obs: observation normalisation needs a Box"):
+        refrl.PPO(DictCounterEnv(), normalize_obs=True)

@@ -48,8 +48,8 @@ def test_selfcheck_nan_is_a_failure():
 
 
 def test_selfcheck_passes_on_the_baseline_kernels_too():
-    """The portable (non-AVX2) build of the kernels, forced with REFRL_KERNEL_ISA=baseline.
-    The choice is made once per process, hence the subprocess."""
+    """The portable (generic) variant of every kernel, forced with REFRL_KERNEL_ISA=baseline and
+    reported by _core.KERNEL_ISA. The choice is made once per process, hence the subprocess."""
     import os
     import subprocess
     import sys
@@ -58,5 +58,5 @@ def test_selfcheck_passes_on_the_baseline_kernels_too():
     code = "import sys; from refrl import _core, selfcheck; print(_core.KERNEL_ISA); sys.exit(selfcheck.run_selfcheck(1, 3))"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines()[0] == "baseline"
+    assert proc.stdout.splitlines()[0] == "generic"
     assert "all kernels match their oracles" in proc.stdout

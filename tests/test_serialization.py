@@ -126,10 +126,17 @@ def test_loaders_dispatch_by_algorithm_and_the_base_class_points_to_the_registry
         spaces.MultiDiscrete([3, 3], start=[1, -1]),
         spaces.Box(-np.inf, 1.0, (2, 2)),
         spaces.Box(np.array([-1.0, 0.0]), np.array([2.0, 0.5]), dtype=np.float64),
+        spaces.MultiBinary(3),
+        spaces.MultiBinary([2, 3]),
+        spaces.Dict({"b": spaces.Discrete(3), "a": spaces.Box(-1, 1, (2,))}),
+        spaces.Dict([("z", spaces.MultiBinary(2)), ("a", spaces.MultiDiscrete([2, 3]))]),  # not sorted
     ],
 )
 def test_spaces_round_trip_through_json(space):
-    assert space_from_dict(json.loads(json.dumps(space_to_dict(space)))) == space
+    back = space_from_dict(json.loads(json.dumps(space_to_dict(space))))
+    assert back == space
+    if isinstance(space, spaces.Dict):  # the entries keep their order (the network input's layout)
+        assert list(back.spaces) == list(space.spaces)
 
 
 def test_unsupported_spaces_are_rejected_by_name():

@@ -23,6 +23,8 @@ def _action_space(kind: str, k: int):
         return spaces.Discrete(k + 1)
     if kind == "box":
         return spaces.Box(-1.0, 1.0, (k,))
+    if kind == "multibinary":
+        return spaces.MultiBinary(k)
     return spaces.MultiDiscrete([k + 1, 2, 3][: max(1, k)])
 
 
@@ -49,7 +51,7 @@ def _problem(kind, k, obs_dim, net_arch, activation, dtype, B, seed, g_sign=1.0,
 
 @st.composite
 def trpo_case(draw, dtype=np.float64):
-    kind = draw(st.sampled_from(["discrete", "box", "multidiscrete"]))
+    kind = draw(st.sampled_from(["discrete", "box", "multidiscrete", "multibinary"]))
     k = draw(st.integers(1, 3))
     obs_dim = draw(st.integers(1, 4))
     net_arch = tuple(draw(st.lists(st.integers(1, 6), min_size=0, max_size=2)))
@@ -156,7 +158,7 @@ def test_trpo_step_float32_matches_float64_oracle(case):
     _check_against_oracle(problem, hp, rtol=2e-4)
 
 
-@pytest.mark.parametrize("kind", ["discrete", "box", "multidiscrete"])
+@pytest.mark.parametrize("kind", ["discrete", "box", "multidiscrete", "multibinary"])
 def test_trpo_step_rejected_step_returns_theta_old_bit_identical(kind):
     pol, obs, actions, logp_old, adv, _weights, g = _problem(kind, 2, 3, (8,), "tanh", np.float32, 64, 1, g_sign=-1.0)
     theta_old = pol.policy_params.copy()

@@ -9,11 +9,17 @@
 #include <vector>
 
 #include "check.hpp"
+#include "refrl/act.hpp"
 #include "refrl/adam.hpp"
 #include "refrl/cg.hpp"
 #include "refrl/common.hpp"
+#include "refrl/distributions.hpp"
+#include "refrl/fisher.hpp"
 #include "refrl/gae.hpp"
+#include "refrl/isa.hpp"
+#include "refrl/mlp.hpp"
 #include "refrl/surrogate.hpp"
+#include "refrl/vecmath.hpp"
 
 using refrl::Index;
 
@@ -286,7 +292,128 @@ static void test_adam(double tol) {
   }
 }
 
+// The one vectorised exp and the tanh built on it, against the library's, relative error in
+// units of the type's epsilon (the Python tests check the same in every kernel variant).
+template <class T>
+static void test_exp_tanh() {
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double hi = sizeof(T) == 8 ? 709.0 : 88.0, lo = sizeof(T) == 8 ? -708.0 : -87.0;  // normal results
+  for (int i = 0; i <= 4000; ++i) {
+    const T x = static_cast<T>(lo + (hi - lo) * i / 4000.0);
+    const double want = std::exp(static_cast<double>(x));
+    CHECK(std::fabs(static_cast<double>(refrl::detail::vexp(x)) - want) <= 4 * eps * want);
+  }
+  CHECK(refrl::detail::vexp(T(0)) == T(1));
+  CHECK(std::isinf(refrl::detail::vexp(T(1000))) && refrl::detail::vexp(T(-1000)) == T(0));
+  CHECK(std::isnan(refrl::detail::vexp(std::numeric_limits<T>::quiet_NaN())));
+  std::vector<T> h(64 * 40);  // 40 rows of 64 values: whole vectors of every width
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<T>(-15.0 + 30.0 * static_cast<double>(i) / static_cast<double>(h.size()));
+  const std::vector<T> x = h;
+  refrl::detail::tanh_row<T, 64>(h.data(), static_cast<Index>(h.size()));
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const double want = std::tanh(static_cast<double>(x[i]));
+    CHECK(std::fabs(static_cast<double>(h[i]) - want) <= 4 * eps * std::max(std::fabs(want), 1e-30));
+  }
+}
+
+static void test_isa() {
+  const refrl::Isa isa = refrl::kernel_isa();
+  CHECK(refrl::isa_supported(isa) && refrl::isa_supported(refrl::Isa::generic));
+  CHECK(static_cast<int>(isa) <= static_cast<int>(refrl::best_isa()));
+  for (refrl::Isa i : {refrl::Isa::generic, refrl::Isa::avx2, refrl::Isa::avx512}) {
+    refrl::Isa back = refrl::Isa::generic;
+    CHECK(refrl::isa_from_name(refrl::isa_name(i), &back) && back == i);
+  }
+  refrl::Isa untouched = refrl::Isa::avx2;
+  CHECK(!refrl::isa_from_name("sse9", &untouched) && untouched == refrl::Isa::avx2);
+}
+
+// The native MLP (forward, J v, J^T u), the acting network and the Fisher operator in every
+// supported variant, against a literal forward pass in double and the identities they obey:
+// <u, J v> = <J^T u, v>; F symmetric positive semi-definite; the Gaussian log-sigma block 2 v.
+template <class T>
+static void test_mlp_act_fisher(double tol) {
+  const Index sizes[] = {3, 40, 70, 4};  // 70: a row that is not a whole number of vectors
+  const refrl::MlpLayout lay = refrl::mlp_layout(sizes, 4);
+  CHECK(refrl::mlp_layout_error(sizes, 4) == nullptr);
+  const Index P = lay.num_params, B = 9, d = 4;
+  std::vector<T> theta(static_cast<std::size_t>(P + d)), x(static_cast<std::size_t>(B * 3));
+  for (Index i = 0; i < P + d; ++i) theta[i] = static_cast<T>(0.3 * std::sin(1.7 * static_cast<double>(i)));
+  for (Index i = 0; i < B * 3; ++i) x[i] = static_cast<T>(std::cos(0.9 * static_cast<double>(i)));
+  std::vector<double> want(static_cast<std::size_t>(B * d));
+  for (Index b = 0; b < B; ++b) {
+    std::vector<double> h(x.begin() + b * 3, x.begin() + b * 3 + 3);
+    for (Index l = 1; l <= 3; ++l) {
+      std::vector<double> z(static_cast<std::size_t>(sizes[l]));
+      for (Index j = 0; j < sizes[l]; ++j) {
+        double s = theta[lay.b_offset[l - 1] + j];
+        for (Index i = 0; i < sizes[l - 1]; ++i) s += h[i] * theta[lay.w_offset[l - 1] + i * sizes[l] + j];
+        z[j] = l < 3 ? std::tanh(s) : s;
+      }
+      h = z;
+    }
+    for (Index j = 0; j < d; ++j) want[b * d + j] = h[j];
+  }
+  std::vector<T> v(static_cast<std::size_t>(P + d)), u(static_cast<std::size_t>(B * d));
+  for (Index i = 0; i < P + d; ++i) v[i] = static_cast<T>(std::cos(0.37 * static_cast<double>(i)));
+  for (Index i = 0; i < B * d; ++i) u[i] = static_cast<T>(std::sin(0.53 * static_cast<double>(i)));
+  for (refrl::Isa isa : {refrl::Isa::generic, refrl::Isa::avx2, refrl::Isa::avx512}) {
+    if (!refrl::isa_supported(isa)) continue;
+    refrl::MlpBatch<T> mb;
+    refrl::mlp_batch_init<T>(mb, lay, refrl::Activation::tanh, isa, theta.data(), B, x.data(), 3);
+    for (Index b = 0; b < B; ++b)
+      for (Index j = 0; j < d; ++j) CHECK_NEAR(refrl::mlp_output(mb, b, j), want[b * d + j], tol);
+    std::vector<T> jv(static_cast<std::size_t>(B * d)), jtu(static_cast<std::size_t>(P));
+    refrl::mlp_jvp<T>(mb, v.data(), jv.data());
+    refrl::mlp_vjp<T>(mb, u.data(), jtu.data());
+    double uJv = 0, Jtuv = 0;
+    for (Index i = 0; i < B * d; ++i) uJv += double(u[i]) * double(jv[i]);
+    for (Index i = 0; i < P; ++i) Jtuv += double(jtu[i]) * double(v[i]);
+    CHECK_NEAR(uJv, Jtuv, tol * 100);
+
+    const Index vf_sizes[] = {3, 40, 70, 1};
+    const refrl::MlpLayout vf = refrl::mlp_layout(vf_sizes, 4);
+    std::vector<T> th2(theta.begin(), theta.begin() + P);  // the value net: the policy's first layers
+    th2.insert(th2.end(), theta.begin(), theta.begin() + vf.num_params);
+    const refrl::ActNets nets = refrl::act_nets(lay, vf, P, refrl::Activation::tanh, isa);
+    std::vector<T> pi(static_cast<std::size_t>(B * d)), val(static_cast<std::size_t>(B));
+    refrl::act_forward<T>(nets, th2.data(), B, x.data(), pi.data(), val.data());
+    for (Index i = 0; i < B * d; ++i) CHECK_NEAR(pi[i], want[i], tol);
+    CHECK(refrl::all_finite(pi.data(), B * d) && refrl::all_finite(val.data(), B));
+
+    for (refrl::PolicyHead head : {refrl::PolicyHead::categorical, refrl::PolicyHead::gaussian}) {
+      const refrl::FisherOperator<T> F(lay, refrl::Activation::tanh, head, nullptr, 0, theta.data(), B, x.data(), 3, 1,
+                                       T(0), isa);
+      const Index n = F.size();
+      CHECK(n == refrl::fisher_num_params(lay, head));
+      std::vector<T> a(static_cast<std::size_t>(n)), c(static_cast<std::size_t>(n));
+      std::vector<T> Fa(static_cast<std::size_t>(n)), Fc(static_cast<std::size_t>(n));
+      for (Index i = 0; i < n; ++i) {
+        a[i] = v[i];
+        c[i] = static_cast<T>(std::sin(0.71 * static_cast<double>(i)));
+      }
+      F.apply(a.data(), Fa.data());
+      F.apply(c.data(), Fc.data());
+      double cFa = 0, aFc = 0, aFa = 0;
+      for (Index i = 0; i < n; ++i) {
+        cFa += double(c[i]) * double(Fa[i]);
+        aFc += double(a[i]) * double(Fc[i]);
+        aFa += double(a[i]) * double(Fa[i]);
+      }
+      CHECK_NEAR(cFa, aFc, tol * 100 * (1 + std::fabs(cFa)));
+      CHECK(aFa >= -tol);
+      if (head == refrl::PolicyHead::gaussian)
+        for (Index j = 0; j < d; ++j) CHECK_NEAR(Fa[P + j], 2 * double(a[P + j]), tol);
+    }
+  }
+}
+
 int main() {
+  test_isa();
+  test_exp_tanh<double>();
+  test_exp_tanh<float>();
+  test_mlp_act_fisher<double>(1e-12);
+  test_mlp_act_fisher<float>(1e-4);
   test_adam<double>(1e-12);
   test_adam<float>(1e-6);
   test_gae<double>(1e-12);

@@ -12,6 +12,8 @@ Every distribution takes its parameters as one 2-D array ``params`` of shape
 * :class:`MultiCategorical` (``MultiDiscrete``): concatenated logits of
   independent components ``[B, Σ nvec]``; log-probabilities, entropies and KLs
   add over the components (MultiDiscrete detail of the same blog).
+* :class:`Bernoulli` (``MultiBinary``): one logit per bit ``[B, n]``, independent bits;
+  log-probabilities, entropies and KLs add over the bits (SB3's ``BernoulliDistribution``).
 
 Entry points, the same for every distribution (all per sample, shape [B] or [B, param_dim]):
 
@@ -26,7 +28,7 @@ Entry points, the same for every distribution (all per sample, shape [B] or [B, 
   that action (DiagGaussian evaluates log π from the drawn ε, exact even when σ ≪ |μ|).
 
 :class:`Categorical` also gives the full distribution, ``log_probs(params)`` (log-softmax) and
-``probs(params)``. Each formula is written once, in the method that computes it; every gradient is
+``probs(params)``; :class:`Bernoulli` gives ``probs(params)`` = σ(z). Each formula is written once, in the method that computes it; every gradient is
 checked against finite differences in ``tests/test_distributions.py``.
 
 Box actions are sampled *unclipped*; the policy clips them to the bounds only for
@@ -43,6 +45,7 @@ import numpy as np
 __all__ = [
     "LOG_STD_MAX",
     "LOG_STD_MIN",
+    "Bernoulli",
     "Categorical",
     "DiagGaussian",
     "Distribution",
@@ -65,6 +68,11 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     """log p = z − max z − log Σ exp(z − max z) (log-sum-exp, stable for any finite z); logits [B, n]."""
     z = logits - logits.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _softplus(z: np.ndarray) -> np.ndarray:
+    """log(1 + e^z) = max(z, 0) + log1p(e^−|z|) (stable for any finite z)."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def _check_params(name: str, params: np.ndarray, dim: int, who: str) -> np.ndarray:
@@ -494,10 +502,110 @@ class MultiCategorical(Distribution):
         return f"MultiCategorical(nvec={self.nvec.tolist()})"
 
 
-def make_distribution(action_space) -> Categorical | DiagGaussian | MultiCategorical:
-    """Distribution for a gymnasium action space: Discrete, Box, or 1-D MultiDiscrete.
+class Bernoulli(Distribution):
+    """Independent bits, π(a) = Π_i p_i^{a_i} (1 − p_i)^{1 − a_i}, p = σ(z), params = logits z [B, n]
+    (gymnasium MultiBinary; actions [B, *shape] of 0/1, int8 as the space's dtype).
 
-    Raises ValueError naming the space for anything else (MultiBinary, Dict, Tuple, ...).
+    Formulas (per bit i, sums over i; softplus(z) = log(1 + e^z), so log p = −softplus(−z) and
+    log(1 − p) = −softplus(z)):
+        log π(a) = Σ a z − softplus(z)                                ∂/∂z = a − p
+        H = Σ softplus(z) − p z                                       ∂H/∂z = −z p (1 − p)
+        KL(p ‖ q) = Σ p (log p − log q) + (1 − p)(log(1 − p) − log(1 − q))    ∂KL/∂z^q = q − p
+        Fisher in z: M = diag(p (1 − p))                              M u = p (1 − p) ⊙ u
+    Sampling: a_i = [u_i < p_i], u ~ U[0, 1); the mode is [z_i > 0] (p = ½ gives 0, as SB3's round).
+    """
+
+    def __init__(self, n: int, shape: tuple[int, ...] | None = None) -> None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"Bernoulli: 'n' must be >= 1, got {n}")
+        shape = (n,) if shape is None else tuple(int(k) for k in shape)
+        if math.prod(shape) != n:
+            raise ValueError(f"Bernoulli: 'shape' {shape} must hold n = {n} bits")
+        self.n = n
+        self.param_dim = n
+        self.action_shape = shape
+        self.action_dtype = np.dtype(np.int8)
+
+    def _params(self, params: np.ndarray, name: str = "params") -> np.ndarray:
+        return _check_params(name, params, self.n, "Bernoulli")
+
+    def _bits(self, actions: np.ndarray, B: int, dtype: np.dtype) -> np.ndarray:
+        """Actions [B, *shape] (or [B, n]) of 0/1 as ``dtype`` [B, n]."""
+        a = np.asarray(actions)
+        if a.shape[:1] != (B,) or a.size != B * self.n or a.shape[1:] not in (self.action_shape, (self.n,)):
+            shape = ", ".join(map(str, self.action_shape))
+            raise ValueError(f"Bernoulli: 'actions' must have shape ({B}, {shape}), got {a.shape}")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"Bernoulli: 'actions' must be 0/1 numbers, got dtype {a.dtype}")
+        if a.size and not ((a == 0) | (a == 1)).all():
+            raise ValueError("Bernoulli: 'actions' must be 0 or 1")
+        return a.reshape(B, self.n).astype(dtype)
+
+    def probs(self, params: np.ndarray) -> np.ndarray:
+        """p = σ(z) = exp(−softplus(−z)), [B, n]."""
+        return np.exp(-_softplus(-self._params(params)))
+
+    def _shaped(self, a: np.ndarray) -> np.ndarray:
+        return a.reshape((a.shape[0], *self.action_shape))
+
+    def sample(self, params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        p = self.probs(params)
+        return self._shaped((rng.random(p.shape) < p).astype(np.int8))
+
+    def mode(self, params: np.ndarray) -> np.ndarray:
+        return self._shaped((self._params(params) > 0).astype(np.int8))
+
+    def log_prob(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        z = self._params(params)
+        a = self._bits(actions, z.shape[0], z.dtype)
+        return (a * z - _softplus(z)).sum(axis=1)
+
+    def log_prob_grad(self, params: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        z = self._params(params)
+        return self._bits(actions, z.shape[0], z.dtype) - self.probs(z)
+
+    def entropy(self, params: np.ndarray) -> np.ndarray:
+        z = self._params(params)
+        return (_softplus(z) - self.probs(z) * z).sum(axis=1)
+
+    def entropy_grad(self, params: np.ndarray) -> np.ndarray:
+        z = self._params(params)
+        p = self.probs(z)
+        return -z * p * (1.0 - p)
+
+    def _pair(self, params_old: np.ndarray, params_new: np.ndarray, fn: str) -> tuple[np.ndarray, np.ndarray]:
+        zp = self._params(params_old, "params_old")
+        zq = self._params(params_new, "params_new")
+        if zp.shape != zq.shape:
+            raise ValueError(f"Bernoulli.{fn}: 'params_old' {zp.shape} and 'params_new' {zq.shape} differ")
+        return zp, zq
+
+    def kl(self, params_old: np.ndarray, params_new: np.ndarray) -> np.ndarray:
+        zp, zq = self._pair(params_old, params_new, "kl")
+        p = self.probs(zp)
+        # log p − log q = softplus(−z^q) − softplus(−z^p);  log(1 − p) − log(1 − q) = softplus(z^q) − softplus(z^p)
+        return (p * (_softplus(-zq) - _softplus(-zp)) + (1.0 - p) * (_softplus(zq) - _softplus(zp))).sum(axis=1)
+
+    def kl_grad(self, params_old: np.ndarray, params_new: np.ndarray) -> np.ndarray:
+        zp, zq = self._pair(params_old, params_new, "kl_grad")
+        return self.probs(zq) - self.probs(zp)
+
+    def fisher_product(self, params: np.ndarray, u: np.ndarray) -> np.ndarray:
+        p = self.probs(params)
+        u = np.asarray(u, dtype=p.dtype)
+        if u.shape != p.shape:
+            raise ValueError(f"Bernoulli.fisher_product: 'u' must have shape {p.shape}, got {u.shape}")
+        return p * (1.0 - p) * u
+
+    def __repr__(self) -> str:
+        return f"Bernoulli(n={self.n})"
+
+
+def make_distribution(action_space) -> Categorical | DiagGaussian | MultiCategorical | Bernoulli:
+    """Distribution for a gymnasium action space: Discrete, Box, 1-D MultiDiscrete or MultiBinary.
+
+    Raises ValueError naming the space for anything else (Dict, Tuple, ...).
     """
     from gymnasium import spaces
 
@@ -514,7 +622,10 @@ def make_distribution(action_space) -> Categorical | DiagGaussian | MultiCategor
                 f"make_distribution: only 1-D MultiDiscrete action spaces are supported, got {action_space}"
             )
         return MultiCategorical(action_space.nvec, getattr(action_space, "start", None))
+    if isinstance(action_space, spaces.MultiBinary):
+        shape = tuple(int(k) for k in action_space.shape)
+        return Bernoulli(math.prod(shape), shape)
     raise ValueError(
         f"make_distribution: unsupported 'action_space' {action_space!r} "
-        "(supported: gymnasium.spaces.Discrete, Box, MultiDiscrete)"
+        "(supported: gymnasium.spaces.Discrete, Box, MultiDiscrete, MultiBinary)"
     )

@@ -10,7 +10,7 @@ only through its public attributes and methods (``pi.sizes``, ``vf.sizes``, ``ac
   :func:`refrl.kernels.conjugate_gradient` (also reachable as ``refrl.kernels.fisher_operator``
   and ``refrl.kernels.fisher_vector_product``).
 * :func:`act` / :func:`act_and_clip`: ``ActorCritic.act`` (the NumPy reference) with both
-  forward passes and the Categorical / Gaussian sampling in one native call
+  forward passes and the Categorical / Gaussian / Bernoulli sampling in one native call
   (``refrl._core.ActNetF32/F64``), for the rollout collector and ``predict``. The random numbers
   are drawn exactly as the NumPy path draws them, so results equal it to rounding. It applies
   when ``policy.native_act`` is set (the float32 default) and falls back to ``policy.act`` for
@@ -32,7 +32,7 @@ from refrl import _core
 from refrl._checks import (
     as_float_array, as_real_array, check_bool, check_damping, check_finite, check_scalar, checked_product, fmt_shape,
 )  # fmt: skip
-from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Categorical, DiagGaussian, MultiCategorical
+from refrl.distributions import LOG_STD_MAX, LOG_STD_MIN, Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from refrl.policy import ActorCritic
 
 __all__ = ["FisherOperatorF32", "FisherOperatorF64", "act", "act_and_clip", "fisher_operator", "fisher_vector_product"]
@@ -42,7 +42,8 @@ __all__ = ["FisherOperatorF32", "FisherOperatorF64", "act", "act_and_clip", "fis
 # Fisher-vector product
 # ----------------------------------------------------------------------------------------
 
-_FISHER_HEADS = {Categorical: "categorical", DiagGaussian: "gaussian", MultiCategorical: "multicategorical"}
+_FISHER_HEADS = {Categorical: "categorical", DiagGaussian: "gaussian", MultiCategorical: "multicategorical",
+                 Bernoulli: "bernoulli"}
 
 
 def _fisher_inputs(policy: Any, obs: Any, fn: str) -> tuple[np.ndarray, str, list[int] | None]:
@@ -119,7 +120,7 @@ def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int 
 
     J_b: Jacobian of the distribution parameters of s_b (logits; or mean and log σ) with respect
     to the policy parameters; M_b: the distribution's Fisher information in those parameters —
-    diag(p) − ppᵀ per categorical component, diag(1/σ²) on the mean and 2 on log σ for the
+    diag(p) − ppᵀ per categorical component, diag(p(1 − p)) per Bernoulli bit, diag(1/σ²) on the mean and 2 on log σ for the
     diagonal Gaussian (0 on a log σ outside [LOG_STD_MIN, LOG_STD_MAX], where the KL is flat in it).
     F is the Hessian of the mean KL at θ_old (Schulman et al. 2015, TRPO, Appendix C).
 
@@ -129,14 +130,15 @@ def fisher_operator(policy: Any, obs: Any, damping: float = 0.0, subsample: int 
 
     Parameters
     ----------
-    policy : refrl.policy.ActorCritic (Discrete, Box or MultiDiscrete actions)
+    policy : refrl.policy.ActorCritic (Discrete, Box, MultiDiscrete or MultiBinary actions)
     obs : ndarray, shape [B, *obs_shape]
     damping : float >= 0
         λ added to the diagonal (``cg_damping``); also settable later as ``op.damping``.
     subsample : int >= 1
         Use only observations 0, k, 2k, ... (OpenAI Baselines TRPO uses every 5th).
     isa : {"auto", "generic", "avx2", "avx512"}
-        Kernel variant (for tests and benchmarks); "auto" picks the best the CPU supports.
+        Kernel variant (for tests and benchmarks); "auto" is ``refrl._core.KERNEL_ISA``, the best
+        the CPU supports unless ``REFRL_KERNEL_ISA`` lowers it.
 
     Returns
     -------
@@ -235,6 +237,7 @@ class _ActingNetwork:
         self.obs_shape = tuple(policy.observation_space.shape or ())
         self.box_obs = isinstance(policy.observation_space, spaces.Box)
         self.categorical = type(policy.dist) is Categorical
+        self.bernoulli = type(policy.dist) is Bernoulli
         self.gaussian = isinstance(policy.dist, DiagGaussian)
         if self.gaussian:  # Box actions: bounds for the clip, shape [d] -> box shape
             self.low = policy.action_space.low.astype(policy.dtype).reshape(-1)
@@ -274,6 +277,12 @@ class _ActingNetwork:
             if dist.start:
                 res = (res[0] + dist.start, res[1], res[2])
             return res
+        if not deterministic and self.bernoulli:
+            res = self.net.act_bernoulli(policy.params, x, rng.random((B, dist.n)))
+            if res is None:  # non-finite: the NumPy path raises the named error (rng already used)
+                return policy.act(obs, rng, deterministic)
+            a, logp, values = res
+            return a.reshape((B, *dist.action_shape)), logp, values
         if not deterministic and self.gaussian:
             a, _, logp, values = self.act_gaussian(policy, obs, x, rng, clip=False)
             return a, logp, values
@@ -339,7 +348,8 @@ def _act_args(fn: str, policy: Any, obs: Any, rng: Any, deterministic: Any) -> A
     """Check the arguments of :func:`act` / :func:`act_and_clip`; returns ``obs`` (as an array when it
     was not one)."""
     if type(obs) is not np.ndarray or obs.dtype.kind not in _REAL_KINDS:
-        obs = as_real_array(obs, "obs", fn)  # complex, str or object observations are refused
+        if not isinstance(obs, dict):  # a Dict observation space's dict: the policy's encoding checks its entries
+            obs = as_real_array(obs, "obs", fn)  # complex, str or object observations are refused
     if type(policy) is not ActorCritic and not isinstance(policy, ActorCritic):
         raise TypeError(f"{fn}: 'policy' must be a refrl.policy.ActorCritic, got {type(policy).__name__}")
     if type(rng) is not _GENERATOR and not isinstance(rng, _GENERATOR):

@@ -23,8 +23,8 @@ import numpy as np
 from refrl._types import CGResult, GAEResult, SurrogateResult, TrpoStepResult
 
 __all__ = [
-    "adam_step", "clipped_surrogate", "conjugate_gradient", "fisher_matrix", "fisher_vector_product", "gae",
-    "mlp_forward", "trpo_step",
+    "adam_step", "bernoulli_entropy", "bernoulli_kl", "bernoulli_log_prob", "clipped_surrogate", "conjugate_gradient",
+    "fisher_matrix", "fisher_vector_product", "gae", "mlp_forward", "trpo_step",
 ]
 
 
@@ -269,7 +269,7 @@ def _mlp_vjp(layers, activation: str, cache, u) -> np.ndarray:
 
 def _policy_head(policy):
     """The policy network and head, read from ActorCritic's public attributes: (θ_π float64,
-    sizes, activation, head, comps) with head "gaussian" or "categorical" and comps the
+    sizes, activation, head, comps) with head "gaussian", "categorical" or "bernoulli" and comps the
     (offset, n, start) of each categorical component."""
     theta = np.array(policy.policy_params, dtype=np.float64)
     sizes = [int(d) for d in policy.pi.sizes]
@@ -284,6 +284,8 @@ def _policy_head(policy):
             comps.append((o, int(n), int(start)))
             o += int(n)
         return theta, sizes, policy.activation, "categorical", comps
+    if kind == "Bernoulli":
+        return theta, sizes, policy.activation, "bernoulli", []
     raise ValueError(f"oracle: unsupported action distribution {policy.dist!r}")
 
 
@@ -297,6 +299,53 @@ def _log_softmax(z) -> list[float]:
     zmax = max(z)
     lse = zmax + math.log(sum(math.exp(zj - zmax) for zj in z))
     return [zj - lse for zj in z]
+
+
+# ----------------------------------------------------------------------------------------
+# Bernoulli (independent bits, MultiBinary): the probabilities themselves, one bit at a time
+# ----------------------------------------------------------------------------------------
+
+
+def _sigmoid(z: float) -> float:
+    """σ(z) = 1 / (1 + e^−z), written to avoid overflowing e^−z for very negative z."""
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0.0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def bernoulli_log_prob(logits, actions) -> np.ndarray:
+    """log π(a) = Σ_i [a_i log p_i + (1 − a_i) log(1 − p_i)], p_i = σ(z_i); logits [B, n], actions [B, n].
+
+    Trusted because it is the log of the product of the bits' probabilities, from p itself."""
+    z = np.asarray(logits, dtype=np.float64)
+    a = np.asarray(actions).reshape(z.shape)
+    out = np.zeros(z.shape[0])
+    for b in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            p = _sigmoid(float(z[b, i]))
+            out[b] += math.log(p) if a[b, i] == 1 else math.log(1.0 - p)
+    return out
+
+
+def bernoulli_entropy(logits) -> np.ndarray:
+    """H = −Σ_i [p_i log p_i + (1 − p_i) log(1 − p_i)], p_i = σ(z_i); logits [B, n]."""
+    z = np.asarray(logits, dtype=np.float64)
+    out = np.zeros(z.shape[0])
+    for b in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            p = _sigmoid(float(z[b, i]))
+            out[b] -= p * math.log(p) + (1.0 - p) * math.log(1.0 - p)
+    return out
+
+
+def bernoulli_kl(logits_old, logits_new) -> np.ndarray:
+    """KL(p ‖ q) = Σ_i [p_i log(p_i/q_i) + (1 − p_i) log((1 − p_i)/(1 − q_i))], p = σ(z^old), q = σ(z^new)."""
+    zp = np.asarray(logits_old, dtype=np.float64)
+    zq = np.asarray(logits_new, dtype=np.float64)
+    out = np.zeros(zp.shape[0])
+    for b in range(zp.shape[0]):
+        for i in range(zp.shape[1]):
+            p, q = _sigmoid(float(zp[b, i])), _sigmoid(float(zq[b, i]))
+            out[b] += p * math.log(p / q) + (1.0 - p) * math.log((1.0 - p) / (1.0 - q))
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -320,7 +369,7 @@ def fisher_vector_product(policy, obs, v, damping: float = 0.0, subsample: int =
     Schulman et al. 2015, TRPO, Appendix C: F is the Hessian of the mean KL(π_θold ‖ π_θ) at θ_old.
     J_b v by forward mode through :func:`mlp_forward`'s layers (Pearlmutter 1994), M_b from the
     distribution's Fisher information, written here: per categorical component, p = softmax(z),
-    M u = p ⊙ u − p (pᵀu); for the diagonal Gaussian [μ | log σ], M = diag(1/σ², 2) with σ from
+    M u = p ⊙ u − p (pᵀu); per Bernoulli bit, p = σ(z), M u = p (1 − p) u; for the diagonal Gaussian [μ | log σ], M = diag(1/σ², 2) with σ from
     the clipped log σ and 0 on a log σ outside the bounds. Jᵀ(·) by the backward pass (log σ is
     shared by all states: its block is the batch sum). Trusted because every piece is its
     definition on an independent float64 forward pass, and the tests hold it to the explicit
@@ -337,6 +386,9 @@ def fisher_vector_product(policy, obs, v, damping: float = 0.0, subsample: int =
         m_mean = jv * np.exp(-2.0 * s) / B  # M J v on μ: (1/σ²) J v
         m_log_std = np.where(inside, 2.0 * v[n_pi:], 0.0)  # on log σ: 2 v_logσ, the same for every state
         out = np.concatenate([_mlp_vjp(layers, activation, cache, m_mean), m_log_std])
+    elif head == "bernoulli":
+        p = 1.0 / (1.0 + np.exp(-y))
+        out = _mlp_vjp(layers, activation, cache, p * (1.0 - p) * jv / B)  # diag(p (1 − p)) u per bit
     else:
         mjv = np.zeros_like(jv)
         for o, k, _ in comps:
@@ -357,6 +409,7 @@ def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
     out entry by entry:
         Categorical (per component, p = softmax z):  M_ij = p_i δ_ij − p_i p_j
         DiagGaussian [μ | log σ]:  M = diag(1/σ_1², ..., 1/σ_d², 2, ..., 2)  (0 for a clipped log σ)
+        Bernoulli (p = σ z):  M = diag(p_1 (1 − p_1), ..., p_n (1 − p_n))
     Trusted because it is the definition, one sample and one entry at a time. For tiny networks
     only (n jvps and B n² products in Python loops).
     """
@@ -382,6 +435,10 @@ def fisher_matrix(policy, obs, subsample: int = 1) -> np.ndarray:
                 M[j, j] = math.exp(-2.0 * s)  # 1/σ²
                 inside = _LOG_STD_MIN <= float(log_std[j]) <= _LOG_STD_MAX
                 M[dL + j, dL + j] = 2.0 if inside else 0.0
+        elif head == "bernoulli":
+            for j in range(dL):
+                p = _sigmoid(float(y[b, j]))
+                M[j, j] = p * (1.0 - p)
         else:
             for o, k, _ in comps:
                 p = _softmax([float(y[b, o + j]) for j in range(k)])
@@ -409,7 +466,7 @@ def trpo_step(
     accept the first j with  Σ_b w_b KL(π_old(·|s_b) ‖ π_θj(·|s_b)) / Σ w ≤ δ                 (eq. 14)
                        and  Σ_b w_b (π_θj(a_b|s_b)/π_old(a_b|s_b) − 1) Â_b / Σ w > 0
     none → θ_old.  KL and log π per sample and per component from their definitions:
-    Categorical KL = Σ_k p_k (log p_k − log q_k); Gaussian (log σ bounded to [−20, 2])
+    Categorical KL = Σ_k p_k (log p_k − log q_k); Bernoulli by :func:`bernoulli_kl` / :func:`bernoulli_log_prob`; Gaussian (log σ bounded to [−20, 2])
     KL = Σ_i [s_n − s_o + (σ_o² + (μ_o − μ_n)²)/(2σ_n²) − ½]; log π(a) = −½ Σ ((a − μ)/σ)² − Σ s − (d/2) log 2π.
 
     ``weights``: 0/1; the Fisher is built on the rows with weight 1. ``trace``: a list that
@@ -456,6 +513,8 @@ def trpo_step(
     n_pi = _mlp_num_params(sizes)
     if head == "gaussian":  # actions as the policy stores them (its dtype), [B, d]
         acts = np.asarray(actions, dtype=policy.dtype).reshape(B, -1).astype(np.float64)[used]
+    elif head == "bernoulli":  # the bits, [B, n]
+        acts = np.asarray(actions).reshape(B, -1).astype(np.int64)[used]
     else:  # one action index per categorical component, a − start
         a = np.asarray(actions).reshape(B, len(comps))
         acts = np.stack([a[:, c].astype(np.int64) - start for c, (_, _, start) in enumerate(comps)], axis=1)[used]
@@ -484,6 +543,9 @@ def trpo_step(
                     mo, mn = out_old[i][k], out_new[i][k]
                     kl += sn - so + (math.exp(2 * so) + (mo - mn) ** 2) / (2 * math.exp(2 * sn)) - 0.5
                     logp += -0.5 * ((float(acts[i][k]) - mn) / math.exp(sn)) ** 2 - sn - 0.5 * math.log(2 * math.pi)
+            elif head == "bernoulli":
+                kl += float(bernoulli_kl([out_old[i]], [out_new[i]])[0])
+                logp += float(bernoulli_log_prob([out_new[i]], [acts[i]])[0])
             else:
                 for c, (o, nk, _) in enumerate(comps):
                     lp = _log_softmax(out_old[i][o : o + nk])
@@ -561,10 +623,16 @@ def _log_softmax_of(z):
 
 
 def _kl_and_grad(kind: str, p_old, p_new):
-    """KL[π_old ‖ π_new] of one state and ∂KL/∂p_new, for "categorical" logits or "gaussian" [μ | log σ]
-    (log σ bounded to [−20, 2] as refrl.distributions does, with zero gradient beyond the bounds)."""
+    """KL[π_old ‖ π_new] of one state and ∂KL/∂p_new, for "categorical" logits, "bernoulli" logits or
+    "gaussian" [μ | log σ] (log σ bounded to [−20, 2] as refrl.distributions does, with zero gradient
+    beyond the bounds)."""
     k = len(p_new)
     grad = [0.0] * k
+    if kind == "bernoulli":
+        kl = float(bernoulli_kl([p_old], [p_new])[0])
+        for j in range(k):
+            grad[j] = _sigmoid(float(p_new[j])) - _sigmoid(float(p_old[j]))  # ∂KL/∂z^q_j = q_j − p_j
+        return kl, grad
     if kind == "categorical":
         lp, lq = _log_softmax_of(p_old), _log_softmax_of(p_new)
         kl = sum(math.exp(lp[j]) * (lp[j] - lq[j]) for j in range(k))  # Σ p (log p − log q)

@@ -27,6 +27,7 @@ import numpy as np
 
 from refrl.distributions import DiagGaussian, Distribution, make_distribution
 from refrl.nn import MLP
+from refrl.observations import ObservationEncoder
 from refrl.serialization import space_from_dict, space_to_dict
 
 __all__ = ["ActorCritic"]
@@ -37,8 +38,9 @@ class ActorCritic:
 
     Parameters
     ----------
-    observation_space : gymnasium Box (flattened) or Discrete (one-hot)
-    action_space : gymnasium Discrete, Box or 1-D MultiDiscrete
+    observation_space : gymnasium Box or MultiBinary (flattened), Discrete or MultiDiscrete (one-hot),
+        or a Dict of these (concatenated); see refrl.observations
+    action_space : gymnasium Discrete, Box, 1-D MultiDiscrete or MultiBinary
     net_arch : hidden sizes of the policy network, and of the value network unless vf_net_arch is given
         (default (64, 64))
     vf_net_arch : hidden sizes of the value network (None: net_arch)
@@ -66,19 +68,8 @@ class ActorCritic:
 
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"ActorCritic: 'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
-        if isinstance(observation_space, spaces.Box):
-            self._obs_kind = "box"
-            self.obs_dim = int(np.prod(observation_space.shape))
-            if self.obs_dim < 1:
-                raise ValueError(f"ActorCritic: 'observation_space' has no dimensions: {observation_space}")
-        elif isinstance(observation_space, spaces.Discrete):
-            self._obs_kind = "discrete"
-            self.obs_dim = int(observation_space.n)
-        else:  # ValueError for an unsupported space, as make_distribution does (the contract)
-            raise ValueError(  # noqa: TRY004
-                f"ActorCritic: unsupported 'observation_space' {observation_space!r} "
-                "(supported: gymnasium.spaces.Box, Discrete)"
-            )
+        self.obs_encoder = ObservationEncoder(observation_space)  # ValueError naming an unsupported space
+        self.obs_dim = self.obs_encoder.dim
         self.observation_space = observation_space
         self.action_space = action_space
         self.dist = make_distribution(action_space)  # ValueError naming the space if unsupported
@@ -136,34 +127,16 @@ class ActorCritic:
 
     # ------------------------------------------------------------------------------- inputs
     def preprocess_obs(self, obs: np.ndarray) -> np.ndarray:
-        """Observations [B, *obs_shape] -> network input [B, obs_dim] in ``dtype`` (Box: flatten;
-        Discrete: one-hot). Raises ValueError naming 'obs' on a wrong shape or non-finite values."""
-        if self._obs_kind == "discrete":
-            o = np.asarray(obs)
-            if o.ndim != 1:
-                raise ValueError(f"ActorCritic: 'obs' must have shape (B,) for a Discrete observation space, got {o.shape}")
-            if o.dtype.kind == "f" and np.isfinite(o).all() and (o == np.round(o)).all():
-                o = o.astype(np.int64)  # integral floats, e.g. from a float rollout buffer
-            if o.dtype.kind not in "iu":
-                raise TypeError(f"ActorCritic: 'obs' must be integers for a Discrete observation space, got {o.dtype}")
-            idx = o.astype(np.int64) - int(self.observation_space.start)
-            if o.size and (idx.min() < 0 or idx.max() >= self.obs_dim):
-                raise ValueError(f"ActorCritic: 'obs' out of range for {self.observation_space}")
-            x = np.zeros((o.shape[0], self.obs_dim), dtype=self.dtype)
-            x[np.arange(o.shape[0]), idx] = 1
-            return x
-        x = np.asarray(obs, dtype=self.dtype)
-        shape = self.observation_space.shape
-        if x.shape[1:] == shape and x.ndim == len(shape) + 1:
-            x = x.reshape(x.shape[0], self.obs_dim)
-        elif x.ndim != 2 or x.shape[1] != self.obs_dim:
-            raise ValueError(
-                f"ActorCritic: 'obs' must have shape (B, {', '.join(map(str, shape))}) "
-                f"for observation space {self.observation_space}, got {x.shape}"
-            )
-        if not np.isfinite(x).all():
-            raise ValueError("ActorCritic: 'obs' contains NaN or inf")
-        return x
+        """Observations [B, *obs_shape] (a mapping of such batches for a Dict space, or its encoding
+        [B, obs_dim]) -> network input [B, obs_dim] in ``dtype``: Box and MultiBinary flattened,
+        Discrete and MultiDiscrete one-hot, Dict entries concatenated (refrl.observations). Raises
+        ValueError naming 'obs' on a wrong shape, a value outside the space or non-finite values."""
+        return self.obs_encoder.encode(obs, self.dtype)
+
+    def obs_batch(self, obs) -> tuple[np.ndarray, bool]:
+        """(a batch of observations, whether ``obs`` was a single one): one observation of the
+        space gets a leading axis of 1 (``predict`` takes either)."""
+        return self.obs_encoder.as_batch(obs)
 
     def _check_out(self, y: np.ndarray, what: str) -> None:
         """Cheap guard on the network output; names the culprit when it is not finite."""
@@ -197,9 +170,9 @@ class ActorCritic:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample a ~ π(·|s) (or the mode), with log π(a|s) and V(s), for a batch of observations.
 
-        Returns actions ([B] int64 for Discrete, [B, K] for MultiDiscrete, [B, *box_shape] UNclipped
-        for Box — pass them through ``clip_actions`` for ``env.step`` but keep them for the update),
-        logp [B] and values [B].
+        Returns actions ([B] int64 for Discrete, [B, K] for MultiDiscrete, [B, *shape] int8 bits for
+        MultiBinary, [B, *box_shape] UNclipped for Box — pass them through ``clip_actions`` for
+        ``env.step`` but keep them for the update), logp [B] and values [B].
 
         This is the NumPy reference; ``refrl.native.act`` runs the same computation (same random
         draws) in one native call and is what the rollout collector and ``predict`` use.

@@ -41,6 +41,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from refrl import native
+from refrl.observations import ObservationEncoder
 from refrl.policy import ActorCritic
 
 __all__ = [
@@ -87,15 +88,18 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Reject spaces the MLP policies cannot handle, naming the space."""
-    if not isinstance(observation_space, spaces.Box):
+    """Reject spaces the MLP policies cannot handle, naming the space (the policy's own checks, early)."""
+    try:
+        ObservationEncoder(observation_space, "env")
+    except ValueError:
         raise ValueError(
-            f"env: unsupported observation space {observation_space!r}; refrl's MLP policies "
-            "need a Box (wrap the env with gymnasium's FlattenObservation first)"
-        )
-    if not isinstance(action_space, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete)):
+            f"env: unsupported observation space {observation_space!r}; refrl's MLP policies take Box, "
+            "Discrete, MultiDiscrete, MultiBinary, or a Dict of these (gymnasium's FlattenObservation "
+            "turns other spaces into a Box)"
+        ) from None
+    if not isinstance(action_space, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
         raise ValueError(
-            f"env: unsupported action space {action_space!r}; supported: Discrete, Box, MultiDiscrete"
+            f"env: unsupported action space {action_space!r}; supported: Discrete, Box, MultiDiscrete, MultiBinary"
         )
 
 
@@ -179,7 +183,7 @@ class RolloutBuffer:
     the environment's.
     """
 
-    obs: np.ndarray  # [T, N, *obs_shape] as the policy saw them
+    obs: np.ndarray  # [T, N, *obs_shape] as the policy saw them; a Dict space: its encoding [T, N, obs_dim] (refrl.observations)
     actions: np.ndarray  # [T, N, *act_shape]
     logp: np.ndarray  # [T, N]
     values: np.ndarray  # [T, N]
@@ -202,11 +206,16 @@ class RolloutBuffer:
             act_shape, act_dtype = action_space.shape, dtype
         elif isinstance(action_space, spaces.MultiDiscrete):
             act_shape, act_dtype = action_space.shape, np.int64
+        elif isinstance(action_space, spaces.MultiBinary):
+            act_shape, act_dtype = action_space.shape, np.int8
         else:
             act_shape, act_dtype = (), np.int64
+        # one observation as stored: its raw shape (integers as floats), a Dict its encoding
+        obs_shape = (ObservationEncoder(observation_space).dim,) if isinstance(observation_space, spaces.Dict) \
+            else observation_space.shape
         z = lambda d=dtype: np.zeros((T, N), dtype=d)  # noqa: E731
         return cls(
-            obs=np.zeros((T, N, *observation_space.shape), dtype=dtype),
+            obs=np.zeros((T, N, *obs_shape), dtype=dtype),
             actions=np.zeros((T, N, *act_shape), dtype=act_dtype),
             logp=z(), values=z(), next_values=z(), rewards=z(), raw_rewards=z(np.float64),
             terminated=z(bool), truncated=z(bool), valid=z(bool), advantages=z(), returns=z(),
@@ -243,7 +252,8 @@ class RolloutCollector:
     consecutive rollouts continue the same episodes (CleanRL's ``next_obs``/``next_done``).
 
     ``policy`` needs ``act(obs, rng) -> (actions, logp, values)``, ``clip_actions(actions)``
-    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract); an ActorCritic
+    and ``predict_values(obs)`` (the :class:`refrl.policy.ActorCritic` contract), and for a Dict
+    observation space ``preprocess_obs(obs)`` (its encoding, which the buffer stores); an ActorCritic
     acts through :func:`refrl.native.act_and_clip` (the two calls in one, natively).
 
     ``obs_filter`` (optional) maps a raw vector observation to what the policy sees (the
@@ -290,11 +300,15 @@ class RolloutCollector:
 
         step = env.step
         obs = self.obs
+        # a Dict observation is encoded once per step, and that encoding is what the buffer keeps
+        encode = policy.preprocess_obs if isinstance(env.single_observation_space, spaces.Dict) else None
         # the buffer's arrays as locals: this loop runs once per env step (attribute look-ups add up)
         b_obs, b_raw_obs, b_actions, b_logp, b_values = buf.obs, buf.raw_obs, buf.actions, buf.logp, buf.values
         b_raw, b_term, b_trunc = buf.raw_rewards, buf.terminated, buf.truncated
         n_real, ended = 0, self.prev_done
         for t in range(buf.n_steps):
+            if encode is not None:
+                obs = encode(obs)
             if obs_filter is not None:
                 b_raw_obs[t] = obs
                 seen = obs_filter(obs)

@@ -132,8 +132,9 @@ def check_fisher_vector_product(rng: np.random.Generator, trials: int) -> Errors
         obs_dim = int(rng.integers(1, 6))
         net_arch = tuple(int(h) for h in rng.integers(1, 9, size=int(rng.integers(0, 3))))
         k = int(rng.integers(1, 4))
-        act_space = [spaces.Discrete(k), spaces.Box(-1.0, 1.0, (k,)), spaces.MultiDiscrete([k, 2])][trial % 3]
-        activation = "relu" if trial % 4 == 3 else "tanh"
+        act_space = [spaces.Discrete(k), spaces.Box(-1.0, 1.0, (k,)), spaces.MultiDiscrete([k, 2]),
+                     spaces.MultiBinary(k)][trial % 4]
+        activation = "relu" if trial % 5 == 4 else "tanh"
         B = int(rng.integers(1, 12))
         obs = rng.normal(size=(B, obs_dim))
         damping = float(rng.choice([0.0, 0.1]))

@@ -26,7 +26,8 @@ name.  :func:`remove_temporaries` deletes the temporaries such an interruption l
 Files get the mode the umask gives (0644 under the usual 022).
 
 Gym spaces are stored in the JSON as :func:`space_to_dict` describes them (Box, Discrete,
-MultiDiscrete) and rebuilt by :func:`space_from_dict`.
+MultiDiscrete, MultiBinary, and a Dict of these with its key order) and rebuilt by
+:func:`space_from_dict`.
 """
 
 from __future__ import annotations
@@ -301,7 +302,8 @@ def load_checkpoint(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> t
 
 
 def space_to_dict(space) -> dict:
-    """JSON-able description of a Box / Discrete / MultiDiscrete space (no pickle)."""
+    """JSON-able description of a Box / Discrete / MultiDiscrete / MultiBinary space, or a Dict of
+    them (its entries as [key, space] pairs, in the space's order) (no pickle)."""
     from gymnasium import spaces
 
     if isinstance(space, spaces.Box):
@@ -320,6 +322,10 @@ def space_to_dict(space) -> dict:
             "nvec": space.nvec.tolist(),
             "start": np.asarray(space.start).tolist(),
         }
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "shape": [int(k) for k in space.shape]}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": [[str(key), space_to_dict(sub)] for key, sub in space.spaces.items()]}
     raise ValueError(f"space_to_dict: unsupported 'space' {space!r}")
 
 
@@ -338,4 +344,9 @@ def space_from_dict(d: dict):
         return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
     if kind == "MultiDiscrete":
         return spaces.MultiDiscrete(np.asarray(d["nvec"], dtype=np.int64), start=np.asarray(d["start"], dtype=np.int64))
+    if kind == "MultiBinary":
+        shape = [int(k) for k in d["shape"]]
+        return spaces.MultiBinary(shape[0] if len(shape) == 1 else shape)
+    if kind == "Dict":  # a list of (key, space) pairs keeps the saved order
+        return spaces.Dict([(str(key), space_from_dict(sub)) for key, sub in d["spaces"]])
     raise ValueError(f"space_from_dict: unsupported space type {kind!r}")

@@ -9,12 +9,7 @@
 // distribution in its own parameters = the Hessian of KL(pi_old(.|s_b) || pi(.|s_b)) at
 // pi = pi_old. Hence F is the Hessian of the mean KL at theta_old (Schulman et al. 2015, TRPO,
 // App. C; Martens 2014, "New insights and perspectives on the natural gradient", Sec. 9):
-//   Categorical (logits z, p = softmax z):      M u = p * u - p (p . u)          (diag(p) - p p^T)
-//   MultiCategorical: the same per component block of logits.
-//   DiagGaussian (mean mu from the net, state-independent s = log sigma):
-//       M = diag(1/sigma^2) on mu, diag(2) on s, no cross terms; log sigma is bounded to
-//       [kLogStdMin, kLogStdMax] as in refrl.distributions (outside the bounds the KL does not
-//       depend on s, so that row/column of F is 0 there).
+//   M per distribution (Categorical, MultiCategorical, DiagGaussian, Bernoulli): distributions.hpp.
 // Because log sigma is shared by all states, its block of F is 2 I (mean over the batch of 2),
 // and the mean/log-sigma cross blocks vanish.
 //
@@ -27,18 +22,15 @@
 #include <vector>
 
 #include "refrl/common.hpp"
+#include "refrl/distributions.hpp"
+#include "refrl/isa.hpp"
 #include "refrl/mlp.hpp"
 
 namespace refrl {
 
-enum class PolicyHead : int { categorical = 0, gaussian = 1, multicategorical = 2 };
-
-inline constexpr double kLogStdMin = -20.0;  // = refrl.distributions.LOG_STD_MIN
-inline constexpr double kLogStdMax = 2.0;    // = refrl.distributions.LOG_STD_MAX
-
 // Number of policy parameters: the MLP's, plus d_L log-std entries for the Gaussian head.
 inline Index fisher_num_params(const MlpLayout& layout, PolicyHead head) {
-  return layout.num_params + (head == PolicyHead::gaussian ? layout.out_dim() : 0);
+  return layout.num_params + (head == PolicyHead::gaussian ? DiagGaussian::extra_params(layout.out_dim()) : 0);
 }
 
 // Validate the head against the layout. nvec (component sizes) only for multicategorical.
@@ -82,12 +74,10 @@ class FisherOperator final : public LinearOperator<T> {
       const T* log_std = theta + layout.num_params;
       inv_var_.resize(std::size_t(dL));
       std_inside_.resize(std::size_t(dL));
-      for (Index j = 0; j < dL; ++j) {
-        const double s = double(log_std[j]);
-        const double sc = std::min(std::max(s, kLogStdMin), kLogStdMax);
-        inv_var_[std::size_t(j)] = T(std::exp(-2.0 * sc));
-        std_inside_[std::size_t(j)] = (s < kLogStdMin || s > kLogStdMax) ? T(0) : T(1);
-      }
+      DiagGaussian::fisher_prepare(log_std, dL, inv_var_.data(), std_inside_.data());
+    } else if (head == PolicyHead::bernoulli) {
+      probs_.assign(std::size_t(B * dL), T(0));  // p (1 - p) per bit, cached at theta_old
+      for (Index b = 0; b < B; ++b) Bernoulli::fisher_prepare(net_.Y.row(b), dL, probs_.data() + b * dL);
     } else {
       if (head == PolicyHead::categorical) nvec_.assign(1, dL);
       // p = softmax(z) per component, cached at theta_old
@@ -95,15 +85,7 @@ class FisherOperator final : public LinearOperator<T> {
       for (Index b = 0; b < B; ++b) {
         Index o = 0;
         for (Index n : nvec_) {
-          T zmax = mlp_output(net_, b, o);
-          for (Index j = 1; j < n; ++j) zmax = std::max(zmax, mlp_output(net_, b, o + j));
-          T sum = T(0);
-          T* p = probs_.data() + b * dL + o;
-          for (Index j = 0; j < n; ++j) {
-            p[j] = std::exp(mlp_output(net_, b, o + j) - zmax);
-            sum += p[j];
-          }
-          for (Index j = 0; j < n; ++j) p[j] /= sum;
+          Categorical::fisher_prepare(net_.Y.row(b) + o, n, probs_.data() + b * dL + o);
           o += n;
         }
       }
@@ -125,10 +107,10 @@ class FisherOperator final : public LinearOperator<T> {
       detail::Mat<T>& R = m.R[L];        // u = (1/B) M J v overwrites J v in place, row by row
       if (head_ == PolicyHead::gaussian) {
         // u = (1/B) diag(1/sigma^2) J v on the mean
-        for (Index b = 0; b < nb; ++b) {
-          T* r = R.row(b);
-          for (Index j = 0; j < dL; ++j) r[j] *= scale * inv_var_[std::size_t(j)];
-        }
+        for (Index b = 0; b < nb; ++b) DiagGaussian::fisher_block(inv_var_.data(), dL, scale, R.row(b));
+      } else if (head_ == PolicyHead::bernoulli) {
+        // u = (1/B) diag(p (1 - p)) J v
+        for (Index b = 0; b < nb; ++b) Bernoulli::fisher_block(probs_.data() + (b0 + b) * dL, dL, scale, R.row(b));
       } else {
         // u = (1/B) (diag(p) - p p^T) J v per categorical component
         for (Index b = 0; b < nb; ++b) {
@@ -136,9 +118,7 @@ class FisherOperator final : public LinearOperator<T> {
           const T* p = probs_.data() + (b0 + b) * dL;
           Index o = 0;
           for (Index n : nvec_) {
-            T pr = T(0);
-            for (Index j = 0; j < n; ++j) pr += p[o + j] * r[o + j];
-            for (Index j = 0; j < n; ++j) r[o + j] = scale * p[o + j] * (r[o + j] - pr);
+            Categorical::fisher_block(p + o, n, scale, r + o);
             o += n;
           }
         }
@@ -147,8 +127,7 @@ class FisherOperator final : public LinearOperator<T> {
     }
     detail::mlp_store_gradient<T>(m, out);  // out[:num_params] = J^T u
     if (head_ == PolicyHead::gaussian) {
-      const Index n0 = lay.num_params;
-      for (Index j = 0; j < dL; ++j) out[n0 + j] = T(2) * std_inside_[std::size_t(j)] * v[n0 + j];
+      DiagGaussian::fisher_log_std_block(std_inside_.data(), dL, v + lay.num_params, out + lay.num_params);
     }
     const T lam = damping_;
     if (lam != T(0))
@@ -180,7 +159,7 @@ class FisherOperator final : public LinearOperator<T> {
   Index subsample_, n_obs_, size_ = 0;
   bool forward_finite_ = true;
   std::vector<Index> nvec_;  // categorical component sizes (one entry for Categorical)
-  std::vector<T> probs_;     // [B, d_L] softmax per component at theta_old
+  std::vector<T> probs_;     // [B, d_L] softmax per component (Bernoulli: p (1 - p)) at theta_old
   std::vector<T> inv_var_;   // [d_L] 1/sigma^2 (Gaussian)
   std::vector<T> std_inside_;  // [d_L] 1 where log sigma is inside its bounds, else 0
   mutable MlpBatch<T> net_;    // cached activations + workspace (guarded by mutex_)

@@ -8,11 +8,13 @@
 // V(s'_t) is the value of the observation that followed step t (the real final observation
 // when the episode ended there): truncation bootstraps from it, termination does not, and
 // both kinds of episode end cut the lambda-trace. A_T (beyond the rollout) is 0.
-// No Python, no third-party headers, no allocation, no exceptions.
+// Runs in the generic or AVX2 variant (isa.hpp; AVX2 fuses multiply-adds, so the two agree to
+// rounding). No Python, no third-party headers, no allocation, no exceptions, no macros.
 #include <cstdint>
 #include <cstring>
 
 #include "refrl/common.hpp"
+#include "refrl/isa.hpp"
 
 namespace refrl {
 
@@ -48,7 +50,6 @@ inline void gae_block(Index n_steps, Index n_envs, Index n0, const T* rewards, c
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
-#define REFRL_GAE_VECTOR_EXTENSIONS 1
 // The block of 8 envs with GCC's generic vector types: the recursion over t is then one
 // vector multiply-add per step whatever the auto-vectoriser decides (GCC lowers the vectors
 // to whatever the target has: SSE2, AVX2, ...). Same arithmetic, same order of operations
@@ -108,6 +109,36 @@ inline void gae_block8(Index n_steps, Index n_envs, Index n0, const T* rewards, 
 }
 #endif
 
+template <class T>
+void gae_body(Index n_steps, Index n_envs, const T* rewards, const T* values, const T* next_values,
+              const std::uint8_t* terminated, const std::uint8_t* truncated, T gamma, T lam, T* out_adv,
+              T* out_ret) {
+  const T gamma_lam = gamma * lam;
+  Index n0 = 0;
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
+  for (; n0 + 8 <= n_envs; n0 += 8)
+    gae_block8<T>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma, gamma_lam,
+                  out_adv, out_ret);
+#else
+  for (; n0 + 8 <= n_envs; n0 += 8)
+    gae_block<T, 8>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma, gamma_lam,
+                    out_adv, out_ret);
+#endif
+  for (; n0 + 4 <= n_envs; n0 += 4)
+    gae_block<T, 4>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma, gamma_lam,
+                    out_adv, out_ret);
+  for (; n0 < n_envs; ++n0)
+    gae_block<T, 1>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma, gamma_lam,
+                    out_adv, out_ret);
+}
+
+struct GaeKernel {
+  template <Isa I, class... A>
+  static void run(A... args) {
+    gae_body(args...);
+  }
+};
+
 }  // namespace detail
 
 // All arrays are row-major [T, N] (row stride N). Flags are bytes: 0 = false, anything else
@@ -119,23 +150,8 @@ void gae(Index n_steps, Index n_envs, const T* rewards, const T* values, const T
          const std::uint8_t* terminated, const std::uint8_t* truncated, T gamma, T lam,
          T* out_adv, T* out_ret) {
   static_assert(is_real_v<T>, "refrl::gae is defined for float and double");
-  const T gamma_lam = gamma * lam;
-  Index n0 = 0;
-#ifdef REFRL_GAE_VECTOR_EXTENSIONS
-  for (; n0 + 8 <= n_envs; n0 += 8)
-    detail::gae_block8<T>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma,
-                          gamma_lam, out_adv, out_ret);
-#else
-  for (; n0 + 8 <= n_envs; n0 += 8)
-    detail::gae_block<T, 8>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma,
-                            gamma_lam, out_adv, out_ret);
-#endif
-  for (; n0 + 4 <= n_envs; n0 += 4)
-    detail::gae_block<T, 4>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma,
-                            gamma_lam, out_adv, out_ret);
-  for (; n0 < n_envs; ++n0)
-    detail::gae_block<T, 1>(n_steps, n_envs, n0, rewards, values, next_values, terminated, truncated, gamma,
-                            gamma_lam, out_adv, out_ret);
+  dispatch<Isa::avx2, detail::GaeKernel>(kernel_isa(), n_steps, n_envs, rewards, values, next_values, terminated,
+                                         truncated, gamma, lam, out_adv, out_ret);
 }
 
 }  // namespace refrl

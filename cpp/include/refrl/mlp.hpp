@@ -15,14 +15,11 @@
 //   phi = tanh: phi' = 1 - h^2;  phi = relu: phi' = 1[h > 0]
 //
 // Speed. All products are row-major GEMMs C[M,N] (+)= A[M,K] B[K,N] whose inner loop runs over
-// the contiguous output dimension N, register-blocked 6 rows x 2 SIMD vectors (GCC/Clang vector
-// extensions, which compile to SSE2/AVX2/AVX-512/NEON as the target allows). W^T and h^T are
-// cached so that the backward products are GEMMs of the same form. Internal matrices have their
-// row length padded to a multiple of 64 bytes (padding kept at zero), so every column block is a
-// whole number of vectors. Dispatch is portable: the kernels are compiled three times, for the
-// baseline target, for AVX2+FMA and for AVX-512F (GCC/Clang `target` attributes), and the best
-// one the running CPU supports is chosen at run time (__builtin_cpu_supports). The build never
-// uses -march=native. Other compilers get the baseline code only.
+// the contiguous output dimension N, register-blocked 6 rows x 2 SIMD vectors (vecmath.hpp).
+// W^T and h^T are cached so that the backward products are GEMMs of the same form. Internal
+// matrices have their row length padded to a multiple of 32 bytes (padding kept at zero), so
+// every column block is a whole number of vectors. The kernels run in the variant of isa.hpp
+// chosen per MlpBatch (generic, AVX2 + FMA or AVX-512F).
 //
 // No Python, no exceptions thrown by this code (std::bad_alloc aside), no globals.
 #include <algorithm>
@@ -31,57 +28,12 @@
 #include <vector>
 
 #include "refrl/common.hpp"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define REFRL_ALWAYS_INLINE __attribute__((always_inline)) inline
-#ifndef REFRL_VECTOR_EXT  // -DREFRL_VECTOR_EXT=0 forces the plain-loop code (tested that way too)
-#define REFRL_VECTOR_EXT 1
-#endif
-#else
-#define REFRL_ALWAYS_INLINE inline
-#undef REFRL_VECTOR_EXT
-#define REFRL_VECTOR_EXT 0
-#endif
-
-#if REFRL_VECTOR_EXT && (defined(__x86_64__) || defined(__i386__))
-#define REFRL_X86_DISPATCH 1
-#define REFRL_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define REFRL_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define REFRL_X86_DISPATCH 0
-#endif
+#include "refrl/isa.hpp"
+#include "refrl/vecmath.hpp"
 
 namespace refrl {
 
 enum class Activation : int { tanh = 0, relu = 1 };
-
-// Instruction-set level of the compiled kernels; `generic` is the baseline of the build target.
-enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
-
-inline const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "generic";
-  }
-}
-
-inline bool isa_supported(Isa isa) {
-  if (isa == Isa::generic) return true;
-#if REFRL_X86_DISPATCH
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (isa == Isa::avx2) return avx2;
-  if (isa == Isa::avx512) return avx2 && __builtin_cpu_supports("avx512f");
-#endif
-  return false;
-}
-
-inline Isa best_isa() {
-  if (isa_supported(Isa::avx512)) return Isa::avx512;
-  if (isa_supported(Isa::avx2)) return Isa::avx2;
-  return Isa::generic;
-}
 
 // ------------------------------------------------------------------------------------ layout
 struct MlpLayout {
@@ -128,213 +80,6 @@ inline MlpLayout mlp_layout(const Index* sizes, Index n_sizes) {
   return lay;
 }
 
-namespace detail {
-
-// Row length of internal matrices: a multiple of 32 bytes. Column blocks are whole vectors of
-// the kernel's width (16, 32 or 64 bytes), with one 32-byte block at the end where needed, so a
-// narrow output layer (e.g. 4 logits) wastes at most half a 64-byte vector.
-template <class T>
-constexpr Index padded(Index n) {
-  constexpr Index q = Index(32 / sizeof(T));
-  return (n + q - 1) / q * q;
-}
-
-// A row-major matrix with padded rows, zero-initialised (the padding stays zero).
-template <class T>
-struct Mat {
-  Index rows = 0, cols = 0, ld = 0;
-  std::vector<T> data;
-  void resize(Index r, Index c) {
-    rows = r;
-    cols = c;
-    ld = padded<T>(c);
-    // a row stride that is a multiple of 4 KiB maps every row to the same L1 set: add a line
-    if ((ld * Index(sizeof(T))) % 4096 == 0) ld += Index(64 / sizeof(T));
-    data.assign(static_cast<std::size_t>(r * ld), T(0));
-  }
-  T* row(Index i) { return data.data() + i * ld; }
-  const T* row(Index i) const { return data.data() + i * ld; }
-};
-
-#if REFRL_VECTOR_EXT
-template <class T, int VB>
-struct SimdVec {
-  typedef T type __attribute__((vector_size(VB)));
-};
-
-// C[MR, NV*VL] (+)= A[MR, K] B[K, NV*VL]: MR x NV accumulators held in registers.
-template <class T, int VB, int MR, int NV>
-REFRL_ALWAYS_INLINE void gemm_micro(bool accumulate, Index K, const T* A, Index lda, const T* B,
-                                    Index ldb, T* C, Index ldc) {
-  using V = typename SimdVec<T, VB>::type;
-  constexpr int VL = VB / int(sizeof(T));
-  V acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NV; ++j) acc[r][j] = V{};
-  for (Index k = 0; k < K; ++k) {
-    const T* b = B + k * ldb;
-    V bv[NV];
-    for (int j = 0; j < NV; ++j) std::memcpy(&bv[j], b + j * VL, sizeof(V));
-    for (int r = 0; r < MR; ++r) {
-      const T a = A[r * lda + k];
-      for (int j = 0; j < NV; ++j) acc[r][j] += a * bv[j];
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    for (int j = 0; j < NV; ++j) {
-      T* c = C + r * ldc + j * VL;
-      if (accumulate) {
-        V cv;
-        std::memcpy(&cv, c, sizeof(V));
-        cv += acc[r][j];
-        std::memcpy(c, &cv, sizeof(V));
-      } else {
-        std::memcpy(c, &acc[r][j], sizeof(V));
-      }
-    }
-  }
-}
-
-template <class T, int VB, int MR>
-REFRL_ALWAYS_INLINE void gemm_row_block(bool accumulate, Index N, Index K, const T* A, Index lda,
-                                        const T* B, Index ldb, T* C, Index ldc) {
-  constexpr Index VL = VB / Index(sizeof(T));
-  Index j = 0;
-  for (; j + 2 * VL <= N; j += 2 * VL) gemm_micro<T, VB, MR, 2>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
-  for (; j + VL <= N; j += VL) gemm_micro<T, VB, MR, 1>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
-  if constexpr (VB > 32)  // the 32-byte tail of a padded row
-    for (; j + 32 / Index(sizeof(T)) <= N; j += 32 / Index(sizeof(T)))
-      gemm_micro<T, 32, MR, 1>(accumulate, K, A, lda, B + j, ldb, C + j, ldc);
-}
-#endif
-
-#if REFRL_VECTOR_EXT
-// tanh on SIMD vectors (the library tanh is a scalar call and dominated the forward pass).
-// Cephes tanh / exp (S. Moshier): |x| < 0.625: x + x^3 P(x^2) [/ Q(x^2) in double];
-// otherwise sign(x) (1 - 2 / (exp(2|x|) + 1)), exp by Cody-Waite reduction w = n ln2 + r and
-// a Pade (double) or polynomial (float) approximation of exp(r), 2^n built in the exponent bits.
-// Accuracy: a few ulp (checked against np.tanh in tests/test_fisher.py). NaN stays NaN.
-template <class T>
-struct TanhConst;
-template <>
-struct TanhConst<double> {
-  using I = long long;
-  static constexpr double big = 22.0;  // tanh(22) rounds to 1 in double
-  static constexpr I mant_bits = 52, bias = 1023;
-  static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
-};
-template <>
-struct TanhConst<float> {
-  using I = int;
-  static constexpr float big = 10.0f;  // tanh(10) rounds to 1 in float
-  static constexpr I mant_bits = 23, bias = 127;
-  static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
-};
-
-template <class T, int VB>
-REFRL_ALWAYS_INLINE void tanh_simd(typename SimdVec<T, VB>::type& inout) {  // in place (no vector ABI)
-  using V = typename SimdVec<T, VB>::type;
-  using C = TanhConst<T>;
-  using I = typename SimdVec<typename C::I, VB>::type;
-  const V x = inout;
-  const V zero = V{} + T(0), one = zero + T(1), two = zero + T(2);
-  const V a = x < zero ? -x : x;
-  const V z = x * x;
-  V small, em;
-  const V w = two * (a < C::big ? a : zero + C::big);  // 2|x|, clamped: exp(w) stays finite
-  const V t = w * T(1.4426950408889634) + C::shifter;  // t - shifter = n = round(w / ln 2)
-  const V n = t - C::shifter;
-  if constexpr (sizeof(T) == 8) {
-    const V p = (z * T(-9.64399179425052238628E-1) + T(-9.92877231001918586564E1)) * z + T(-1.61468768441708447952E3);
-    const V q = ((z + T(1.12811678491632931402E2)) * z + T(2.23548839060100448583E3)) * z + T(4.84406305325125486048E3);
-    small = x + x * z * (p / q);
-    const V r = (w - n * T(6.93145751953125E-1)) - n * T(1.42860682030941723212E-6);
-    const V rr = r * r;
-    const V px = r * ((rr * T(1.26177193074810590878E-4) + T(3.02994407707441961300E-2)) * rr + T(9.99999999999999999910E-1));
-    const V qx = ((rr * T(3.00198505138664455042E-6) + T(2.52448340349684104192E-3)) * rr + T(2.27265548208155028766E-1)) * rr +
-                 T(2.00000000000000000009E0);
-    em = one + two * (px / (qx - px));  // exp(r)
-  } else {
-    small = ((((z * T(-5.70498872745E-3) + T(2.06390887954E-2)) * z - T(5.37397155531E-2)) * z + T(1.33314422036E-1)) * z -
-             T(3.33332819422E-1)) * z * x + x;
-    const V r = (w - n * T(0.693359375)) - n * T(-2.12194440E-4);
-    em = (((((r * T(1.9875691500E-4) + T(1.3981999507E-3)) * r + T(8.3334519073E-3)) * r + T(4.1665795894E-2)) * r +
-           T(1.6666665459E-1)) * r + T(5.0000001201E-1)) * r * r + r + one;
-  }
-  I ti, si;
-  std::memcpy(&ti, &t, sizeof(V));
-  const V sh = zero + C::shifter;
-  std::memcpy(&si, &sh, sizeof(V));
-  const I pow2_bits = ((ti - si) + C::bias) << C::mant_bits;  // bits of 2^n
-  V pow2;
-  std::memcpy(&pow2, &pow2_bits, sizeof(V));
-  const V e = em * pow2;  // exp(2|x|)
-  const V large_abs = one - two / (e + one);
-  const V large = x < zero ? -large_abs : large_abs;
-  const V y = a < T(0.625) ? small : large;
-  inout = x == x ? y : x;  // NaN in, NaN out
-}
-
-template <class T, int VB>
-REFRL_ALWAYS_INLINE void tanh_row(T* h, Index n) {  // n: a multiple of 32 bytes
-  using V = typename SimdVec<T, VB>::type;
-  constexpr Index VL = VB / Index(sizeof(T));
-  Index j = 0;
-  for (; j + VL <= n; j += VL) {
-    V x;
-    std::memcpy(&x, h + j, sizeof(V));
-    tanh_simd<T, VB>(x);
-    std::memcpy(h + j, &x, sizeof(V));
-  }
-  if constexpr (VB > 32)
-    if (j < n) tanh_row<T, 32>(h + j, n - j);
-}
-#endif
-
-// C[M, N] = A[M, K] B[K, N] (accumulate == false) or C += A B (accumulate == true).
-// Row-major with leading dimensions; N must be a multiple of 32 bytes (padded rows).
-// K is processed in chunks so that the slices of A and B being reused stay in L1/L2.
-template <class T, int VB>
-REFRL_ALWAYS_INLINE void gemm(bool accumulate, Index M, Index N, Index K, const T* A, Index lda,
-                              const T* B, Index ldb, T* C, Index ldc) {
-  if (K == 0) {
-    if (!accumulate)
-      for (Index i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
-    return;
-  }
-#if REFRL_VECTOR_EXT
-  constexpr Index KC = 256;
-  for (Index k0 = 0; k0 < K; k0 += KC) {
-    const Index kc = std::min(KC, K - k0);
-    const bool acc = accumulate || k0 > 0;
-    const T* Ak = A + k0;
-    const T* Bk = B + k0 * ldb;
-    Index i = 0;
-    for (; i + 6 <= M; i += 6) gemm_row_block<T, VB, 6>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc);
-    switch (M - i) {
-      case 5: gemm_row_block<T, VB, 5>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
-      case 4: gemm_row_block<T, VB, 4>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
-      case 3: gemm_row_block<T, VB, 3>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
-      case 2: gemm_row_block<T, VB, 2>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
-      case 1: gemm_row_block<T, VB, 1>(acc, N, kc, Ak + i * lda, lda, Bk, ldb, C + i * ldc, ldc); break;
-      default: break;
-    }
-  }
-#else
-  for (Index i = 0; i < M; ++i) {
-    T* c = C + i * ldc;
-    if (!accumulate) std::fill(c, c + N, T(0));
-    for (Index k = 0; k < K; ++k) {
-      const T a = A[i * lda + k];
-      const T* b = B + k * ldb;
-      for (Index j = 0; j < N; ++j) c[j] += a * b[j];
-    }
-  }
-#endif
-}
-
-}  // namespace detail
-
 // --------------------------------------------------------------------------- MlpBatch
 // The network at a fixed theta on a fixed batch of inputs, with every activation cached.
 // Build with mlp_batch_init (runs the forward pass); then mlp_jvp / mlp_vjp any number of times.
@@ -369,7 +114,7 @@ inline constexpr Index kMlpTileRows = 192;
 namespace detail {
 
 template <class T, int VB>
-REFRL_ALWAYS_INLINE void mlp_forward_kernel(MlpBatch<T>& m, const T* theta) {
+[[gnu::always_inline]] inline void mlp_forward_kernel(MlpBatch<T>& m, const T* theta) {
   const MlpLayout& lay = m.layout;
   const Index L = lay.n_layers(), B = m.batch;
   for (Index l = 1; l <= L; ++l) {
@@ -386,11 +131,7 @@ REFRL_ALWAYS_INLINE void mlp_forward_kernel(MlpBatch<T>& m, const T* theta) {
     for (Index b = 0; b < B; ++b) {
       T* h = Z.row(b);
       if (m.activation == Activation::tanh) {
-#if REFRL_VECTOR_EXT
         tanh_row<T, VB>(h, Z.ld);  // the padding is 0 and tanh(0) = 0: it stays 0
-#else
-        for (Index j = 0; j < dout; ++j) h[j] = std::tanh(h[j]);
-#endif
       } else {
         for (Index j = 0; j < dout; ++j) h[j] = h[j] > T(0) ? h[j] : T(0);
       }
@@ -401,7 +142,7 @@ REFRL_ALWAYS_INLINE void mlp_forward_kernel(MlpBatch<T>& m, const T* theta) {
 // X[b, j] = (X[b, j] + c[j]) * phi'(z_l)[b0 + b, j] for b < nb, j < d (c may be null: no shift),
 // with phi' recovered from the cached h_l = phi(z_l): 1 - h^2 (tanh) or 1[h > 0] (relu).
 template <class T>
-REFRL_ALWAYS_INLINE void mul_dact(Activation act, Index b0, Index nb, Index d, const Mat<T>& H, Mat<T>& X,
+[[gnu::always_inline]] inline void mul_dact(Activation act, Index b0, Index nb, Index d, const Mat<T>& H, Mat<T>& X,
                                   const T* c) {
   for (Index b = 0; b < nb; ++b) {
     const T* h = H.row(b0 + b);
@@ -430,7 +171,7 @@ inline void mlp_load_direction(MlpBatch<T>& m, const T* v) {
 // R{z_L} along v for batch rows [b0, b0 + nb) into rows [0, nb) of m.R[L]. V_l must hold v's
 // weight blocks (mlp_load_direction); the bias blocks c_l are read from v.
 template <class T, int VB>
-REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v, Index b0, Index nb) {
+[[gnu::always_inline]] inline void mlp_jvp_kernel(MlpBatch<T>& m, const T* v, Index b0, Index nb) {
   const MlpLayout& lay = m.layout;
   const Index L = lay.n_layers();
   for (Index l = 1; l <= L; ++l) {
@@ -458,7 +199,7 @@ REFRL_ALWAYS_INLINE void mlp_jvp_kernel(MlpBatch<T>& m, const T* v, Index b0, In
 // Accumulate J^T delta_L over batch rows [b0, b0 + nb) into GW / GB (overwritten when first);
 // delta_L is read from rows [0, nb) of m.R[L] (columns >= d_L must be zero).
 template <class T, int VB>
-REFRL_ALWAYS_INLINE void mlp_vjp_kernel(MlpBatch<T>& m, Index b0, Index nb, bool first) {
+[[gnu::always_inline]] inline void mlp_vjp_kernel(MlpBatch<T>& m, Index b0, Index nb, bool first) {
   const MlpLayout& lay = m.layout;
   const Index L = lay.n_layers();
   for (Index l = L; l >= 1; --l) {
@@ -495,33 +236,38 @@ inline void mlp_store_gradient(const MlpBatch<T>& m, T* out) {
   }
 }
 
-#define REFRL_MLP_DISPATCHED(NAME, SIG, ARGS)                                        \
-  template <class T>                                                                 \
-  void NAME##_generic SIG { NAME##_kernel<T, 16> ARGS; }                             \
-  REFRL_MLP_DISPATCHED_X86(NAME, SIG, ARGS)                                          \
-  template <class T>                                                                 \
-  void NAME SIG {                                                                    \
-    REFRL_MLP_DISPATCH_X86(NAME, ARGS)                                               \
-    NAME##_generic<T> ARGS;                                                          \
+// The three tile kernels, run in the variant m.isa (isa.hpp).
+struct MlpForwardKernel {
+  template <Isa I, class T>
+  static void run(MlpBatch<T>& m, const T* theta) {
+    mlp_forward_kernel<T, vector_bytes(I)>(m, theta);
   }
+};
+struct MlpJvpKernel {
+  template <Isa I, class T>
+  static void run(MlpBatch<T>& m, const T* v, Index b0, Index nb) {
+    mlp_jvp_kernel<T, vector_bytes(I)>(m, v, b0, nb);
+  }
+};
+struct MlpVjpKernel {
+  template <Isa I, class T>
+  static void run(MlpBatch<T>& m, Index b0, Index nb, bool first) {
+    mlp_vjp_kernel<T, vector_bytes(I)>(m, b0, nb, first);
+  }
+};
 
-#if REFRL_X86_DISPATCH
-#define REFRL_MLP_DISPATCHED_X86(NAME, SIG, ARGS)                                    \
-  template <class T>                                                                 \
-  REFRL_TARGET_AVX2 void NAME##_avx2 SIG { NAME##_kernel<T, 32> ARGS; }              \
-  template <class T>                                                                 \
-  REFRL_TARGET_AVX512 void NAME##_avx512 SIG { NAME##_kernel<T, 64> ARGS; }
-#define REFRL_MLP_DISPATCH_X86(NAME, ARGS)                                           \
-  if (m.isa == Isa::avx512) return NAME##_avx512<T> ARGS;                            \
-  if (m.isa == Isa::avx2) return NAME##_avx2<T> ARGS;
-#else
-#define REFRL_MLP_DISPATCHED_X86(NAME, SIG, ARGS)
-#define REFRL_MLP_DISPATCH_X86(NAME, ARGS)
-#endif
-
-REFRL_MLP_DISPATCHED(mlp_forward, (MlpBatch<T> & m, const T* theta), (m, theta))
-REFRL_MLP_DISPATCHED(mlp_jvp, (MlpBatch<T> & m, const T* v, Index b0, Index nb), (m, v, b0, nb))
-REFRL_MLP_DISPATCHED(mlp_vjp, (MlpBatch<T> & m, Index b0, Index nb, bool first), (m, b0, nb, first))
+template <class T>
+void mlp_forward(MlpBatch<T>& m, const T* theta) {
+  dispatch<Isa::avx512, MlpForwardKernel>(m.isa, m, theta);
+}
+template <class T>
+void mlp_jvp(MlpBatch<T>& m, const T* v, Index b0, Index nb) {
+  dispatch<Isa::avx512, MlpJvpKernel>(m.isa, m, v, b0, nb);
+}
+template <class T>
+void mlp_vjp(MlpBatch<T>& m, Index b0, Index nb, bool first) {
+  dispatch<Isa::avx512, MlpVjpKernel>(m.isa, m, b0, nb, first);
+}
 
 }  // namespace detail
 

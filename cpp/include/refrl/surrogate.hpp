@@ -11,14 +11,17 @@
 //   approx_kl     = sum w ((r - 1) - log r) / sum w        (Schulman's k3 estimator)
 //   ratio_min / ratio_max over samples with w != 0; ratio_mean = sum w r / sum w.
 // Samples with w == 0 are skipped entirely (their inputs are never used, so padding may hold
-// anything). Sums are accumulated in double for float and double inputs.
-// No Python, no third-party headers, no allocation, no exceptions.
+// anything). Sums are accumulated in double for float and double inputs. The ratio's exp is
+// vecmath.hpp's vexp. Runs in the generic or AVX2 variant (isa.hpp): the vectorised sums are
+// split over the lanes of that width.
+// No Python, no third-party headers, no allocation, no exceptions, no macros.
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 
 #include "refrl/common.hpp"
+#include "refrl/isa.hpp"
+#include "refrl/vecmath.hpp"
 
 namespace refrl {
 
@@ -36,102 +39,6 @@ struct SurrogateStats {
 };
 
 namespace detail {
-
-// Bit reinterpretation. __builtin_bit_cast (GCC >= 11, Clang >= 9) keeps the value in
-// registers so the loops using it vectorise; memcpy is the portable fallback.
-template <class T, class U>
-inline T bits_to(U u) {
-  static_assert(sizeof(T) == sizeof(U), "bit cast between types of different sizes");
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_bit_cast)
-#define REFRL_HAS_BIT_CAST 1
-  return __builtin_bit_cast(T, u);
-#endif
-#endif
-#ifndef REFRL_HAS_BIT_CAST
-  T t;
-  std::memcpy(&t, &u, sizeof(T));
-  return t;
-#endif
-}
-#undef REFRL_HAS_BIT_CAST
-template <class U, class T>
-inline U to_bits(T t) {
-  return bits_to<U, T>(t);
-}
-
-// exp(x) written so that a loop over it vectorises (std::exp is an opaque libm call).
-// Cody & Waite range reduction x = k ln2 + f, |f| <= ln2/2, with ln2 split in a high part
-// exact in k*ln2_hi and a low part (fdlibm's constants); exp(f) by its Taylor polynomial
-// (degree 13 for double: next term < 4e-18; degree 7 for float: next term < 6e-9 < 2^-24);
-// 2^k built from exponent bits as 2^k1 * 2^k2 so that subnormal results and results up to
-// the overflow threshold stay exact. Accuracy: within a few ulp of the correctly rounded
-// exp. NaN propagates; above the overflow threshold +inf, below the underflow one 0.
-inline double exp_vec(double x) {
-  constexpr double log2e = 1.44269504088896338700e+00;
-  constexpr double ln2_hi = 6.93147180369123816490e-01;
-  constexpr double ln2_lo = 1.90821492927058770002e-10;
-  constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52: x + shifter rounds x to an integer
-  constexpr std::int64_t shifter_bits = 0x4338000000000000LL;
-  double xc = x < -746.0 ? -746.0 : x;  // one select per statement: GCC if-converts these
-  xc = xc > 710.0 ? 710.0 : xc;
-  const double kd = (xc * log2e + shifter) - shifter;  // k = round(x / ln2)
-  const double f = (xc - kd * ln2_hi) - kd * ln2_lo;
-  double p = 1.0 / 6227020800.0;  // 1/13!
-  p = p * f + 1.0 / 479001600.0;
-  p = p * f + 1.0 / 39916800.0;
-  p = p * f + 1.0 / 3628800.0;
-  p = p * f + 1.0 / 362880.0;
-  p = p * f + 1.0 / 40320.0;
-  p = p * f + 1.0 / 5040.0;
-  p = p * f + 1.0 / 720.0;
-  p = p * f + 1.0 / 120.0;
-  p = p * f + 1.0 / 24.0;
-  p = p * f + 1.0 / 6.0;
-  p = p * f + 0.5;
-  p = p * f + 1.0;
-  p = p * f + 1.0;
-  const double k1d = (kd * 0.5 + shifter) - shifter;  // any split k = k1 + k2 with both in range
-  const double k2d = kd - k1d;
-  const std::int64_t k1 = to_bits<std::int64_t>(k1d + shifter) - shifter_bits;
-  const std::int64_t k2 = to_bits<std::int64_t>(k2d + shifter) - shifter_bits;
-  const double s1 = bits_to<double>(static_cast<std::uint64_t>(k1 + 1023) << 52);
-  const double s2 = bits_to<double>(static_cast<std::uint64_t>(k2 + 1023) << 52);
-  double r = p * s1 * s2;
-  r = x > 709.782712893384 ? std::numeric_limits<double>::infinity() : r;
-  r = x < -745.2 ? 0.0 : r;
-  return r;
-}
-
-inline float exp_vec(float x) {
-  constexpr float log2e = 1.44269502e+00f;
-  constexpr float ln2_hi = 6.9314575195e-01f;
-  constexpr float ln2_lo = 1.4286067653e-06f;
-  constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
-  constexpr std::int32_t shifter_bits = 0x4B400000;
-  float xc = x < -105.0f ? -105.0f : x;
-  xc = xc > 89.0f ? 89.0f : xc;
-  const float kd = (xc * log2e + shifter) - shifter;
-  const float f = (xc - kd * ln2_hi) - kd * ln2_lo;
-  float p = 1.0f / 5040.0f;  // 1/7!
-  p = p * f + 1.0f / 720.0f;
-  p = p * f + 1.0f / 120.0f;
-  p = p * f + 1.0f / 24.0f;
-  p = p * f + 1.0f / 6.0f;
-  p = p * f + 0.5f;
-  p = p * f + 1.0f;
-  p = p * f + 1.0f;
-  const float k1d = (kd * 0.5f + shifter) - shifter;
-  const float k2d = kd - k1d;
-  const std::int32_t k1 = to_bits<std::int32_t>(k1d + shifter) - shifter_bits;
-  const std::int32_t k2 = to_bits<std::int32_t>(k2d + shifter) - shifter_bits;
-  const float s1 = bits_to<float>(static_cast<std::uint32_t>(k1 + 127) << 23);
-  const float s2 = bits_to<float>(static_cast<std::uint32_t>(k2 + 127) << 23);
-  float r = p * s1 * s2;
-  r = x > 88.7228393f ? std::numeric_limits<float>::infinity() : r;
-  r = x < -104.0f ? 0.0f : r;
-  return r;
-}
 
 // One pass over the batch. Every branch is a select, so the loop vectorises (with
 // -fopenmp-simd the reductions are split over vector lanes: the order of the additions
@@ -154,7 +61,7 @@ SurrogateStats surrogate_pass(Index batch, const T* logp, const T* logp_old, con
     // pass 1: the ratios (exp alone in the loop: few live registers, so it stays in registers)
     T ratio_buf[block];
 #pragma omp simd
-    for (Index i = i0; i < i1; ++i) ratio_buf[i - i0] = exp_vec(logp[i] - logp_old[i]);
+    for (Index i = i0; i < i1; ++i) ratio_buf[i - i0] = vexp(logp[i] - logp_old[i]);
     // pass 2: everything else, reading the ratios back from L1
     T objective_b = T(0), clipped_b = T(0), kl_b = T(0), ratio_sum_b = T(0);
 #pragma omp simd reduction(+ : objective_b, clipped_b, kl_b, ratio_sum_b) reduction(min : ratio_min) reduction(max : ratio_max)
@@ -183,8 +90,8 @@ SurrogateStats surrogate_pass(Index batch, const T* logp, const T* logp_old, con
       clipped_b += clip_i;
       kl_b += kl_i;
       ratio_sum_b += ratio_i;
-      ratio_min = used & (ratio < ratio_min) ? ratio : ratio_min;
-      ratio_max = used & (ratio > ratio_max) ? ratio : ratio_max;
+      ratio_min = (used & (ratio < ratio_min)) ? ratio : ratio_min;
+      ratio_max = (used & (ratio > ratio_max)) ? ratio : ratio_max;
     }
     objective += static_cast<double>(objective_b);
     clipped += static_cast<double>(clipped_b);
@@ -196,16 +103,10 @@ SurrogateStats surrogate_pass(Index batch, const T* logp, const T* logp_old, con
           static_cast<double>(ratio_max), weight_sum, 0};
 }
 
-}  // namespace detail
-
-// logp, logp_old, advantages, out_grad_logp: [B]; weights: [B] or nullptr (all ones).
-// out_grad_logp must not alias the inputs. The weights are checked in the same pass as their
-// sum: if any is negative, NaN or inf, or if sum w <= 0 (or B == 0) or overflows, all outputs
-// are NaN, out_grad_logp is zero, and invalid_weights / weight_sum say why.
+// The weight check and the pass, in one variant.
 template <class T>
-SurrogateStats clipped_surrogate(Index batch, const T* logp, const T* logp_old, const T* advantages,
-                                 const T* weights, T clip_eps, T* out_grad_logp) {
-  static_assert(is_real_v<T>, "refrl::clipped_surrogate is defined for float and double");
+SurrogateStats surrogate_body(Index batch, const T* logp, const T* logp_old, const T* advantages,
+                              const T* weights, T clip_eps, T* out_grad_logp) {
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   constexpr T t_max = std::numeric_limits<T>::max();
   double weight_sum = static_cast<double>(batch);
@@ -224,10 +125,29 @@ SurrogateStats clipped_surrogate(Index batch, const T* logp, const T* logp_old, 
     return {nan, nan, nan, nan, nan, nan, weight_sum, invalid};
   }
   if (weights == nullptr)
-    return detail::surrogate_pass<T, false>(batch, logp, logp_old, advantages, weights, clip_eps, weight_sum,
-                                            out_grad_logp);
-  return detail::surrogate_pass<T, true>(batch, logp, logp_old, advantages, weights, clip_eps, weight_sum,
-                                         out_grad_logp);
+    return surrogate_pass<T, false>(batch, logp, logp_old, advantages, weights, clip_eps, weight_sum, out_grad_logp);
+  return surrogate_pass<T, true>(batch, logp, logp_old, advantages, weights, clip_eps, weight_sum, out_grad_logp);
+}
+
+struct SurrogateKernel {
+  template <Isa I, class... A>
+  static SurrogateStats run(A... args) {
+    return surrogate_body(args...);
+  }
+};
+
+}  // namespace detail
+
+// logp, logp_old, advantages, out_grad_logp: [B]; weights: [B] or nullptr (all ones).
+// out_grad_logp must not alias the inputs. The weights are checked in the same pass as their
+// sum: if any is negative, NaN or inf, or if sum w <= 0 (or B == 0) or overflows, all outputs
+// are NaN, out_grad_logp is zero, and invalid_weights / weight_sum say why.
+template <class T>
+SurrogateStats clipped_surrogate(Index batch, const T* logp, const T* logp_old, const T* advantages,
+                                 const T* weights, T clip_eps, T* out_grad_logp) {
+  static_assert(is_real_v<T>, "refrl::clipped_surrogate is defined for float and double");
+  return dispatch<Isa::avx2, detail::SurrogateKernel>(kernel_isa(), batch, logp, logp_old, advantages, weights,
+                                                      clip_eps, out_grad_logp);
 }
 
 }  // namespace refrl

@@ -206,6 +206,10 @@ class OnPolicyAlgorithm:
         self.env = make_vec_env(env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, env_kwargs=self.env_kwargs)
         self.observation_space = self.env.single_observation_space
         if cfg.normalize_obs:  # what the policy sees (the space gymnasium's NormalizeObservation declares)
+            if not isinstance(self.observation_space, gym.spaces.Box):
+                self.env.close()
+                raise ValueError(f"normalize_obs: observation normalisation needs a Box observation space, got "
+                                 f"{self.observation_space!r} (its one-hot / bit encoding is already in [0, 1])")
             self.observation_space = gym.spaces.Box(-np.inf, np.inf, self.observation_space.shape, np.float32)
         self.action_space = self.env.single_action_space
         try:
@@ -557,20 +561,18 @@ class OnPolicyAlgorithm:
                 deterministic: bool = False, rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
         """Action(s) for raw environment observation(s), as SB3: ``(action, state)``.
 
-        ``observation`` is one observation (``observation_space.shape``) or a batch ``[B, *shape]``;
-        observation normalisation is applied with the saved statistics; Box actions are
-        clipped to the bounds.  Actions are sampled unless ``deterministic=True`` (SB3's default);
-        stochastic actions use ``rng`` (default: the agent's).  ``state`` and ``episode_start`` are
-        SB3's recurrent-policy arguments: the MLP policy has no state, ``state`` is returned as given
-        (None).
+        ``observation`` is one observation (``observation_space.shape``) or a batch ``[B, *shape]`` (a
+        Dict space: a dict of them), as the environment gives it; observation normalisation is applied
+        with the saved statistics; Box actions are clipped to the bounds.  Actions are sampled unless
+        ``deterministic=True`` (SB3's default); stochastic actions use ``rng`` (default: the agent's).
+        ``state`` and ``episode_start`` are SB3's recurrent-policy arguments: the MLP policy has no
+        state, ``state`` is returned as given (None).
         """
-        o = np.asarray(observation)
+        o, single = self.policy.obs_batch(observation)  # Discrete, MultiDiscrete, MultiBinary, Dict: encoded by the policy
         shape = self.observation_space.shape
-        single = o.shape == shape
-        if single:
-            o = o[None]
-        elif o.shape[1:] != shape:
-            raise ValueError(f"predict: 'obs' must have shape {shape} or (B, {', '.join(map(str, shape))}), got {o.shape}")
+        if not single and shape is not None and o.shape[1:] != shape:
+            batch = f"(B, {', '.join(map(str, shape))})" if shape else "(B,)"
+            raise ValueError(f"predict: 'obs' must have shape {shape} or {batch}, got {o.shape}")
         actions, _, _ = native.act(self.policy, self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
         actions = self.policy.clip_actions(actions)
         return (actions[0] if single else actions), state
