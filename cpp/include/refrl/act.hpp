@@ -130,8 +130,8 @@ template <class T, int VB>
 
 struct ActForwardKernel {
   template <Isa I, class T>
-  static void run(const ActNets& m, const T* theta, Index B, const T* x, T* pi_out, T* v_out) {
-    act_forward_kernel<T, vector_bytes(I)>(m, theta, B, x, pi_out, v_out);
+  static void run(const ActNets* m, const T* theta, Index B, const T* x, T* pi_out, T* v_out) {
+    act_forward_kernel<T, vector_bytes(I)>(*m, theta, B, x, pi_out, v_out);
   }
 };
 
@@ -142,7 +142,7 @@ struct ActForwardKernel {
 // pi.num_params <= vf_offset, pi.in_dim() == vf.in_dim(), vf.out_dim() == 1, isa supported.
 template <class T>
 void act_forward(const ActNets& m, const T* theta, Index B, const T* x, T* pi_out, T* v_out) {
-  dispatch<Isa::avx512, detail::ActForwardKernel>(m.isa, m, theta, B, x, pi_out, v_out);
+  dispatch<Isa::avx512, detail::ActForwardKernel>(m.isa, &m, theta, B, x, pi_out, v_out);
 }
 
 }  // namespace refrl

@@ -18,7 +18,7 @@
 // Other compilers and architectures get the generic variant only. No macros are defined here.
 #include <cstdlib>
 #include <cstring>
-#include <utility>
+#include <initializer_list>
 
 namespace refrl {
 
@@ -81,44 +81,46 @@ inline Isa kernel_isa() {
 
 namespace detail {
 
+// Arguments by value (pointers and scalars; objects by pointer): a reference to a scalar could
+// alias the kernel's output stores and keep the loops from being vectorised as well.
 template <class K, class... A>
-[[gnu::flatten]] inline decltype(auto) run_generic(A&&... a) {
-  return K::template run<Isa::generic>(std::forward<A>(a)...);
+[[gnu::flatten]] inline decltype(auto) run_generic(A... a) {
+  return K::template run<Isa::generic>(a...);
 }
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
     !(defined(REFRL_VECTOR_EXT) && REFRL_VECTOR_EXT == 0)
 inline constexpr bool kX86Variants = true;
 template <class K, class... A>
-[[gnu::target("avx2,fma"), gnu::flatten]] inline decltype(auto) run_avx2(A&&... a) {
-  return K::template run<Isa::avx2>(std::forward<A>(a)...);
+[[gnu::target("avx2,fma"), gnu::flatten]] inline decltype(auto) run_avx2(A... a) {
+  return K::template run<Isa::avx2>(a...);
 }
 template <class K, class... A>
-[[gnu::target("avx512f,avx2,fma"), gnu::flatten]] inline decltype(auto) run_avx512(A&&... a) {
-  return K::template run<Isa::avx512>(std::forward<A>(a)...);
+[[gnu::target("avx512f,avx2,fma"), gnu::flatten]] inline decltype(auto) run_avx512(A... a) {
+  return K::template run<Isa::avx512>(a...);
 }
 #else
 inline constexpr bool kX86Variants = false;
 template <class K, class... A>
-inline decltype(auto) run_avx2(A&&... a) {
-  return run_generic<K>(std::forward<A>(a)...);
+inline decltype(auto) run_avx2(A... a) {
+  return run_generic<K>(a...);
 }
 template <class K, class... A>
-inline decltype(auto) run_avx512(A&&... a) {
-  return run_generic<K>(std::forward<A>(a)...);
+inline decltype(auto) run_avx512(A... a) {
+  return run_generic<K>(a...);
 }
 #endif
 
 }  // namespace detail
 
-// Kernel::run<I>(args...) in the widest variant I <= min(isa, Widest). Precondition:
-// isa_supported(isa) (kernel_isa() always is).
+// Kernel::run<I>(args...) in the widest variant I <= min(isa, Widest); args are passed by value
+// (pass objects by pointer). Precondition: isa_supported(isa) (kernel_isa() always is).
 template <Isa Widest, class Kernel, class... A>
-decltype(auto) dispatch(Isa isa, A&&... args) {
+decltype(auto) dispatch(Isa isa, A... args) {
   if constexpr (detail::kX86Variants && Widest >= Isa::avx512)
-    if (isa >= Isa::avx512) return detail::run_avx512<Kernel>(std::forward<A>(args)...);
+    if (isa >= Isa::avx512) return detail::run_avx512<Kernel>(args...);
   if constexpr (detail::kX86Variants && Widest >= Isa::avx2)
-    if (isa >= Isa::avx2) return detail::run_avx2<Kernel>(std::forward<A>(args)...);
-  return detail::run_generic<Kernel>(std::forward<A>(args)...);
+    if (isa >= Isa::avx2) return detail::run_avx2<Kernel>(args...);
+  return detail::run_generic<Kernel>(args...);
 }
 
 }  // namespace refrl

@@ -239,34 +239,34 @@ inline void mlp_store_gradient(const MlpBatch<T>& m, T* out) {
 // The three tile kernels, run in the variant m.isa (isa.hpp).
 struct MlpForwardKernel {
   template <Isa I, class T>
-  static void run(MlpBatch<T>& m, const T* theta) {
-    mlp_forward_kernel<T, vector_bytes(I)>(m, theta);
+  static void run(MlpBatch<T>* m, const T* theta) {
+    mlp_forward_kernel<T, vector_bytes(I)>(*m, theta);
   }
 };
 struct MlpJvpKernel {
   template <Isa I, class T>
-  static void run(MlpBatch<T>& m, const T* v, Index b0, Index nb) {
-    mlp_jvp_kernel<T, vector_bytes(I)>(m, v, b0, nb);
+  static void run(MlpBatch<T>* m, const T* v, Index b0, Index nb) {
+    mlp_jvp_kernel<T, vector_bytes(I)>(*m, v, b0, nb);
   }
 };
 struct MlpVjpKernel {
   template <Isa I, class T>
-  static void run(MlpBatch<T>& m, Index b0, Index nb, bool first) {
-    mlp_vjp_kernel<T, vector_bytes(I)>(m, b0, nb, first);
+  static void run(MlpBatch<T>* m, Index b0, Index nb, bool first) {
+    mlp_vjp_kernel<T, vector_bytes(I)>(*m, b0, nb, first);
   }
 };
 
 template <class T>
 void mlp_forward(MlpBatch<T>& m, const T* theta) {
-  dispatch<Isa::avx512, MlpForwardKernel>(m.isa, m, theta);
+  dispatch<Isa::avx512, MlpForwardKernel>(m.isa, &m, theta);
 }
 template <class T>
 void mlp_jvp(MlpBatch<T>& m, const T* v, Index b0, Index nb) {
-  dispatch<Isa::avx512, MlpJvpKernel>(m.isa, m, v, b0, nb);
+  dispatch<Isa::avx512, MlpJvpKernel>(m.isa, &m, v, b0, nb);
 }
 template <class T>
 void mlp_vjp(MlpBatch<T>& m, Index b0, Index nb, bool first) {
-  dispatch<Isa::avx512, MlpVjpKernel>(m.isa, m, b0, nb, first);
+  dispatch<Isa::avx512, MlpVjpKernel>(m.isa, &m, b0, nb, first);
 }
 
 }  // namespace detail

@@ -49,23 +49,23 @@ template <class To, class From>
 // Constants of the exp below, per precision.
 template <class T>
 struct ExpConst;
+// Int: unsigned, so that the exponent-bit arithmetic wraps (defined) where the result is then
+// replaced by inf or 0.
 template <>
 struct ExpConst<double> {
-  using Int = std::int64_t;
+  using Int = std::uint64_t;
   static constexpr double log2e = 1.4426950408889634;
   static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
   static constexpr Int mant_bits = 52, bias = 1023;
-  static constexpr double lo = -746.0, hi = 710.0;       // input clamps (keep 2^k1, 2^k2 in range)
   static constexpr double overflow = 709.782712893384;   // exp(x) > max double above
   static constexpr double underflow = -745.2;            // exp(x) rounds to 0 below
 };
 template <>
 struct ExpConst<float> {
-  using Int = std::int32_t;
+  using Int = std::uint32_t;
   static constexpr float log2e = 1.44269502f;
   static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
   static constexpr Int mant_bits = 23, bias = 127;
-  static constexpr float lo = -105.0f, hi = 89.0f;
   static constexpr float overflow = 88.7228393f;
   static constexpr float underflow = -104.0f;
 };
@@ -94,8 +94,8 @@ struct Lanes {
 // by a Pade form 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)) (double) or a degree-7 polynomial (float),
 // 2^k built in the exponent bits. Accuracy: within a few ulp of the correctly rounded exp
 // (tests/test_surrogate.py). NaN propagates.
-// FullRange: any x; above the overflow threshold +inf, below the underflow one 0, and 2^k as
-// 2^k1 2^k2 so that subnormal results stay exact. Without it the caller guarantees
+// FullRange: any x; above the overflow threshold +inf, below the underflow one 0 (one select
+// each, GCC if-converts them), and 2^k as 2^k1 2^k2 so that subnormal results stay exact. Without it the caller guarantees
 // 0 <= x <= 50 (tanh's 2|x|, clamped): one factor 2^k, no clamps.
 template <class T, int VB, bool FullRange>
 [[gnu::always_inline]] inline void simd_exp(typename Lanes<T, VB>::V& inout) {
@@ -104,11 +104,9 @@ template <class T, int VB, bool FullRange>
   using C = ExpConst<T>;
   const V x = inout;
   const V zero = V{} + T(0), one = zero + T(1), two = zero + T(2);
-  V xc = x;
-  if constexpr (FullRange) {
-    xc = x < C::lo ? zero + C::lo : x;  // one select per statement: GCC if-converts these
-    xc = xc > C::hi ? zero + C::hi : xc;
-  }
+  // No clamp of x: wherever k leaves the range of the exponent bits (|x| beyond the thresholds,
+  // inf) the result is replaced by inf or 0 below; NaN stays NaN through every step.
+  const V xc = x;
   const V t = xc * C::log2e + C::shifter;  // t - shifter = k = round(x / ln 2)
   const V kd = t - C::shifter;
   V em;  // exp(r)
