@@ -47,6 +47,7 @@ from gymnasium.vector import VectorEnv
 
 from refrl import health, kernels, native
 from refrl.config import OnPolicyConfig
+from refrl.distributed import SerialComm, rank_seed, rank_seed_sequence, world
 from refrl.evaluation import evaluate_policy
 from refrl.health import TrainingDiverged
 from refrl.logger import Logger
@@ -62,6 +63,7 @@ __all__ = ["OnPolicyAlgorithm", "RolloutBatch", "TrainingDiverged", "evaluate_po
            "fit_value_minibatches"]
 
 Callback = Callable[["OnPolicyAlgorithm"], "bool | None"]
+_SERIAL = SerialComm()
 
 
 class RolloutBatch(NamedTuple):
@@ -111,6 +113,11 @@ class OnPolicyAlgorithm:
         1 prints the metrics table after every update.
     env_kwargs : dict, optional
         Passed to ``gymnasium.make_vec`` (ignored when ``env`` is already built).
+    distributed : bool or None
+        Data-parallel training over MPI ranks (docs/distributed.md): None (default) joins the
+        ranks when an MPI launcher started several processes, False trains this process alone,
+        True asks for MPI.  ``self.comm`` is the communicator; with one process every
+        synchronisation point is the identity and the run is exactly the one-process run.
     **hyperparameters
         Fields of ``config_class`` (SB3 names).  Unknown names raise ``TypeError``; invalid
         values ``ValueError``/``TypeError`` naming the field, before anything else is built.
@@ -126,19 +133,23 @@ class OnPolicyAlgorithm:
         seed: int = 0,
         verbose: int = 0,
         env_kwargs: dict[str, Any] | None = None,
+        distributed: bool | None = None,
         **hyperparameters: Any,
     ) -> None:
+        self.comm = world(distributed)
+        self._check_same_start(env, seed, env_kwargs, hyperparameters)
         self.config = self.config_class.from_kwargs(**hyperparameters)  # validates before any work
         self.seed = _check_seed(seed)
         cfg = self.config
         health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
         self.env_kwargs = dict(env_kwargs or {})
         self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
-        self.env = make_vec_env(
-            env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, normalize_obs=cfg.normalize_obs,
-            normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
-            gamma=cfg.gamma, env_kwargs=self.env_kwargs,
-        )
+        with self.comm.guard():  # an env that fails to build on one rank stops every rank
+            self.env = make_vec_env(
+                env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, normalize_obs=cfg.normalize_obs,
+                normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
+                gamma=cfg.gamma, env_kwargs=self.env_kwargs,
+            )
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
         try:
@@ -153,17 +164,19 @@ class OnPolicyAlgorithm:
             ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init, dtype=np.dtype(cfg.dtype),
             rng=np.random.default_rng(init_seq),
         )
-        self.rng = np.random.default_rng(act_seq)
+        self.rng = np.random.default_rng(rank_seed_sequence(act_seq, self.comm.rank, self.comm.size))  # per rank
         self.buffer = RolloutBuffer.allocate(cfg.n_steps, cfg.n_envs, self.observation_space, self.action_space, cfg.dtype)
         self.collector: RolloutCollector | None = None
-        self.logger = Logger(verbose=verbose)
+        self.logger = Logger(verbose=verbose if self.comm.is_root else 0)  # rank 0 alone reports
         self.num_timesteps = 0
         self.total_timesteps = 0
         self.iteration = 0
         self.progress_remaining = 1.0
         self.max_abs_reward = 0.0  # the largest |reward| seen in a rollout (the health guard's reward scale)
         self._warned_unchanged = False
+        self._episode_window: tuple[np.ndarray, np.ndarray] | None = None  # all ranks' episodes (MPI)
         self._setup()
+        self._synchronise()
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _setup(self) -> None:
@@ -184,12 +197,41 @@ class OnPolicyAlgorithm:
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         """Restore what ``_extra_state`` saved (override)."""
 
+    # ------------------------------------------------------------------ data-parallel (refrl.distributed)
+    def _check_same_start(self, env, seed, env_kwargs, hyperparameters: dict[str, Any]) -> None:
+        """Every rank must be started with the same algorithm, env, seed and hyperparameters
+        (compared by hash before anything is validated or built, so that no rank can fail alone)."""
+        env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        self.comm.check_config({"algo": self.algo_name, "env": env_id, "seed": seed, "env_kwargs": env_kwargs or {},
+                                "hyperparameters": hyperparameters})
+
+    def _synchronise(self) -> None:
+        """Parameters and optimiser moments <- rank 0's (after construction and after load).  From
+        then on every rank applies the same averaged steps, so they stay identical without syncing."""
+        self.comm.broadcast_(self.policy.params)
+        for optimizer in self._optimizers().values():
+            self.comm.broadcast_(optimizer.m)
+            self.comm.broadcast_(optimizer.v)
+
+    def _gathered(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every rank's 1-D arrays concatenated in rank order (one process: the arrays themselves)."""
+        if not self.comm.is_distributed:
+            return arrays
+        return tuple(self.comm.concat(np.asarray(a, dtype=np.float64).reshape(-1)) for a in arrays)
+
+    def _average_gradient(self, grads: np.ndarray, weight: float, stats: np.ndarray | None = None):
+        """Σ_r W_r g_r / Σ_r W_r over the ranks in place on ``grads`` (and the minibatch's weighted-mean
+        ``stats`` in the same allreduce), before clipping and the optimiser step; returns
+        ``(Σ_r W_r, stats)``.  One process: nothing changes."""
+        return self.comm.average_(grads, weight, stats)
+
     # ------------------------------------------------------------------ the iteration
     def collect_rollouts(self) -> int:
         """Fill ``self.buffer``; return the number of real transitions collected."""
         if self.collector is None:
             # First reset: the seed itself; after a load/resume a different but fixed one.
             reset_seed = self.seed if self.num_timesteps == 0 else self.seed + 7919 * (self.iteration + 1)
+            reset_seed = rank_seed(reset_seed, self.comm.rank, self.comm.size)  # never the same episodes on two ranks
             self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=reset_seed,
                                               stats_window=self.config.stats_window)
         return self.collector.collect(self.rng)
@@ -227,11 +269,17 @@ class OnPolicyAlgorithm:
         algorithms (TRPO/NPG, VPG); PPO keeps the weights and normalises per minibatch instead."""
         b = self.flat_batch()
         idx = np.flatnonzero(b.weights > 0)
-        if idx.size == 0:
+        n_real = self.comm.sum_int(idx.size)  # over all ranks
+        if n_real == 0:
             return None
+        if not self.comm.all(idx.size > 0):  # (n_steps >= 2 guarantees real transitions on every rank)
+            raise self.comm.synchronised(ValueError(
+                "n_steps: a rank collected no real transition (every slot a reset step); with several MPI "
+                "ranks the full-batch algorithms need n_steps >= 2"))
         adv = b.advantages[idx]
-        if normalize_advantage and idx.size > 1:
-            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
+        if normalize_advantage and n_real > 1:
+            (every,) = self._gathered(adv)  # the statistics of all ranks' advantages
+            adv = ((adv - every.mean()) / (every.std(ddof=1) + 1e-8)).astype(adv.dtype, copy=False)
         return RolloutBatch(obs=b.obs[idx], actions=b.actions[idx], logp=b.logp[idx], values=b.values[idx],
                             advantages=adv, returns=b.returns[idx], weights=b.weights[idx])
 
@@ -271,14 +319,18 @@ class OnPolicyAlgorithm:
 
     def _learn_loop(self, callback: Callback | None, progress_bar: bool, log_interval: int) -> OnPolicyAlgorithm:
         start_time, start_steps = time.perf_counter(), self.num_timesteps
-        progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar, heartbeat=self.logger.verbose > 0)
+        root = self.comm.is_root  # rank 0 alone shows progress
+        progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar and root,
+                            heartbeat=self.logger.verbose > 0 and root)
         guard = self.config.health_check
-        with blas_threads(), contextlib.ExitStack() as stack:
+        with blas_threads(), contextlib.ExitStack() as stack, self.comm.abort_on_error():
             stack.callback(progress.close)
             while self.num_timesteps < self.total_timesteps:
                 healthy = self._healthy_state() if guard else None
                 progress.phase(f"collecting rollout {self.iteration + 1}")
-                self.num_timesteps += self.collect_rollouts()
+                with self.comm.guard():  # an env that fails on one rank stops every rank with its error
+                    collected = self.collect_rollouts()
+                self.num_timesteps += self.comm.sum_int(collected)  # over all ranks: schedules agree
                 # SB3's convention: schedules see the progress after this rollout's steps.
                 self.progress_remaining = max(0.0, 1.0 - self.num_timesteps / self.total_timesteps)
                 self.compute_advantages()
@@ -288,26 +340,31 @@ class OnPolicyAlgorithm:
                 try:
                     self.train()
                 except ValueError as exc:  # a non-finite value the update's own checks met
-                    if not guard:
+                    if not guard or self.comm.is_distributed:  # (several ranks: met mid-update, cannot agree)
                         raise
                     self._diverged(healthy, f"a non-finite value stopped the update ({exc})", exc)
                 if guard:
                     self._check_update(healthy)
+                self.comm.check_identical(self.policy.params, "the policy parameters after the update")
                 self.iteration += 1
                 elapsed = max(time.perf_counter() - start_time, 1e-9)
                 fps = (self.num_timesteps - start_steps) / elapsed
+                self._gather_episodes()
                 ep_rew = self.ep_rew_mean
                 progress.update(self.num_timesteps, fps, ep_rew)
                 if self.iteration % log_interval == 0:
                     if ep_rew is not None:
                         self.logger.record("rollout/ep_rew_mean", ep_rew)
-                        self.logger.record("rollout/ep_len_mean", float(np.mean(self.collector.episodes.lengths)))
+                        self.logger.record("rollout/ep_len_mean", self._ep_len_mean())
                     self.logger.record("time/fps", fps)
                     self.logger.record("time/iterations", self.iteration)
                     self.logger.record("time/time_elapsed", elapsed)
                     self.logger.dump(self.num_timesteps)
-                if callback is not None and callback(self) is False:
-                    break
+                if callback is not None:
+                    with self.comm.guard():  # e.g. rank 0 failing to write a checkpoint stops every rank
+                        result = callback(self)
+                    if self.comm.any(result is False):  # one rank asks (a signal): every rank stops here
+                        break
         return self
 
     # ------------------------------------------------------------------ the health guard (refrl.health)
@@ -341,12 +398,12 @@ class OnPolicyAlgorithm:
                                     max_obs_seen=max_obs)
         update, steps = self.iteration + 1, self.num_timesteps
         self._restore(healthy)
-        raise TrainingDiverged(
+        raise self.comm.synchronised(TrainingDiverged(
             f"{self.algo_name.upper()} diverged in update {update} (at {steps} steps): {problem}. Likely cause: "
             f"{cause}. The agent holds its last healthy parameters ({self.num_timesteps} steps); "
             "health_check=False turns the check off",
             update=update, num_timesteps=self.num_timesteps,
-        ) from cause_exc
+        )) from cause_exc
 
     def _check_rollout(self, healthy: dict[str, Any]) -> None:
         buf = self.buffer
@@ -355,16 +412,19 @@ class OnPolicyAlgorithm:
         problem = problem or health.rollout_problem(
             {"rewards": buf.rewards, "values": buf.values, "returns": buf.returns, "advantages": buf.advantages},
             buf.rewards.dtype, max_reward_seen=self.max_abs_reward, gamma=self.config.gamma)
+        problem = self.comm.agree(problem)  # a problem on any rank stops every rank
         if problem is not None:
             self._diverged(healthy, problem)
 
     def _check_update(self, healthy: dict[str, Any]) -> None:
         params = self.policy.params
-        problem = health.update_problem(params, self.logger.pending(), max_param_norm=self.config.max_param_norm)
+        problem = self.comm.agree(
+            health.update_problem(params, self.logger.pending(), max_param_norm=self.config.max_param_norm))
         if problem is not None:
             self._diverged(healthy, problem)
         annealed_to_zero = any(o.lr == 0.0 for o in self._optimizers().values())  # anneal_lr's last update
-        if not self._warned_unchanged and not annealed_to_zero and np.array_equal(params, healthy["params"]):
+        if (not self._warned_unchanged and not annealed_to_zero and self.comm.is_root
+                and np.array_equal(params, healthy["params"])):
             self._warned_unchanged = True
             warnings.warn(
                 f"{self.algo_name.upper()}: update {self.iteration + 1} left every parameter bit-identical "
@@ -373,10 +433,24 @@ class OnPolicyAlgorithm:
 
     @property
     def ep_rew_mean(self) -> float | None:
-        """Mean raw return of the last ``stats_window`` finished episodes (None before the first)."""
+        """Mean raw return of the last ``stats_window`` finished episodes (None before the first);
+        with several ranks, of every rank's last ``stats_window`` episodes (as of the last iteration)."""
+        if self.comm.is_distributed:
+            window = self._episode_window
+            return None if window is None or window[0].size == 0 else float(np.mean(window[0]))
         if self.collector is None or not self.collector.episodes.returns:
             return None
         return float(np.mean(self.collector.episodes.returns))
+
+    def _ep_len_mean(self) -> float:
+        lengths = self.collector.episodes.lengths if self._episode_window is None else self._episode_window[1]
+        return float(np.mean(lengths))
+
+    def _gather_episodes(self) -> None:
+        """Several ranks: every rank's recent episodes (returns, lengths), for the rollout statistics."""
+        if self.comm.is_distributed:
+            episodes = self.collector.episodes
+            self._episode_window = self._gathered(np.array(episodes.returns), np.array(episodes.lengths))
 
     # ------------------------------------------------------------------ acting
     @property
@@ -428,7 +502,13 @@ class OnPolicyAlgorithm:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (``.npz`` + JSON, atomic, no pickle): policy, optimiser, normalisation
-        statistics, rng state, step counters and the full configuration.  Returns the path."""
+        statistics, rng state, step counters and the full configuration.  Returns the path.
+
+        With several MPI ranks, rank 0 alone writes (the state is the same on every rank but the
+        rng's); the other ranks return the path without writing."""
+        if not self.comm.is_root:
+            path = Path(path)
+            return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
         arrays: dict[str, np.ndarray] = {f"policy/{k}": np.asarray(v) for k, v in self.policy.state_dict().items()}
         for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
             if rms is not None:
@@ -462,22 +542,25 @@ class OnPolicyAlgorithm:
         return save_checkpoint(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path, env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0) -> OnPolicyAlgorithm:
+    def load(cls, path: str | Path, env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0,
+             distributed: bool | None = None) -> OnPolicyAlgorithm:
         """Rebuild an agent from ``save``: same configuration, parameters, optimiser state,
         normalisation statistics, rng state and step counters.  ``env`` defaults to the saved id.
         The checkpoint must be this algorithm's (``refrl.algos.load`` reads any)."""
         arrays, meta = load_checkpoint(path)
         if meta.get("algo") != cls.algo_name:
             raise ValueError(f"path: checkpoint is for {meta.get('algo')!r}, not {cls.algo_name!r}; use refrl.algos.load")
-        return cls.from_checkpoint(arrays, meta, env, verbose=verbose, path=path)
+        return cls.from_checkpoint(arrays, meta, env, verbose=verbose, path=path, distributed=distributed)
 
     @classmethod
     def from_checkpoint(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any],
                         env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0,
-                        path: str | Path = "checkpoint") -> OnPolicyAlgorithm:
+                        path: str | Path = "checkpoint", distributed: bool | None = None) -> OnPolicyAlgorithm:
         """Rebuild an agent of this class from the ``(arrays, meta)`` of
         ``refrl.serialization.load_checkpoint`` (what ``load`` does after reading the file).
-        ``path`` names the file in a :class:`CheckpointError` (a missing or invalid entry)."""
+        ``path`` names the file in a :class:`CheckpointError` (a missing or invalid entry).
+        Under MPI every rank loads the same file; rank 0's parameters and optimiser state are then
+        broadcast, and ranks other than 0 draw actions from their own stream."""
         check_checkpoint_meta(path, meta)
         if env is None:
             env = meta.get("env_id")
@@ -485,7 +568,8 @@ class OnPolicyAlgorithm:
                 raise ValueError("env: the checkpoint was trained on an env without an id; pass env=...")
         config = dict(meta["config"])
         config.pop("use_native_step", None)  # retired TRPO/NPG option of older checkpoints (one step path now)
-        agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {}, **config)
+        agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {},
+                    distributed=distributed, **config)
         if agent.policy.config() != meta["policy"]:
             raise ValueError(
                 f"env: its spaces do not match the checkpoint's policy "
@@ -521,7 +605,16 @@ class OnPolicyAlgorithm:
             agent._load_extra_state(arrays, extra)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(path, f"damaged: {type(exc).__name__}: {exc}") from None
+        agent._after_load()
         return agent
+
+    def _after_load(self) -> None:
+        """Several ranks: rank 0's state everywhere; the checkpoint holds one rng state (rank 0's), so
+        every other rank continues from its own stream of (seed, iteration)."""
+        if self.comm.rank > 0:
+            resumed = np.random.SeedSequence([self.seed, self.iteration])
+            self.rng = np.random.default_rng(rank_seed_sequence(resumed, self.comm.rank, self.comm.size))
+        self._synchronise()
 
     def close(self) -> None:
         self.env.close()
@@ -550,21 +643,33 @@ def check_checkpoint_meta(path, meta: dict[str, Any]) -> None:
 
 
 def fit_value_minibatches(policy, optimizer, obs: np.ndarray, returns: np.ndarray, *, n_epochs: int,
-                          batch_size: int, max_grad_norm: float | None, rng: np.random.Generator) -> float:
+                          batch_size: int, max_grad_norm: float | None, rng: np.random.Generator,
+                          comm: Any = None) -> float:
     """Fit the value network alone: ``n_epochs`` passes of Adam over shuffled minibatches of the
     squared error (V(s) − R)² (no ½), as the TRPO/VPG critics of the peers; returns the mean loss
-    (NaN when no step was taken).  PPO fits V jointly with the policy instead."""
+    (NaN when no step was taken).  PPO fits V jointly with the policy instead.
+
+    With several ranks (``comm``), each rank holds its own B_r samples and cuts its minibatches of
+    ``batch_size``; every rank takes max_r ⌈B_r / batch_size⌉ steps per epoch (a rank whose samples
+    ran out contributes an empty minibatch), each on the union of the ranks' minibatches: the
+    gradient Σ_r n_r g_r / Σ_r n_r (one allreduce)."""
+    comm = _SERIAL if comm is None else comm
     B = returns.shape[0]
+    n_minibatches = comm.max_int(-(-B // batch_size))  # the same number of steps on every rank
     losses = []
     for _epoch in range(n_epochs):
         perm = rng.permutation(B)
-        for start in range(0, B, batch_size):
-            mb = perm[start : start + batch_size]
-            values, cache = policy.evaluate_values(obs[mb])
-            err = values - returns[mb]
-            losses.append(float(np.dot(err.astype(np.float64), err)) / mb.size)
+        for i in range(n_minibatches):
+            mb = perm[i * batch_size : (i + 1) * batch_size]  # empty on a rank whose samples ran out
             policy.value_grads.fill(0)
-            policy.backward(cache, dvalues=(2.0 / mb.size) * err)
+            loss = 0.0
+            if mb.size:
+                values, cache = policy.evaluate_values(obs[mb])
+                err = values - returns[mb]
+                loss = float(np.dot(err.astype(np.float64), err)) / mb.size
+                policy.backward(cache, dvalues=(2.0 / mb.size) * err)
+            _, stats = comm.average_(policy.value_grads, mb.size, np.array([loss]))
+            losses.append(float(stats[0]))
             if max_grad_norm is not None:
                 clip_grad_norm_(policy.value_grads, max_grad_norm)
             optimizer.step()
