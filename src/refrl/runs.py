@@ -10,17 +10,24 @@ A run directory holds::
     .lock                    "pid host" of the process writing into the directory (fcntl.flock)
 
 Only one process writes into a run directory (a second one is refused, naming the holder); a new
-run into a non-empty directory needs ``--overwrite``.  SIGINT or SIGTERM finishes the current
+run into a non-empty directory needs ``--overwrite``.  SIGINT, SIGTERM or SIGUSR1 finishes the current
 update, writes a checkpoint and the model, and exits with 128 + the signal number; a second signal
 aborts at once.  A diverging run (refrl.TrainingDiverged) saves its last healthy update as the newest
 checkpoint, prints one line naming the problem and exits with 3.  ``--resume`` removes the temporaries of interrupted writes, takes the newest
 checkpoint that verifies (renaming damaged newer ones to ``*.damaged``) and cuts ``metrics.csv``
 back to that checkpoint's step.  docs/reliability.md states these promises and their tests.
+
+Under MPI (``mpirun -np K refrl train ...``) every rank trains; rank 0 alone takes the lock,
+checks and cleans the directory, writes every file and prints; its failures there stop every rank
+(``refrl.distributed``'s guard).  A stop signal reaching any rank stops every rank after the same
+update.  ``--resume`` resumes every rank from the checkpoint rank 0 chose (the run directory must
+be visible to every rank, as on a shared filesystem).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import signal
@@ -91,11 +98,13 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 class _StopOnSignals:
-    """First SIGINT or SIGTERM: finish the current update, save, stop (exit status 128 + signal).
+    """First SIGINT, SIGTERM or SIGUSR1: finish the current update, save, stop (exit status 128 + signal).
     A second one: abort at once (``_Aborted``); the atomic writers remove their temporary, so no
     file under its real name is ever half-written."""
 
-    SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+    # SIGUSR1 too: Open MPI's mpirun forwards it to every rank (SIGTERM to mpirun kills the ranks)
+    SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None))
+                    if s is not None)
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -186,7 +195,7 @@ def _clean_temporaries(run_dir: Path) -> None:
                 print(f"refrl: removed {p}, left by an interrupted write", file=sys.stderr)
 
 
-def _newest_valid_checkpoint(run_dir: Path, verbose: int):
+def _newest_valid_checkpoint(run_dir: Path, verbose: int, distributed: bool | None = None):
     """Load the newest checkpoint that verifies; rename the damaged newer ones to ``*.damaged``."""
     from refrl.algos import load
     from refrl.serialization import CheckpointError
@@ -196,7 +205,7 @@ def _newest_valid_checkpoint(run_dir: Path, verbose: int):
         raise UsageError(f"--resume: no checkpoint in {str(run_dir / 'checkpoints')!r}")
     for ckpt in reversed(ckpts):
         try:
-            return ckpt, load(ckpt, verbose=verbose)
+            return ckpt, load(ckpt, verbose=verbose, distributed=distributed)
         except CheckpointError as exc:
             aside = ckpt.with_name(ckpt.name + ".damaged")
             ckpt.replace(aside)  # out of the step_*.npz glob, so that pruning and later resumes ignore it
@@ -225,10 +234,16 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
         if algo is None or env_id is None:
             raise UsageError("train: ALGO and ENV_ID are required (or --resume DIR)")
         run_dir, flag = Path(out if out is not None else f"runs/{algo}-{env_id}-s{seed}"), "--out"
+    from refrl.distributed import world
+
+    comm = world()
     with _StopOnSignals() as stop:
         try:
-            with _RunLock(run_dir, flag):
-                return _train_locked(stop, run_dir, algo=algo, env_id=env_id, steps=steps, seed=seed,
+            with contextlib.ExitStack() as lock:
+                with comm.guard():  # rank 0 alone writes into the directory, so it alone holds the lock
+                    if comm.is_root:
+                        lock.enter_context(_RunLock(run_dir, flag))
+                return _train_locked(stop, run_dir, comm, algo=algo, env_id=env_id, steps=steps, seed=seed,
                                      overrides=overrides, config_file=config_file, tuned=tuned, resume=resume,
                                      checkpoint_every=checkpoint_every, keep=keep, eval_episodes=eval_episodes,
                                      progress=progress, verbose=verbose, overwrite=overwrite)
@@ -236,7 +251,7 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
             return 128 + exc.signum
 
 
-def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, seed, overrides, config_file,
+def _train_locked(stop: _StopOnSignals, run_dir: Path, comm, *, algo, env_id, steps, seed, overrides, config_file,
                   tuned, resume, checkpoint_every, keep, eval_episodes, progress, verbose, overwrite) -> int:
     from refrl.algos import get_algorithm
     from refrl.evaluation import evaluate_policy
@@ -252,14 +267,15 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
             raise UsageError(f"--resume: the run is {run_cfg['algo']} on {run_cfg['env_id']}; do not pass another algorithm/env")
         if overrides or config_file:
             raise UsageError("--resume: hyperparameters come from the checkpoint; --set/--config are not allowed")
-        _clean_temporaries(run_dir)
-        ckpt, agent = _newest_valid_checkpoint(run_dir, verbose)
+        ckpt, agent = _resume_checkpoint(run_dir, comm, verbose)
         total = int(steps if steps is not None else run_cfg["steps"])
         if total <= agent.num_timesteps:
             raise UsageError(f"--steps: the run already has {agent.num_timesteps} steps; pass a larger --steps to continue")
         run_cfg["steps"] = total
-        write_json_atomic(cfg_path, run_cfg)
-        print(f"refrl: resuming {run_cfg['algo']} on {run_cfg['env_id']} from {ckpt} ({agent.num_timesteps} steps)")
+        if comm.is_root:
+            write_json_atomic(cfg_path, run_cfg)
+            print(f"refrl: resuming {run_cfg['algo']} on {run_cfg['env_id']} from {ckpt} ({agent.num_timesteps} steps)"
+                  + (f" on {comm.size} ranks" if comm.is_distributed else ""))
         remaining = total - agent.num_timesteps
         reset = False
     else:
@@ -269,22 +285,29 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
         total = int(steps if steps is not None else (src_steps or 100_000))
         if total < 1:
             raise UsageError(f"--steps: must be >= 1, got {total}")
-        existing = sorted(p.name for p in run_dir.iterdir() if p.name != _RunLock.NAME)
-        if existing and not overwrite:
-            raise UsageError(f"--out: {str(run_dir)!r} is not empty ({', '.join(existing[:5])}"
-                             f"{', ...' if len(existing) > 5 else ''}); continue it with --resume, replace the run "
-                             "with --overwrite, or choose another directory")
+        with comm.guard():
+            if comm.is_root:
+                existing = sorted(p.name for p in run_dir.iterdir() if p.name != _RunLock.NAME)
+                if existing and not overwrite:
+                    raise UsageError(f"--out: {str(run_dir)!r} is not empty ({', '.join(existing[:5])}"
+                                     f"{', ...' if len(existing) > 5 else ''}); continue it with --resume, replace the "
+                                     "run with --overwrite, or choose another directory")
         agent = cls(env_id, seed=seed, verbose=verbose, **hp)
-        _clean_temporaries(run_dir)
-        # a new run must not resume from, nor be evaluated as, the old one
-        for old in [*(run_dir / "checkpoints").glob("step_*.npz*"), *(run_dir / name for name in _RUN_FILES)]:
-            old.unlink(missing_ok=True)
-        run_cfg = {"algo": algo, "env_id": env_id, "seed": seed, "steps": total,
-                   "hyperparameters": agent.config.to_dict(), "command": sys.argv}
-        write_json_atomic(run_dir / "config.json", run_cfg)
+        with comm.guard():
+            if comm.is_root:
+                _clean_temporaries(run_dir)
+                # a new run must not resume from, nor be evaluated as, the old one
+                for old in [*(run_dir / "checkpoints").glob("step_*.npz*"), *(run_dir / name for name in _RUN_FILES)]:
+                    old.unlink(missing_ok=True)
+                run_cfg = {"algo": algo, "env_id": env_id, "seed": seed, "steps": total,
+                           "hyperparameters": agent.config.to_dict(), "command": sys.argv}
+                if comm.is_distributed:
+                    run_cfg["mpi_ranks"] = comm.size
+                write_json_atomic(run_dir / "config.json", run_cfg)
         remaining, reset = total, True
 
-    agent.logger = Logger(run_dir, verbose=verbose, append=not reset,
+    root = comm.is_root  # rank 0 alone writes metrics, checkpoints, the model and the evaluation
+    agent.logger = Logger(run_dir if root else None, verbose=verbose if root else 0, append=not reset,
                           resume_step=None if reset else agent.num_timesteps)
     every = checkpoint_every or max(total // 10, agent.config.rollout_size)
     state = {"next_ckpt": (agent.num_timesteps // every + 1) * every}
@@ -297,28 +320,34 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
 
     def callback(a) -> bool:
         if a.num_timesteps >= state["next_ckpt"]:
-            save_checkpoint()
+            if root:
+                save_checkpoint()
             state["next_ckpt"] = (a.num_timesteps // every + 1) * every
-        return not stop.requested
+        return not stop.requested  # (under MPI: a signal on any rank stops every rank after this update)
 
     try:
         agent.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=reset)
     except TrainingDiverged as exc:  # the agent is back at its last healthy update: keep that, write no model
-        healthy = save_checkpoint() if agent.num_timesteps > 0 else None
-        print(f"refrl train: training diverged: {exc}", file=sys.stderr)
-        print(f"refrl: the last healthy checkpoint is {healthy}" if healthy else
-              "refrl: no checkpoint written (the first update diverged)", file=sys.stderr)
+        if root:
+            healthy = save_checkpoint() if agent.num_timesteps > 0 else None
+            print(f"refrl train: training diverged: {exc}", file=sys.stderr)
+            print(f"refrl: the last healthy checkpoint is {healthy}" if healthy else
+                  "refrl: no checkpoint written (the first update diverged)", file=sys.stderr)
         agent.close()
         return EXIT_DIVERGED
-    save_checkpoint()
-    model = agent.save(run_dir / "model.npz")
-    print(f"refrl: {agent.num_timesteps} steps; model saved to {model}")
-    if stop.requested:
-        print(f"refrl: stopped by {signal.Signals(stop.signum).name}; continue with: refrl train --resume {run_dir}",
-              file=sys.stderr)
+    with comm.guard():
+        if root:
+            save_checkpoint()
+            model = agent.save(run_dir / "model.npz")
+            print(f"refrl: {agent.num_timesteps} steps; model saved to {model}")
+    signum = comm.max_int(stop.signum or 0)  # the signal that stopped some rank (0: none)
+    if signum:
+        if root:
+            print(f"refrl: stopped by {signal.Signals(signum).name}; continue with: refrl train --resume {run_dir}",
+                  file=sys.stderr)
         agent.close()
-        return 128 + stop.signum
-    if eval_episodes > 0:
+        return 128 + signum
+    if eval_episodes > 0 and root:
         returns = evaluate_policy(agent, n_episodes=eval_episodes, seed=10_000 + seed)
         _print_eval(returns)
         write_json_atomic(run_dir / "eval.json", {"episodes": eval_episodes, "mean": float(returns.mean()),
@@ -326,6 +355,26 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
                                                   "num_timesteps": agent.num_timesteps})
     agent.close()
     return 0
+
+
+def _resume_checkpoint(run_dir: Path, comm, verbose: int):
+    """The newest checkpoint that verifies, and the agent loaded from it on every rank.  Under MPI
+    rank 0 chooses (cleaning temporaries, setting damaged files aside, with a one-process load) and
+    every rank then loads its choice."""
+    if not comm.is_distributed:
+        _clean_temporaries(run_dir)
+        return _newest_valid_checkpoint(run_dir, verbose)
+    choice = None
+    with comm.guard():
+        if comm.is_root:
+            _clean_temporaries(run_dir)
+            ckpt, probe = _newest_valid_checkpoint(run_dir, verbose, distributed=False)
+            probe.close()
+            choice = str(ckpt)
+    from refrl.algos import load
+
+    ckpt = Path(comm.broadcast_object(choice))
+    return ckpt, load(ckpt, verbose=verbose)
 
 
 def _print_eval(returns) -> None:
