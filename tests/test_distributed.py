@@ -8,6 +8,7 @@ two-process job here.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -143,11 +144,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(np_: int, script: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+def _run(np_: int, script: str, *args: str, timeout: float = TIMEOUT) -> tuple[subprocess.CompletedProcess, float]:
     cmd = [_mpirun(), "-np", str(np_), "--oversubscribe", sys.executable, str(MPI_DIR / script), *args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
     return proc, time.perf_counter() - t0
+
+
+def _refrl(np_: int, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
+    """``mpirun -np K refrl ...`` (the console script beside the interpreter)."""
+    cmd = [_mpirun(), "-np", str(np_), "--oversubscribe", sys.executable, "-m", "refrl", *args]
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 _CAN_START: tuple[bool, str] | None = None
@@ -217,3 +224,147 @@ def test_error_outside_a_guard_aborts_every_rank_promptly():
     assert "ValueError: gradient is NaN in train()" in proc.stderr
     assert "aborting every rank (MPI_Abort)" in proc.stderr
     assert seconds < 20, f"took {seconds:.1f} s"
+
+
+# ---------------------------------------------------------------------------------------- the algorithms
+# (timeouts are deadlock guards, generous for a loaded 2-core CI machine; nothing asserts on time)
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_update_equals_one_process_on_the_concatenated_data(ranks):
+    """PPO (clip; adaptive KL with an early stop), VPG, the TRPO/NPG step (gradient, CG solution,
+    step, accept/reject) and the critic fit on uneven per-rank data equal one process on all of it
+    to <= 1e-10 relative (tests/mpi/equivalence.py)."""
+    _require_mpirun()
+    proc, _ = _run(ranks, "equivalence.py", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for r in range(ranks):
+        assert f"OK rank {r} of {ranks}" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_training_keeps_every_rank_bit_identical(ranks):
+    """PPO, TRPO, NPG and VPG runs: identical parameters and optimiser state on every rank, distinct
+    episodes per rank, num_timesteps summed over ranks (tests/mpi/train_identical.py)."""
+    _require_mpirun()
+    proc, _ = _run(ranks, "train_identical.py", timeout=400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for r in range(ranks):
+        assert f"OK rank {r} of {ranks}" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_two_rank_ppo_learns_cartpole():
+    """RL Zoo's CartPole-v1 PPO on 2 ranks x 8 envs, 40,000 steps in all: deterministic evaluation >= 475."""
+    _require_mpirun()
+    proc, _ = _run(2, "learn_cartpole.py", "40000", "0", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("EVAL "))
+    mean, steps = float(line.split()[1]), int(line.split()[2])
+    assert steps >= 40_000
+    assert mean >= 475.0, line
+
+
+def test_refrl_train_under_mpirun_writes_once_and_resumes(tmp_path):
+    """``mpirun -np 2 refrl train``: rank 0 alone writes the run; --resume continues every rank; the
+    2-rank model loads and trains on one process; a one-process run resumes on 2 ranks."""
+    _require_mpirun()
+    from refrl.algos import load
+    from refrl.serialization import load_checkpoint
+
+    out = tmp_path / "run"
+    proc = _refrl(2, "train", "ppo", "CartPole-v1", "--steps", "1500", "--seed", "3", "--out", str(out),
+                  "--checkpoint-every", "500", "--eval-episodes", "2", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("model saved to") == 1 and proc.stdout.count("eval: mean return") == 1, proc.stdout
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["mpi_ranks"] == 2
+    steps = [int(row.split(",")[0]) for row in _column(out / "metrics.csv", "time/total_timesteps")]
+    assert steps == sorted(set(steps)) and steps[-1] >= 1500  # one writer: every update once, in order
+    assert len(list((out / "checkpoints").glob("step_*.npz"))) == 3
+    assert not list(out.glob(".*.tmp")) and not list((out / "checkpoints").glob(".*.tmp"))
+    _, meta = load_checkpoint(out / "model.npz")
+    first = meta["num_timesteps"]
+
+    proc = _refrl(2, "train", "--resume", str(out), "--steps", "3000", "--eval-episodes", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(f"({first} steps) on 2 ranks") == 1, proc.stdout
+    steps = [int(row.split(",")[0]) for row in _column(out / "metrics.csv", "time/total_timesteps")]
+    assert steps == sorted(set(steps)) and steps[-1] >= 3000
+    agent = load(out / "model.npz", distributed=False)  # K ranks -> one process
+    assert agent.num_timesteps >= 3000 and agent.comm.size == 1
+    agent.learn(256, reset_num_timesteps=False)
+    agent.close()
+
+    from refrl.cli import main
+
+    single = tmp_path / "single"  # one process -> K ranks
+    assert main(["train", "vpg", "CartPole-v1", "--steps", "600", "--out", str(single), "--eval-episodes", "0",
+                 "--no-progress"]) == 0
+    proc = _refrl(2, "train", "--resume", str(single), "--steps", "1500", "--eval-episodes", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load_checkpoint(single / "model.npz")[1]["num_timesteps"] >= 1500
+
+
+def test_sigusr1_to_mpirun_stops_every_rank_after_one_update_and_saves(tmp_path):
+    """mpirun forwards SIGUSR1 to every rank (SIGTERM to mpirun kills them): all ranks stop after the
+    same update, rank 0 saves, the exit status is 128 + SIGUSR1, and the run resumes."""
+    _require_mpirun()
+    import signal
+
+    from refrl.serialization import load_checkpoint
+
+    out = tmp_path / "run"
+    cmd = [_mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "refrl", "train", "ppo", "CartPole-v1",
+           "--steps", "10000000", "--out", str(out), "--checkpoint-every", "400", "--eval-episodes", "0", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / "checkpoints").glob("step_*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGUSR1)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGUSR1, stdout + stderr
+    assert stdout.count("model saved to") == 1, stdout
+    assert "continue with: refrl train --resume" in stderr
+    steps = load_checkpoint(out / "model.npz")[1]["num_timesteps"]
+    assert 0 < steps < 10_000_000
+    proc = _refrl(2, "train", "--resume", str(out), "--steps", str(steps + 500), "--eval-episodes", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _column(path, name):
+    lines = path.read_text().splitlines()
+    i = lines[0].split(",").index(name)
+    return [line.split(",")[i] for line in lines[1:]]
+
+
+# ---------------------------------------------------------------------------------------- one process
+def test_one_process_agent_is_serial_and_unchanged(monkeypatch):
+    """Without a launcher (or distributed=False) the agent's communicator is the serial one and its
+    synchronisation points change nothing: the same seed gives the same parameters either way."""
+    import refrl
+
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", distributed.ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+    a = refrl.PPO("CartPole-v1", seed=1, n_steps=32, n_envs=2, batch_size=16, n_epochs=2).learn(256)
+    b = refrl.PPO("CartPole-v1", seed=1, n_steps=32, n_envs=2, batch_size=16, n_epochs=2, distributed=False).learn(256)
+    assert isinstance(a.comm, SerialComm) and isinstance(b.comm, SerialComm)
+    assert a.policy.params.tobytes() == b.policy.params.tobytes()
+    a.close()
+    b.close()
+
+
+def test_serial_synchronisation_points_are_the_identity():
+    comm = SerialComm()
+    g = np.arange(4.0)
+    stats = np.array([0.5, -1.0])
+    w, out = comm.average_(g, 3.0, stats)
+    assert w == 3.0 and out is stats and np.array_equal(g, np.arange(4.0))
+    assert comm.max(g) is g and comm.max_int(5) == 5
+    assert comm.broadcast_object({"a": 1}) == {"a": 1}
+    assert comm.agree(None) is None and comm.agree("bad") == "bad"
+    exc = ValueError("x")
+    assert comm.synchronised(exc) is exc
+    with comm.abort_on_error():
+        pass
