@@ -252,13 +252,14 @@ def test_training_keeps_every_rank_bit_identical(ranks):
 
 
 def test_two_rank_ppo_learns_cartpole():
-    """RL Zoo's CartPole-v1 PPO on 2 ranks x 8 envs, 40,000 steps in all: deterministic evaluation >= 475."""
+    """RL Zoo's CartPole-v1 PPO split over 2 ranks (4 envs, minibatch 128 each), 50,000 steps in all:
+    deterministic evaluation >= 475 (seeds 0, 1, 2 all gave 500 here)."""
     _require_mpirun()
-    proc, _ = _run(2, "learn_cartpole.py", "40000", "0", timeout=600)
+    proc, _ = _run(2, "learn_cartpole.py", "50000", "0", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("EVAL "))
     mean, steps = float(line.split()[1]), int(line.split()[2])
-    assert steps >= 40_000
+    assert steps >= 50_000
     assert mean >= 475.0, line
 
 
@@ -298,9 +299,12 @@ def test_refrl_train_under_mpirun_writes_once_and_resumes(tmp_path):
     single = tmp_path / "single"  # one process -> K ranks
     assert main(["train", "vpg", "CartPole-v1", "--steps", "600", "--out", str(single), "--eval-episodes", "0",
                  "--no-progress"]) == 0
-    proc = _refrl(2, "train", "--resume", str(single), "--steps", "1500", "--eval-episodes", "0", "--no-progress")
+    done = load_checkpoint(single / "model.npz")[1]["num_timesteps"]
+    proc = _refrl(2, "train", "--resume", str(single), "--steps", str(done + 1000), "--eval-episodes", "0",
+                  "--no-progress")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert load_checkpoint(single / "model.npz")[1]["num_timesteps"] >= 1500
+    assert f"({done} steps) on 2 ranks" in proc.stdout
+    assert load_checkpoint(single / "model.npz")[1]["num_timesteps"] >= done + 1000
 
 
 def test_sigusr1_to_mpirun_stops_every_rank_after_one_update_and_saves(tmp_path):
