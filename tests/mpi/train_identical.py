@@ -28,7 +28,7 @@ for cls, env_id, hp, steps in RUNS:
     def count(agent):
         mine.append(int(agent.buffer.valid.sum()))
 
-    agent = cls(env_id, seed=7, **hp).learn(steps, callback=count)
+    agent = cls(env_id, seed=7, **hp).learn(steps // 2 * K, callback=count)  # (steps: the 2-rank budget)
     assert agent.comm is comm and agent.iteration >= 3, (name, agent.iteration)
     comm.check_identical(agent.policy.params, f"{name}: parameters")
     for prefix, opt in agent._optimizers().items():
