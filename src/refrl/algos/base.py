@@ -150,6 +150,10 @@ class OnPolicyAlgorithm:
                 normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
                 gamma=cfg.gamma, env_kwargs=self.env_kwargs,
             )
+        if self.comm.is_distributed and cfg.vectorization_mode == "async" and self.comm.is_root:
+            warnings.warn("vectorization_mode='async' under MPI forks subprocesses from MPI ranks, which can hang "
+                          "some MPI transports; the ranks are the parallelism (use 'auto' or 'sync')",
+                          RuntimeWarning, stacklevel=2)
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
         try:
