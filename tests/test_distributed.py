@@ -86,6 +86,15 @@ def test_config_hash_is_canonical():
     assert distributed.config_hash(a) != distributed.config_hash({**a, "learning_rate": 1e-3})
     assert len(distributed.config_hash(a)) == 64
 
+    def schedule(progress):  # a callable hyperparameter: its repr holds an address that differs per process
+        return 3e-4 * progress
+
+    class Other:
+        pass
+
+    assert distributed.config_hash({"lr": schedule}) == distributed.config_hash({"lr": schedule})
+    assert " at 0x" not in distributed._canonical_json({"lr": schedule, "obj": Other()})
+
 
 def test_requesting_mpi_without_mpi4py_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py -> ImportError

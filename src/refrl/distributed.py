@@ -47,6 +47,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -126,14 +127,20 @@ def _weight(w: Any, what: str) -> float:
     return w
 
 
+def _stable_repr(obj: Any) -> str:
+    """repr without memory addresses (a schedule function's repr differs per process otherwise)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
 def _canonical_json(config: Mapping[str, Any]) -> str:
     if not isinstance(config, Mapping):
         raise TypeError(f"check_config: 'config' must be a mapping (e.g. Config.to_dict()), got {type(config).__name__}")
-    return json.dumps(config, sort_keys=True, default=repr, separators=(",", ":"))
+    return json.dumps(config, sort_keys=True, default=_stable_repr, separators=(",", ":"))
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``config`` (keys sorted; non-JSON values by repr)."""
+    """SHA-256 (hex) of the canonical JSON of ``config`` (keys sorted; non-JSON values by their repr
+    without memory addresses, so that e.g. the same schedule function hashes alike on every rank)."""
     return hashlib.sha256(_canonical_json(config).encode()).hexdigest()
 
 
