@@ -29,7 +29,7 @@ import sys  # noqa: E402
 import numpy as np  # noqa: E402
 
 import refrl  # noqa: E402
-from refrl.evaluation import evaluate_policy  # noqa: E402
+from refrl.evaluation import episode_returns  # noqa: E402
 
 ROLLOUT = dict(n_envs=2, n_steps=512, gamma=0.99)
 METHODS: dict[str, tuple[str, dict]] = {
@@ -69,7 +69,7 @@ def run(algo: str, hp: dict, seed: int, steps: int) -> dict:
         "curve": curve,
         "peak": float(rets.max()),
         "final": float(rets[-1]),
-        "eval": float(evaluate_policy(agent, n_episodes=10, seed=10_000).mean()),
+        "eval": float(episode_returns(agent, n_episodes=10, seed=10_000).mean()),
         "kl_max": float(np.max(kls)),
         "kl_median": float(np.median(kls)),
     }

@@ -21,9 +21,10 @@ SRC = Path(refrl.__file__).resolve().parent
 
 # Top to bottom. A module may import its own layer and the layers below it, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("refrl", "refrl.__main__", "refrl.cli", "refrl.runs", "refrl.selfcheck"),
+    ("refrl", "refrl.__main__", "refrl.cli", "refrl.runs", "refrl.plots", "refrl.selfcheck"),
     ("refrl.algos",),  # and every refrl.algos.* module
     ("refrl.rlhf",),  # and every refrl.rlhf.* module
+    ("refrl.callbacks",),  # learn()'s hooks: above evaluation, below the algorithms that call them
     ("refrl.evaluation", "refrl.progress", "refrl.threads"),
     ("refrl.rollout",),
     ("refrl.native",),  # policy-aware native pieces, above the policy
@@ -34,7 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("refrl._checks",),
     ("refrl.oracle",),  # bottom layer of the maths: imports none of the above
     ("refrl.config", "refrl.serialization", "refrl.logger", "refrl._types", "refrl.distributed", "refrl._paths",
-     "refrl.health"),  # leaves: import nothing of refrl
+     "refrl.health", "refrl.tensorboard"),  # leaves: import nothing of refrl
 ]
 # Modules that bind the compiled core. selfcheck checks the installed core itself (it builds its
 # dense test operators and reports the core's file), so it names it too.

@@ -7,7 +7,7 @@ import pytest
 from helpers import random_pendulum_return
 
 import refrl
-from refrl.evaluation import evaluate_policy
+from refrl.evaluation import episode_returns
 from refrl.config import tuned_defaults
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ def test_ppo_learns_cartpole_to_solved_level():
     lr and clip annealed from 1e-3 and 0.2): 50k steps (half the zoo budget) reach the
     solved level (≥ 475 of 500) with seed 0."""
     agent = refrl.PPO("CartPole-v1", seed=0, **tuned_defaults("ppo", "CartPole-v1")).learn(50_000)
-    returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
+    returns = episode_returns(agent, n_episodes=10, seed=10_000)
     assert returns.mean() >= 475.0, returns
 
 
@@ -29,5 +29,5 @@ def test_ppo_learns_pendulum_clearly_better_than_random():
     assert random_pendulum_return() < -900.0  # the baseline itself, so the threshold below means something
 
     agent = refrl.PPO("Pendulum-v1", seed=0, **tuned_defaults("ppo", "Pendulum-v1")).learn(60_000)
-    returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
+    returns = episode_returns(agent, n_episodes=10, seed=10_000)
     assert returns.mean() > -600.0, returns

@@ -9,7 +9,7 @@ import pytest
 from helpers import random_pendulum_return
 
 import refrl
-from refrl.evaluation import evaluate_policy
+from refrl.evaluation import episode_returns
 from refrl.config import tuned_defaults
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ def test_trpo_learns_cartpole():
     leaves room: eval ≥ 400 and training return ≥ 200."""
     agent = refrl.TRPO("CartPole-v1", seed=0, **tuned_defaults("trpo", "CartPole-v1")).learn(60_000)
     assert agent.ep_rew_mean >= 200.0
-    returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
+    returns = episode_returns(agent, n_episodes=10, seed=10_000)
     assert returns.mean() >= 400.0, returns
 
 
@@ -33,6 +33,6 @@ def test_trpo_and_npg_learn_pendulum_clearly_better_than_random(algo):
     """Zoo TRPO Pendulum-v1 settings minus gSDE (2 envs x 1024, γ 0.9, 15 critic epochs), 50k steps."""
     assert random_pendulum_return() < -900.0  # the baseline, so that the threshold means something
     agent = getattr(refrl, algo)("Pendulum-v1", seed=0, **tuned_defaults("trpo", "Pendulum-v1")).learn(50_000)
-    returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
+    returns = episode_returns(agent, n_episodes=10, seed=10_000)
     assert returns.mean() > -600.0, returns
 

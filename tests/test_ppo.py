@@ -217,7 +217,7 @@ def test_ppo_save_load_identical_actions(tmp_path):
     path = agent.save(tmp_path / "m.npz")
     loaded = refrl.PPO.load(path)
     obs = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
-    np.testing.assert_array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     np.testing.assert_array_equal(agent.policy.params, loaded.policy.params)
     np.testing.assert_array_equal(agent.optimizer.m, loaded.optimizer.m)
     assert loaded.optimizer.t == agent.optimizer.t
@@ -237,7 +237,7 @@ def test_ppo_save_load_restores_normalisation(tmp_path):
     assert agent.obs_rms.count == loaded.obs_rms.count
     assert agent.return_rms.var == loaded.return_rms.var
     obs = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
-    np.testing.assert_array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
 
 
 def test_ppo_resume_continues_schedule_and_optimizer(tmp_path):

@@ -5,6 +5,10 @@ Public API (Stable-Baselines3 habits)::
     import refrl
     agent = refrl.PPO("CartPole-v1", seed=0)
     agent.learn(total_timesteps=100_000)
+    mean, std = refrl.evaluate_policy(agent, n_eval_episodes=10)   # on a fresh env of the same id
+
+``refrl.PPO("MlpPolicy", env, ...)`` (SB3's form) is accepted too; ``refrl.callbacks`` holds SB3's
+callback classes (EvalCallback, CheckpointCallback, ...).
 
 ``refrl.kernels`` is the checked Python face of the compiled core;
 ``refrl.oracle`` holds the same computations as literal loops.
@@ -13,10 +17,21 @@ CMake package config (``find_package(refrl CONFIG REQUIRED)`` -> ``refrl::header
 """
 
 from importlib import import_module as _import_module
+from typing import TYPE_CHECKING
+
 
 from refrl._paths import get_cmake_dir, get_include
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers (nothing is imported at run time)
+    from refrl import callbacks, kernels, oracle
+    from refrl.algos.ppo import PPO
+    from refrl.algos.trpo import NPG, TRPO
+    from refrl.algos.vpg import VPG
+    from refrl.evaluation import evaluate_policy
+    from refrl.health import TrainingDiverged
+    from refrl.serialization import CheckpointError
 
 # Algorithms are imported lazily so that `import refrl` stays cheap and
 # `refrl.kernels` can be used on its own by tools that embed it.
@@ -27,15 +42,16 @@ _LAZY = {
     "VPG": "refrl.algos.vpg",
     "CheckpointError": "refrl.serialization",
     "TrainingDiverged": "refrl.health",
+    "evaluate_policy": "refrl.evaluation",
 }
 
-__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "TrainingDiverged", "kernels", "oracle", "get_include",
-           "get_cmake_dir", "__version__"]
+__all__ = ["PPO", "TRPO", "NPG", "VPG", "CheckpointError", "TrainingDiverged", "callbacks", "evaluate_policy",
+           "kernels", "oracle", "get_include", "get_cmake_dir", "__version__"]
 
 
 def __getattr__(name):
     if name in _LAZY:
         return getattr(_import_module(_LAZY[name]), name)
-    if name in ("kernels", "oracle"):
+    if name in ("kernels", "oracle", "callbacks"):
         return _import_module(f"refrl.{name}")
     raise AttributeError(f"module 'refrl' has no attribute {name!r}")

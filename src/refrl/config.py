@@ -24,12 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
+
+#: A hyperparameter that may vary over training: a number, or a function of ``progress_remaining``
+#: (1 at the start of training, 0 at the end; Stable-Baselines3's convention) returning it.
+Schedule = Union[float, Callable[[float], float]]
 
 __all__ = [
-    "CLEANRL_MUJOCO", "TUNED", "ZOO_HOPPER", "NPGConfig", "OnPolicyConfig", "PPOConfig", "TRPOConfig", "VPGConfig",
-    "tuned_defaults",
+    "CLEANRL_MUJOCO", "TUNED", "ZOO_HOPPER", "NPGConfig", "OnPolicyConfig", "PPOConfig", "Schedule", "TRPOConfig",
+    "VPGConfig", "from_policy_kwargs", "tuned_defaults",
 ]
 
 
@@ -45,6 +51,34 @@ def _is_real(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _activation_name(fn: Any) -> str:
+    """``activation_fn`` of SB3's policy_kwargs -> refrl's activation name: "tanh"/"relu", or a class or
+    function of that name (``torch.nn.Tanh``, ``torch.nn.ReLU``; torch itself is never imported)."""
+    name = fn if isinstance(fn, str) else getattr(fn, "__name__", None)
+    if isinstance(name, str) and name.lower() in ("tanh", "relu"):
+        return name.lower()
+    raise ValueError(f"policy_kwargs: activation_fn must be tanh or relu (a name, or torch.nn.Tanh / torch.nn.ReLU), "
+                     f"got {fn!r}")
+
+
+def from_policy_kwargs(policy_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """SB3's ``policy_kwargs`` of an MlpPolicy as refrl hyperparameters: ``net_arch`` (a list for both
+    networks, or ``dict(pi=[...], vf=[...])``), ``activation_fn`` (-> ``activation``), ``ortho_init``,
+    ``log_std_init``.  Any other key raises TypeError naming it."""
+    if policy_kwargs is None:
+        return {}
+    if not isinstance(policy_kwargs, Mapping):
+        raise TypeError(f"policy_kwargs: expected a dict, got {type(policy_kwargs).__name__}")
+    known = ("net_arch", "activation_fn", "ortho_init", "log_std_init")
+    unknown = sorted(set(policy_kwargs) - set(known))
+    if unknown:
+        raise TypeError(f"policy_kwargs: unsupported key(s) {unknown}; refrl's MlpPolicy takes {', '.join(known)}")
+    out = {k: v for k, v in policy_kwargs.items() if k != "activation_fn"}
+    if "activation_fn" in policy_kwargs:
+        out["activation"] = _activation_name(policy_kwargs["activation_fn"])
+    return out
+
+
 @dataclass(frozen=True)
 class OnPolicyConfig:
     """Settings shared by every on-policy algorithm (collection, GAE, network, normalisation)."""
@@ -55,7 +89,7 @@ class OnPolicyConfig:
     n_steps: int = _f(2048, "steps per environment per rollout T")
     gamma: float = _f(0.99, "discount factor γ in [0, 1]")
     gae_lambda: float = _f(0.95, "GAE λ in [0, 1] (1: Monte-Carlo advantage, 0: TD residual)")
-    learning_rate: float = _f(3e-4, "Adam step size (> 0)")
+    learning_rate: Schedule = _f(3e-4, "Adam step size (> 0), or a function of progress_remaining (1 -> 0) giving it")
     anneal_lr: bool = _f(False, "anneal the learning rate linearly to 0 over training (code-level optimisation)")
     normalize_advantage: bool = _f(True, "normalise advantages per minibatch (weighted mean/std; code-level optimisation)")
     max_grad_norm: float | None = _f(0.5, "clip the global gradient norm to this (None: no clipping)")
@@ -63,7 +97,9 @@ class OnPolicyConfig:
     normalize_reward: bool = _f(False, "scale rewards by the running std of the discounted return (gymnasium NormalizeReward)")
     clip_obs: float = _f(10.0, "clip normalised observations to ±clip_obs (only with normalize_obs)")
     clip_reward: float = _f(10.0, "clip scaled rewards to ±clip_reward (only with normalize_reward)")
-    net_arch: tuple[int, ...] = _f((64, 64), "hidden layer sizes of both the policy and the value MLP")
+    net_arch: tuple[int, ...] = _f((64, 64), "hidden layer sizes of the policy MLP, and of the value MLP unless "
+                                   "vf_net_arch is set (dict(pi=[...], vf=[...]) sets both)")
+    vf_net_arch: tuple[int, ...] | None = _f(None, "hidden layer sizes of the value MLP (None: the same as net_arch)")
     activation: str = _f("tanh", "hidden activation: tanh or relu")
     ortho_init: bool = _f(True, "orthogonal initialisation (gains √2 hidden, 0.01 policy head, 1 value head)")
     log_std_init: float = _f(0.0, "initial log std of the Gaussian policy (Box actions)")
@@ -84,9 +120,21 @@ class OnPolicyConfig:
         return self.n_steps * self.n_envs
 
     # ---- validation
+    #: the fields that may be a schedule (a callable of progress_remaining) instead of a number
+    schedule_fields: ClassVar[tuple[str, ...]] = ("learning_rate",)
+
     def __post_init__(self) -> None:
-        if isinstance(self.net_arch, list):
-            object.__setattr__(self, "net_arch", tuple(self.net_arch))
+        if isinstance(self.net_arch, Mapping):  # SB3's dict(pi=[...], vf=[...])
+            arch = dict(self.net_arch)
+            if set(arch) != {"pi", "vf"}:
+                raise ValueError(f"net_arch: a dict must have exactly the keys 'pi' and 'vf', got {sorted(arch)}")
+            if self.vf_net_arch is not None:
+                raise ValueError("vf_net_arch: given together with net_arch=dict(pi=..., vf=...); give one of them")
+            object.__setattr__(self, "net_arch", arch["pi"])
+            object.__setattr__(self, "vf_net_arch", arch["vf"])
+        for name in ("net_arch", "vf_net_arch"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         self._validate()
 
     def _validate(self) -> None:
@@ -95,7 +143,7 @@ class OnPolicyConfig:
         self._check_int("stats_window", 1)
         self._check_real("gamma", 0.0, 1.0)
         self._check_real("gae_lambda", 0.0, 1.0)
-        self._check_real("learning_rate", 0.0, None, open_low=True)
+        self._check_schedule("learning_rate", "anneal_lr")
         self._check_real("max_grad_norm", 0.0, None, open_low=True, optional=True)
         self._check_real("clip_obs", 0.0, None, open_low=True)
         self._check_real("clip_reward", 0.0, None, open_low=True)
@@ -105,8 +153,12 @@ class OnPolicyConfig:
         for name in ("anneal_lr", "normalize_advantage", "normalize_obs", "normalize_reward", "ortho_init",
                      "health_check"):
             self._check_bool(name)
-        if not isinstance(self.net_arch, tuple) or not all(_is_int(h) and h > 0 for h in self.net_arch):
-            raise ValueError(f"net_arch: expected a sequence of positive integers, got {self.net_arch!r}")
+        for name in ("net_arch", "vf_net_arch"):
+            arch = getattr(self, name)
+            if arch is None and name == "vf_net_arch":
+                continue
+            if not isinstance(arch, tuple) or not all(_is_int(h) and h > 0 for h in arch):
+                raise ValueError(f"{name}: expected a sequence of positive integers, got {arch!r}")
         self._check_choice("activation", ("tanh", "relu"))
         self._check_choice("dtype", ("float32", "float64"))
         self._check_choice("vectorization_mode", ("auto", "vector_entry_point", "sync", "async"))
@@ -130,6 +182,32 @@ class OnPolicyConfig:
             raise ValueError(f"{name}: must be {'>' if open_low else '>='} {low}, got {v}")
         if high is not None and v > high:
             raise ValueError(f"{name}: must be <= {high}, got {v}")
+
+    def _check_schedule(self, name: str, anneal_flag: str | None) -> None:
+        """A number > 0, or a callable of progress_remaining whose value at the start (1.0) is one."""
+        v = getattr(self, name)
+        if not callable(v):
+            self._check_real(name, 0.0, None, open_low=True)
+            return
+        if anneal_flag is not None and getattr(self, anneal_flag) is True:
+            raise ValueError(f"{anneal_flag}: {name} is already a schedule; put the annealing in the schedule "
+                             f"(refrl.optim.linear_schedule) and leave {anneal_flag}=False")
+        start = self.scheduled(name, 1.0)
+        if start <= 0:
+            raise ValueError(f"{name}: the schedule must be > 0 at the start of training, got {start} at "
+                             "progress_remaining=1.0")
+
+    def scheduled(self, name: str, progress_remaining: float, *, anneal: bool = False) -> float:
+        """The value of hyperparameter ``name`` at ``progress_remaining`` (1 -> 0): ``schedule(progress_remaining)``
+        for a callable, else the number (times ``progress_remaining`` when ``anneal``)."""
+        v = getattr(self, name)
+        if not callable(v):
+            return float(v) * (progress_remaining if anneal else 1.0)
+        x = v(progress_remaining)
+        if not isinstance(x, numbers.Real) or isinstance(x, bool) or not math.isfinite(x) or x < 0:
+            raise ValueError(f"{name}: the schedule returned {x!r} at progress_remaining={progress_remaining} "
+                             "(expected a finite number >= 0)")
+        return float(x)
 
     def _check_bool(self, name: str) -> None:
         v = getattr(self, name)
@@ -155,7 +233,7 @@ class OnPolicyConfig:
                 f"{cls.algo}: unknown hyperparameter(s) {unknown}; valid names: {', '.join(cls.field_names())}"
             )
         ints = {f.name for f in dataclasses.fields(cls) if f.type in ("int",)}
-        floats = {f.name for f in dataclasses.fields(cls) if f.type in ("float", "float | None")}
+        floats = {f.name for f in dataclasses.fields(cls) if f.type in ("float", "float | None", "Schedule")}
         clean = {}
         for k, v in kwargs.items():
             # JSON and the command line give 3 for 3.0 and 1e5 for 100000: accept the exact ones.
@@ -167,13 +245,33 @@ class OnPolicyConfig:
         return cls(**clean)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """The fields as JSON-able values.  A schedule is written as its value at the start of
+        training, ``schedule(1.0)`` (refrl never pickles a function); :meth:`schedules` names them."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["net_arch"] = list(self.net_arch)
+        if self.vf_net_arch is not None:
+            d["vf_net_arch"] = list(self.vf_net_arch)
+        for name in self.schedules():
+            d[name] = self.scheduled(name, 1.0)
         return d
+
+    def schedules(self) -> list[str]:
+        """The names of the fields that hold a schedule (a callable) rather than a number."""
+        return [name for name in self.schedule_fields if callable(getattr(self, name))]
 
     @classmethod
     def field_docs(cls) -> dict[str, tuple[Any, str]]:
         return {f.name: (f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def parameters_doc(cls) -> str:
+        """The hyperparameters as a numpydoc section (name, type, default, meaning), from the fields."""
+        lines = [f"Hyperparameters (keyword arguments; the fields of refrl.config.{cls.__name__})",
+                 "-" * 60]
+        for f in dataclasses.fields(cls):
+            lines.append(f"{f.name} : {f.type}, default {f.default!r}")
+            lines.append(f"    {f.metadata.get('doc', '')}")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -181,10 +279,11 @@ class PPOConfig(OnPolicyConfig):
     """PPO (Schulman et al. 2017): clipped surrogate, or the adaptive KL penalty of its §4."""
 
     algo: ClassVar[str] = "ppo"
+    schedule_fields: ClassVar[tuple[str, ...]] = ("learning_rate", "clip_range")
 
     batch_size: int = _f(64, "minibatch size M; must divide n_steps * n_envs and be > 1")
     n_epochs: int = _f(10, "passes K over the rollout per update")
-    clip_range: float = _f(0.2, "ε of the clipped surrogate (> 0)")
+    clip_range: Schedule = _f(0.2, "ε of the clipped surrogate (> 0), or a function of progress_remaining giving it")
     anneal_clip_range: bool = _f(False, "anneal clip_range linearly to 0 (RL Zoo's lin_0.2)")
     clip_range_vf: float | None = _f(None, "clip the value change to ±clip_range_vf (None: no value clipping)")
     ent_coef: float = _f(0.0, "entropy bonus coefficient c2 (>= 0)")
@@ -204,12 +303,12 @@ class PPOConfig(OnPolicyConfig):
                 f"batch_size: must divide the rollout n_steps * n_envs = {self.n_steps} * {self.n_envs} = "
                 f"{self.rollout_size}, got {self.batch_size}"
             )
-        self._check_real("clip_range", 0.0, None, open_low=True)
+        self._check_bool("anneal_clip_range")
+        self._check_schedule("clip_range", "anneal_clip_range")
         self._check_real("clip_range_vf", 0.0, None, open_low=True, optional=True)
         self._check_real("ent_coef", 0.0, None)
         self._check_real("vf_coef", 0.0, None)
         self._check_real("target_kl", 0.0, None, open_low=True, optional=True)
-        self._check_bool("anneal_clip_range")
         self._check_bool("kl_adaptive")
         self._check_choice("objective", ("clip", "kl_penalty"))
         self._check_real("kl_coef", 0.0, None)
@@ -226,7 +325,8 @@ class VPGConfig(OnPolicyConfig):
 
     algo: ClassVar[str] = "vpg"
 
-    learning_rate: float = _f(3e-4, "Adam step size of the policy (> 0)")
+    learning_rate: Schedule = _f(3e-4, "Adam step size of the policy (> 0), or a function of progress_remaining "
+                                 "giving it")
     gae_lambda: float = _f(1.0, "GAE λ with a baseline (1: G_t − V(s_t), REINFORCE with baseline); ignored without one")
     normalize_advantage: bool = _f(False, "standardise advantages over the batch (False: the literal estimator)")
     max_grad_norm: float | None = _f(None, "clip the policy (and value) gradient norm (None: no clipping)")
@@ -253,7 +353,8 @@ class NPGConfig(OnPolicyConfig):
 
     algo: ClassVar[str] = "npg"
 
-    learning_rate: float = _f(1e-3, "Adam step size of the value function (the policy takes natural steps)")
+    learning_rate: Schedule = _f(1e-3, "Adam step size of the value function (the policy takes natural steps), or a "
+                                 "function of progress_remaining giving it")
     max_grad_norm: float | None = _f(None, "clip the value-function gradient norm to this (None: no clipping, as sb3-contrib)")
     batch_size: int = _f(128, "minibatch size of the value-function (critic) updates")
     n_critic_updates: int = _f(10, "epochs of Adam minibatch steps on the value function per update (>= 0)")

@@ -125,7 +125,8 @@ def likely_cause(problem: str, *, config: Any, max_reward_seen: float, max_obs_s
         return (f"the reward scale (rewards reach {max_reward_seen:.3g}): rescale them (e.g. "
                 "gymnasium.wrappers.TransformReward), set normalize_reward=True, or use dtype='float64'")
     coefs = [f"{k}={getattr(config, k):g}" for k in ("vf_coef", "ent_coef") if hasattr(config, k)]
-    return (f"the learning rate (learning_rate={config.learning_rate:g})"
+    lr = config.learning_rate
+    return (f"the learning rate (learning_rate={'a schedule' if callable(lr) else format(lr, 'g')})"
             + (f" or a loss coefficient ({', '.join(coefs)})" if coefs else "")
             + " is too large for this problem; lower it, or clip gradients with max_grad_norm")
 
@@ -152,8 +153,9 @@ def memory_estimate(config: Any, *, obs_dim: int, act_dim: int) -> dict[str, int
     item = np.dtype(config.dtype).itemsize
     rollout = config.n_steps * config.n_envs
     hidden = list(config.net_arch)
-    n_params = _mlp_params([obs_dim, *hidden, act_dim]) + _mlp_params([obs_dim, *hidden, 1])
-    per_row = 4 * 2 * (obs_dim + sum(hidden) + act_dim + 1) * item  # both MLPs, forward and backward
+    vf_hidden = hidden if getattr(config, "vf_net_arch", None) is None else list(config.vf_net_arch)
+    n_params = _mlp_params([obs_dim, *hidden, act_dim]) + _mlp_params([obs_dim, *vf_hidden, 1])
+    per_row = 4 * (2 * (obs_dim + act_dim + 1) + sum(hidden) + sum(vf_hidden)) * item  # both MLPs, forward and backward
     parts = {
         "n_steps": 2 * rollout * (obs_dim + act_dim + _SCALARS_PER_TRANSITION) * item,
         "net_arch": 8 * n_params * item,

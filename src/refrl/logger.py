@@ -48,6 +48,8 @@ class Logger:
         self.history: list[dict[str, Any]] = []
         self.csv_path: Path | None = None
         self._keys: list[str] = []
+        #: further writers of each dumped row (``write(row)``; refrl.tensorboard.TensorBoardOutput)
+        self.outputs: list[Any] = []
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
             self.csv_path = Path(folder) / "metrics.csv"
@@ -112,6 +114,8 @@ class Logger:
         self.history.append(row)
         if self.csv_path is not None:
             self._write_csv(row)
+        for output in self.outputs:
+            output.write(row)
         if self.verbose:
             self._print(row)
         return row

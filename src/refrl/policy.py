@@ -2,7 +2,7 @@
 
 One flat parameter vector (and one flat gradient vector) with layout::
 
-    [ policy MLP (obs_dim, *net_arch, head) | log_std (Box actions only, [d]) | value MLP (obs_dim, *net_arch, 1) ]
+    [ policy MLP (obs_dim, *net_arch, head) | log_std (Box actions only, [d]) | value MLP (obs_dim, *vf_net_arch, 1) ]
 
 so that ``params[:n_policy_params]`` is the policy θ that TRPO/NPG and the Fisher-vector
 product work on, and ``params[n_policy_params:]`` the value function's parameters. Policy head
@@ -39,7 +39,9 @@ class ActorCritic:
     ----------
     observation_space : gymnasium Box (flattened) or Discrete (one-hot)
     action_space : gymnasium Discrete, Box or 1-D MultiDiscrete
-    net_arch : hidden sizes, used for both networks (default (64, 64))
+    net_arch : hidden sizes of the policy network, and of the value network unless vf_net_arch is given
+        (default (64, 64))
+    vf_net_arch : hidden sizes of the value network (None: net_arch)
     activation : "tanh" or "relu"
     ortho_init : orthogonal init (gains √2 / 0.01 / 1) if True, else PyTorch's Linear default
     log_std_init : initial log σ (Box actions)
@@ -53,6 +55,7 @@ class ActorCritic:
         action_space,
         *,
         net_arch: Sequence[int] = (64, 64),
+        vf_net_arch: Sequence[int] | None = None,
         activation: str = "tanh",
         ortho_init: bool = True,
         log_std_init: float = 0.0,
@@ -86,7 +89,11 @@ class ActorCritic:
         net_arch = tuple(int(h) for h in net_arch)
         if any(h < 1 for h in net_arch):
             raise ValueError(f"ActorCritic: 'net_arch' entries must be >= 1, got {net_arch}")
+        vf_net_arch = net_arch if vf_net_arch is None else tuple(int(h) for h in vf_net_arch)
+        if any(h < 1 for h in vf_net_arch):
+            raise ValueError(f"ActorCritic: 'vf_net_arch' entries must be >= 1, got {vf_net_arch}")
         self.net_arch = net_arch
+        self.vf_net_arch = vf_net_arch
         self.activation = activation
         self.ortho_init = bool(ortho_init)
         self.log_std_init = float(log_std_init)
@@ -96,7 +103,7 @@ class ActorCritic:
         self._gaussian = isinstance(self.dist, DiagGaussian)
         head = self.dist.d if self._gaussian else self.dist.param_dim
         pi_sizes = (self.obs_dim, *net_arch, head)
-        vf_sizes = (self.obs_dim, *net_arch, 1)
+        vf_sizes = (self.obs_dim, *vf_net_arch, 1)
         n_pi = MLP.num_params(pi_sizes)
         n_std = self.dist.d if self._gaussian else 0
         n_vf = MLP.num_params(vf_sizes)
@@ -383,8 +390,9 @@ class ActorCritic:
         self.params[...] = p
 
     def config(self) -> dict:
-        """JSON-able description from which ``ActorCritic.from_config`` rebuilds the same structure."""
-        return {
+        """JSON-able description from which ``ActorCritic.from_config`` rebuilds the same structure
+        (``vf_net_arch`` only when it differs from ``net_arch``: older checkpoints have no such key)."""
+        config = {
             "observation_space": space_to_dict(self.observation_space),
             "action_space": space_to_dict(self.action_space),
             "net_arch": list(self.net_arch),
@@ -393,6 +401,9 @@ class ActorCritic:
             "log_std_init": self.log_std_init,
             "dtype": self.dtype.name,
         }
+        if self.vf_net_arch != self.net_arch:
+            config["vf_net_arch"] = list(self.vf_net_arch)
+        return config
 
     @classmethod
     def from_config(cls, config: dict, rng: np.random.Generator | None = None) -> ActorCritic:
@@ -401,6 +412,7 @@ class ActorCritic:
             space_from_dict(config["observation_space"]),
             space_from_dict(config["action_space"]),
             net_arch=tuple(config["net_arch"]),
+            vf_net_arch=config.get("vf_net_arch"),
             activation=config["activation"],
             ortho_init=config["ortho_init"],
             log_std_init=config["log_std_init"],
@@ -411,5 +423,6 @@ class ActorCritic:
     def __repr__(self) -> str:
         return (
             f"ActorCritic(obs_dim={self.obs_dim}, dist={self.dist!r}, net_arch={self.net_arch}, "
+            f"vf_net_arch={self.vf_net_arch}, "
             f"activation={self.activation!r}, dtype={self.dtype.name}, n_params={self.params.size})"
         )

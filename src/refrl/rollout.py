@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +58,27 @@ _AUTO_VECTOR_ENTRY_POINT_MIN_ENVS = 4
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
-    """Return the registered spec of ``env_id``; ``ValueError`` naming it when unknown."""
+    """Return the registered spec of ``env_id``; ``ValueError`` naming it when unknown.
+
+    gymnasium's ``"module:EnvId"`` form is accepted as ``gymnasium.make`` takes it: the module is
+    imported first (registering its environments), then ``EnvId`` is looked up.
+    """
     if not isinstance(env_id, str) or not env_id:
         raise TypeError(f"env: expected a gymnasium environment id (str), got {env_id!r}")
+    module, _, name = env_id.rpartition(":")
+    if module:
+        import importlib
+
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"env: cannot import module {module!r} of {env_id!r} ({exc}); it must be importable "
+                             "(installed, on PYTHONPATH or in the current directory)") from None
     try:
-        return gym.spec(env_id)
+        return gym.spec(name)
     except gym.error.Error as exc:
-        raise ValueError(f"env: unknown gymnasium environment id {env_id!r} ({exc})") from None
+        where = f" (importing {module!r} registered no such id)" if module else ""
+        raise ValueError(f"env: unknown gymnasium environment id {env_id!r}{where} ({exc})") from None
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -268,8 +283,16 @@ class RolloutCollector:
         self.ep_return = np.zeros(env.num_envs)
         self.ep_length = np.zeros(env.num_envs, dtype=np.int64)
 
-    def collect(self, rng: np.random.Generator) -> int:
-        """Fill the buffer with ``n_steps`` vector steps; return the number of real transitions."""
+    def collect(self, rng: np.random.Generator, on_step: Callable[[int, dict[str, Any]], bool] | None = None) -> int | None:
+        """Fill the buffer with ``n_steps`` vector steps; return the number of real transitions.
+
+        ``on_step(n_real, step_locals)``, when given, is called after every vector step that holds a
+        transition (not after one in which every env only resets) with the real
+        transitions collected so far in this rollout and the step's ``new_obs``, ``actions``,
+        ``rewards``, ``dones``, ``infos`` and ``n_steps`` (the slot t); returning False stops the
+        rollout at once: collect then returns None, the buffer is partial and this collector is
+        spent (its episodes are cut; build a new one to continue).
+        """
         env, policy, buf, tap = self.env, self.policy, self.buffer, self._tap
         if isinstance(policy, ActorCritic):  # the native acting network (NumPy fallback inside)
             act_and_clip = functools.partial(native.act_and_clip, policy)
@@ -285,13 +308,14 @@ class RolloutCollector:
         # the buffer's arrays as locals: this loop runs once per env step (attribute look-ups add up)
         b_obs, b_actions, b_logp, b_values = buf.obs, buf.actions, buf.logp, buf.values
         b_rew, b_raw, b_term, b_trunc = buf.rewards, buf.raw_rewards, buf.terminated, buf.truncated
+        n_real, ended = 0, self.prev_done
         for t in range(buf.n_steps):
             actions, env_actions, logp, values = act_and_clip(obs, rng)
             b_obs[t] = obs
             b_actions[t] = actions
             b_logp[t] = logp
             b_values[t] = values
-            obs, rew, term, trunc, _ = step(env_actions)
+            obs, rew, term, trunc, info = step(env_actions)
             if tap is None:
                 b_raw[t] = rew  # the buffer's rewards are these, cast after the loop
             else:
@@ -299,6 +323,14 @@ class RolloutCollector:
                 b_raw[t] = tap.raw_rewards
             b_term[t] = term
             b_trunc[t] = trunc
+            if on_step is not None:  # one test per step when no callback is given
+                new = env.num_envs - int(np.count_nonzero(ended))  # a slot after an episode end only resets
+                ended = term | trunc
+                if new:  # a step in which every env only resets holds no transition: no call
+                    n_real += new
+                    if on_step(n_real, {"new_obs": obs, "actions": env_actions, "rewards": rew, "dones": ended,
+                                        "infos": info, "n_steps": t}) is False:
+                        return None
         if tap is None:
             buf.rewards[...] = buf.raw_rewards
         # valid[t]: step t is a transition, i.e. step t - 1 did not end an episode (the step after

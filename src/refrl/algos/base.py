@@ -5,7 +5,13 @@ One iteration of :meth:`OnPolicyAlgorithm.learn`::
     collect_rollouts()        n_steps x n_envs slots into the time-major buffer (refrl.rollout)
     compute_advantages()      GAE through refrl.kernels.gae; reset slots get A = 0, R = V
     train()                   the algorithm's update (abstract: PPO, TRPO, ... implement it)
-    log + callback            rollout/*, time/* here; train/* stored by train()
+    callback + log            the callbacks' on_update_end, then one metrics row (rollout/*, time/*
+                              here; train/* stored by train(); whatever the callbacks recorded)
+
+Callbacks (refrl.callbacks, SB3's structure) are called around and inside the collection: on_rollout_start,
+on_step once per vector step that holds a transition (from the collector's loop; nothing is called there
+without a callback),
+on_rollout_end, then on_update_end after the update.
 
 Extension points for a new algorithm (see algos/ppo.py for a complete example):
 
@@ -34,19 +40,21 @@ thread control (refrl.threads) and evaluation (refrl.evaluation).  The layers: d
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Optional, Union
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
 from refrl import health, kernels, native
-from refrl.config import OnPolicyConfig
+from refrl.callbacks import BaseCallback, make_callback
+from refrl.config import OnPolicyConfig, from_policy_kwargs
 from refrl.distributed import SerialComm, rank_seed, rank_seed_sequence, world
 from refrl.evaluation import evaluate_policy
 from refrl.health import TrainingDiverged
@@ -56,13 +64,23 @@ from refrl.policy import ActorCritic
 from refrl.progress import Progress
 from refrl.rollout import RolloutBuffer, RolloutCollector, find_wrapper, make_vec_env
 from refrl.serialization import CheckpointError, load_checkpoint, save_checkpoint
+from refrl.tensorboard import TensorBoardOutput, require_writer, run_folder
 from refrl.threads import blas_threads
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 # evaluate_policy lives in refrl.evaluation; importing it from here keeps working.
 __all__ = ["OnPolicyAlgorithm", "RolloutBatch", "TrainingDiverged", "evaluate_policy", "explained_variance",
            "fit_value_minibatches"]
 
-Callback = Callable[["OnPolicyAlgorithm"], "bool | None"]
+#: What ``learn(callback=...)`` takes: a BaseCallback, a list of callbacks, or a function agent -> bool | None.
+Callback = Union[BaseCallback, Sequence[Union[BaseCallback, Callable[[Any], Optional[bool]]]],
+                 Callable[[Any], Optional[bool]]]
+
+#: The policy names of Stable-Baselines3 (the first positional argument of SB3's constructors).
+MLP_POLICY = "MlpPolicy"
+_OTHER_SB3_POLICIES = ("CnnPolicy", "MultiInputPolicy")
 _SERIAL = SerialComm()
 
 
@@ -97,6 +115,25 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def _policy_and_env(policy: Any, env: Any) -> Any:
+    """The environment of refrl's ``PPO(env)`` or of SB3's ``PPO("MlpPolicy", env)``."""
+    sb3_names = (MLP_POLICY, *_OTHER_SB3_POLICIES)
+    if policy is None:  # PPO(env=...)
+        if env is None:
+            raise TypeError("env: required (an env id, a gymnasium.Env or a VectorEnv)")
+        return env
+    if env is None:
+        if isinstance(policy, str) and policy in sb3_names:
+            raise TypeError(f"env: {policy!r} names a policy; pass the environment after it: PPO({policy!r}, env)")
+        return policy
+    if policy == MLP_POLICY:
+        return env
+    if isinstance(policy, str) and policy in _OTHER_SB3_POLICIES:
+        raise ValueError(f"policy: {policy!r} is not available in refrl; its one policy is 'MlpPolicy' (separate "
+                         "MLP actor and critic; flatten image or Dict observations to a Box first)")
+    raise ValueError(f"policy: expected 'MlpPolicy' (or the env alone: PPO(env)), got {policy!r}")
+
+
 class OnPolicyAlgorithm:
     """Base of the on-policy algorithms: collection, GAE, learn loop, predict, save/load.
 
@@ -104,7 +141,8 @@ class OnPolicyAlgorithm:
     ----------
     env : str, gymnasium.Env or gymnasium VectorEnv
         An environment id (built with ``gymnasium.make_vec``), one environment (n_envs must
-        be 1) or a vector environment in NEXT_STEP autoreset mode.
+        be 1) or a vector environment in NEXT_STEP autoreset mode (n_envs is taken from it).
+        SB3's form ``PPO("MlpPolicy", env, ...)`` is accepted too ("MlpPolicy" is the only policy).
     seed : int
         Seeds the network initialisation, the action sampling and minibatch shuffling (one
         ``np.random.Generator`` each, spawned from ``SeedSequence(seed)``) and the first
@@ -113,6 +151,14 @@ class OnPolicyAlgorithm:
         1 prints the metrics table after every update.
     env_kwargs : dict, optional
         Passed to ``gymnasium.make_vec`` (ignored when ``env`` is already built).
+    policy_kwargs : dict, optional
+        SB3's MlpPolicy options: ``net_arch`` (a list for both networks or ``dict(pi=[...],
+        vf=[...])``), ``activation_fn`` (tanh or relu, by name or as ``torch.nn.Tanh``/``ReLU``),
+        ``ortho_init``, ``log_std_init`` (the hyperparameters of the same meaning).
+    tensorboard_log : path, optional
+        Write TensorBoard event files of the metrics under this folder, one subfolder per run
+        (``<tb_log_name>_<N>``, as SB3; needs ``refrl[tensorboard]``).  Not saved in a checkpoint:
+        set the attribute again on a loaded agent.
     distributed : bool or None
         Data-parallel training over MPI ranks (docs/distributed.md): None (default) joins the
         ranks when an MPI launcher started several processes, False trains this process alone,
@@ -126,20 +172,43 @@ class OnPolicyAlgorithm:
     config_class: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
     algo_name: ClassVar[str] = "on_policy"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Append the hyperparameter list (from ``config_class``: names, defaults, meaning) to the
+        class docstring, so that ``help(refrl.PPO)`` shows them and cannot go stale."""
+        super().__init_subclass__(**kwargs)
+        head = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+        cls.__doc__ = f"{head}\n\n{cls.config_class.parameters_doc()}"
+
     def __init__(
         self,
-        env: str | gym.Env | VectorEnv,
+        policy: str | gym.Env | VectorEnv | None = None,
+        env: str | gym.Env | VectorEnv | None = None,
         *,
         seed: int = 0,
         verbose: int = 0,
         env_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        tensorboard_log: str | Path | None = None,
         distributed: bool | None = None,
         **hyperparameters: Any,
     ) -> None:
         self.comm = world(distributed)
-        self._check_same_start(env, seed, env_kwargs, hyperparameters)
+        self._check_same_start(policy, env, seed, env_kwargs, policy_kwargs, hyperparameters)
+        env = _policy_and_env(policy, env)
+        for key, value in from_policy_kwargs(policy_kwargs).items():
+            if key in hyperparameters:
+                raise TypeError(f"policy_kwargs: {key!r} is also given as a hyperparameter; give it once")
+            hyperparameters[key] = value
+        if isinstance(env, VectorEnv):
+            hyperparameters.setdefault("n_envs", env.num_envs)  # as SB3, the VectorEnv decides
+            if hyperparameters["n_envs"] != env.num_envs:
+                raise ValueError(f"n_envs: the VectorEnv has {env.num_envs} envs but n_envs={hyperparameters['n_envs']}")
         self.config = self.config_class.from_kwargs(**hyperparameters)  # validates before any work
         self.seed = _check_seed(seed)
+        with self.comm.guard():  # rank 0 alone writes TensorBoard files; a missing writer there stops every rank
+            if tensorboard_log is not None and self.comm.is_root:
+                require_writer()  # the missing extra is named now, not at learn()
+        self.tensorboard_log = tensorboard_log
         cfg = self.config
         health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
         self.env_kwargs = dict(env_kwargs or {})
@@ -164,7 +233,8 @@ class OnPolicyAlgorithm:
             raise
         init_seq, act_seq = np.random.SeedSequence(self.seed).spawn(2)
         self.policy = ActorCritic(
-            self.observation_space, self.action_space, net_arch=cfg.net_arch, activation=cfg.activation,
+            self.observation_space, self.action_space, net_arch=cfg.net_arch, vf_net_arch=cfg.vf_net_arch,
+            activation=cfg.activation,
             ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init, dtype=np.dtype(cfg.dtype),
             rng=np.random.default_rng(init_seq),
         )
@@ -179,6 +249,7 @@ class OnPolicyAlgorithm:
         self.max_abs_reward = 0.0  # the largest |reward| seen in a rollout (the health guard's reward scale)
         self._warned_unchanged = False
         self._episode_window: tuple[np.ndarray, np.ndarray] | None = None  # all ranks' episodes (MPI)
+        self._rollout_steps = 0  # this rank's real transitions so far in a rollout with a callback
         self._setup()
         self._synchronise()
 
@@ -202,11 +273,14 @@ class OnPolicyAlgorithm:
         """Restore what ``_extra_state`` saved (override)."""
 
     # ------------------------------------------------------------------ data-parallel (refrl.distributed)
-    def _check_same_start(self, env, seed, env_kwargs, hyperparameters: dict[str, Any]) -> None:
+    def _check_same_start(self, policy, env, seed, env_kwargs, policy_kwargs, hyperparameters: dict[str, Any]) -> None:
         """Every rank must be started with the same algorithm, env, seed and hyperparameters
         (compared by hash before anything is validated or built, so that no rank can fail alone)."""
-        env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
-        self.comm.check_config({"algo": self.algo_name, "env": env_id, "seed": seed, "env_kwargs": env_kwargs or {},
+        def name(e):
+            return e if e is None or isinstance(e, str) else getattr(getattr(e, "spec", None), "id", None)
+
+        self.comm.check_config({"algo": self.algo_name, "policy": name(policy), "env": name(env), "seed": seed,
+                                "env_kwargs": env_kwargs or {}, "policy_kwargs": policy_kwargs or {},
                                 "hyperparameters": hyperparameters})
 
     def _synchronise(self) -> None:
@@ -230,15 +304,42 @@ class OnPolicyAlgorithm:
         return self.comm.average_(grads, weight, stats)
 
     # ------------------------------------------------------------------ the iteration
-    def collect_rollouts(self) -> int:
-        """Fill ``self.buffer``; return the number of real transitions collected."""
+    def collect_rollouts(self, callback: BaseCallback | None = None) -> int | None:
+        """Fill ``self.buffer``; return the number of real transitions collected.
+
+        With a ``callback``, its ``on_step`` is called after every vector step, with ``num_timesteps``
+        counting the real transitions so far; when it returns False the rollout stops there, None is
+        returned and the episodes are cut (the next rollout resets the env)."""
         if self.collector is None:
             # First reset: the seed itself; after a load/resume a different but fixed one.
             reset_seed = self.seed if self.num_timesteps == 0 else self.seed + 7919 * (self.iteration + 1)
             reset_seed = rank_seed(reset_seed, self.comm.rank, self.comm.size)  # never the same episodes on two ranks
             self.collector = RolloutCollector(self.env, self.policy, self.buffer, seed=reset_seed,
                                               stats_window=self.config.stats_window)
-        return self.collector.collect(self.rng)
+        if callback is None:
+            return self.collector.collect(self.rng)
+        start, ranks = self.num_timesteps, self.comm.size
+        self._rollout_steps = 0
+
+        def on_step(n_real: int, step_locals: dict[str, Any]) -> bool:
+            self._rollout_steps = n_real
+            self.num_timesteps = start + ranks * n_real  # several ranks: this rank's steps stand for each rank's
+            step_locals["self"] = self
+            callback.update_locals(step_locals)
+            return callback.on_step()
+
+        n = self.collector.collect(self.rng, on_step)
+        if n is None:
+            self.collector = None
+        return n
+
+    def _stop_mid_rollout(self, rollout_start: int, n_real: int | None) -> None:
+        """A callback's ``on_step`` stopped training during the rollout (on one rank or several): the
+        rollout is dropped and its episodes are cut on every rank; ``num_timesteps`` counts the steps
+        every rank took (with one process: the steps up to the stop, as ``collect_rollouts`` left it)."""
+        steps = self._rollout_steps if n_real is None else n_real
+        self.num_timesteps = rollout_start + self.comm.sum_int(steps)
+        self.collector = None
 
     def compute_advantages(self) -> None:
         """GAE (refrl.kernels.gae) into ``buffer.advantages`` / ``buffer.returns``.
@@ -294,14 +395,20 @@ class OnPolicyAlgorithm:
         progress_bar: bool = False,
         log_interval: int = 1,
         reset_num_timesteps: bool = True,
-    ) -> OnPolicyAlgorithm:
-        """Train for ``total_timesteps`` real transitions (reset slots are not counted).
+        tb_log_name: str | None = None,
+    ) -> Self:
+        """Train for ``total_timesteps`` real transitions (reset slots are not counted); returns self.
 
-        ``callback(agent)`` is called after every iteration (rollout + update); returning
-        ``False`` stops training.  ``progress_bar`` uses tqdm when installed (``refrl[progress]``),
+        ``callback``: a :class:`refrl.callbacks.BaseCallback` (SB3's hooks: ``_on_step`` after every
+        vector step that holds a transition, returning False stops training at once), a list of them, or a function
+        ``agent -> bool | None`` called after every iteration (rollout + update), returning
+        ``False`` to stop after it.  Values the callbacks record (``self.logger.record``) are in
+        the metrics row of the update they belong to.  ``progress_bar`` uses tqdm when installed (``refrl[progress]``),
         otherwise prints a status line every 2 s.  With ``reset_num_timesteps=False`` training
         continues the step count and the learning-rate schedule (SB3 semantics: the budget is
-        ``num_timesteps + total_timesteps``).
+        ``num_timesteps + total_timesteps``).  With ``tensorboard_log`` set, the metrics also go to
+        ``tensorboard_log/<tb_log_name>_<N>`` (default name: the class name, ``PPO``): a new folder
+        for a fresh run, the newest one when ``reset_num_timesteps=False`` (refrl.tensorboard).
         """
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)):
             raise TypeError(f"total_timesteps: expected an integer, got {total_timesteps!r}")
@@ -309,8 +416,7 @@ class OnPolicyAlgorithm:
             raise ValueError(f"total_timesteps: must be >= 1, got {total_timesteps}")
         if isinstance(log_interval, bool) or not isinstance(log_interval, int) or log_interval < 1:
             raise ValueError(f"log_interval: expected an integer >= 1, got {log_interval!r}")
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable agent -> bool | None, got {type(callback).__name__}")
+        callbacks = make_callback(callback)  # TypeError naming callback, before any work
         if reset_num_timesteps:
             self.num_timesteps, self.iteration = 0, 0
             self.total_timesteps = int(total_timesteps)
@@ -319,9 +425,27 @@ class OnPolicyAlgorithm:
                                                   stats_window=self.config.stats_window)
         else:
             self.total_timesteps = self.num_timesteps + int(total_timesteps)
-        return self._learn_loop(callback, progress_bar, log_interval)
+        tensorboard = None
+        with self.comm.guard():  # rank 0 alone writes the event files; its failure stops every rank
+            if self.tensorboard_log is not None and self.comm.is_root:
+                folder = run_folder(self.tensorboard_log, tb_log_name or type(self).__name__, new=reset_num_timesteps)
+                tensorboard = TensorBoardOutput(folder, purge_step=None if reset_num_timesteps else self.num_timesteps + 1)
+        if tensorboard is None:
+            return self._learn_loop(callbacks, progress_bar, log_interval)
+        self.logger.outputs.append(tensorboard)
+        try:
+            return self._learn_loop(callbacks, progress_bar, log_interval)
+        finally:
+            self.logger.outputs.remove(tensorboard)
+            tensorboard.close()
 
-    def _learn_loop(self, callback: Callback | None, progress_bar: bool, log_interval: int) -> OnPolicyAlgorithm:
+    def _learn_loop(self, callback: BaseCallback | None, progress_bar: bool, log_interval: int) -> Self:
+        # Under MPI the callbacks may differ between ranks (an evaluation on rank 0 alone): every call of
+        # theirs sits in a guarded region, and each decision to stop is agreed (comm.any) by every rank.
+        with self.comm.guard():
+            if callback is not None:
+                callback.init_callback(self)
+                callback.on_training_start({"self": self, "total_timesteps": self.total_timesteps}, {})
         start_time, start_steps = time.perf_counter(), self.num_timesteps
         root = self.comm.is_root  # rank 0 alone shows progress
         progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar and root,
@@ -332,14 +456,25 @@ class OnPolicyAlgorithm:
             while self.num_timesteps < self.total_timesteps:
                 healthy = self._healthy_state() if guard else None
                 progress.phase(f"collecting rollout {self.iteration + 1}")
-                with self.comm.guard():  # an env that fails on one rank stops every rank with its error
-                    collected = self.collect_rollouts()
-                self.num_timesteps += self.comm.sum_int(collected)  # over all ranks: schedules agree
+                rollout_start = self.num_timesteps
+                with self.comm.guard():  # an env or callback that fails on one rank stops every rank with its error
+                    if callback is not None:
+                        callback.on_rollout_start()
+                    n_real = self.collect_rollouts(callback)
+                if self.comm.any(n_real is None):  # a callback's on_step stopped training (on any rank)
+                    self._stop_mid_rollout(rollout_start, n_real)  # no update on a partial rollout
+                    break
+                self.num_timesteps = rollout_start + self.comm.sum_int(n_real)  # over all ranks: schedules agree
                 # SB3's convention: schedules see the progress after this rollout's steps.
                 self.progress_remaining = max(0.0, 1.0 - self.num_timesteps / self.total_timesteps)
+                for name in self.config.schedules():  # a bad schedule value: ValueError naming it, not a divergence
+                    self.config.scheduled(name, self.progress_remaining)
                 self.compute_advantages()
                 if guard:
                     self._check_rollout(healthy)
+                with self.comm.guard():
+                    if callback is not None:
+                        callback.on_rollout_end()
                 progress.phase(f"update {self.iteration + 1}")
                 try:
                     self.train()
@@ -356,19 +491,21 @@ class OnPolicyAlgorithm:
                 self._gather_episodes()
                 ep_rew = self.ep_rew_mean
                 progress.update(self.num_timesteps, fps, ep_rew)
-                if self.iteration % log_interval == 0:
-                    if ep_rew is not None:
-                        self.logger.record("rollout/ep_rew_mean", ep_rew)
-                        self.logger.record("rollout/ep_len_mean", self._ep_len_mean())
-                    self.logger.record("time/fps", fps)
-                    self.logger.record("time/iterations", self.iteration)
-                    self.logger.record("time/time_elapsed", elapsed)
-                    self.logger.dump(self.num_timesteps)
-                if callback is not None:
-                    with self.comm.guard():  # e.g. rank 0 failing to write a checkpoint stops every rank
-                        result = callback(self)
-                    if self.comm.any(result is False):  # one rank asks (a signal): every rank stops here
-                        break
+                with self.comm.guard():  # e.g. rank 0 failing to write a checkpoint or an event file stops every rank
+                    stop = callback is not None and not callback.on_update_end()  # before the row: its records are in it
+                    if self.iteration % log_interval == 0:
+                        if ep_rew is not None:
+                            self.logger.record("rollout/ep_rew_mean", ep_rew)
+                            self.logger.record("rollout/ep_len_mean", self._ep_len_mean())
+                        self.logger.record("time/fps", fps)
+                        self.logger.record("time/iterations", self.iteration)
+                        self.logger.record("time/time_elapsed", elapsed)
+                        self.logger.dump(self.num_timesteps)
+                if self.comm.any(stop):  # one rank asks (a callback, a signal): every rank stops here
+                    break
+        with self.comm.guard():
+            if callback is not None:
+                callback.on_training_end()
         return self
 
     # ------------------------------------------------------------------ the health guard (refrl.health)
@@ -485,14 +622,18 @@ class OnPolicyAlgorithm:
         c = self.config.clip_obs
         return np.clip(out, -c, c) if c is not None else out
 
-    def predict(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None):
-        """Action(s) for raw environment observation(s), as SB3: ``(action, None)``.
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False, rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
+        """Action(s) for raw environment observation(s), as SB3: ``(action, state)``.
 
-        ``obs`` is one observation (``observation_space.shape``) or a batch ``[B, *shape]``;
+        ``observation`` is one observation (``observation_space.shape``) or a batch ``[B, *shape]``;
         observation normalisation is applied with the saved statistics; Box actions are
-        clipped to the bounds.  Stochastic actions use ``rng`` (default: the agent's).
+        clipped to the bounds.  Actions are sampled unless ``deterministic=True`` (SB3's default);
+        stochastic actions use ``rng`` (default: the agent's).  ``state`` and ``episode_start`` are
+        SB3's recurrent-policy arguments: the MLP policy has no state, ``state`` is returned as given
+        (None).
         """
-        o = np.asarray(obs)
+        o = np.asarray(observation)
         shape = self.observation_space.shape
         single = o.shape == shape
         if single:
@@ -501,7 +642,40 @@ class OnPolicyAlgorithm:
             raise ValueError(f"predict: 'obs' must have shape {shape} or (B, {', '.join(map(str, shape))}), got {o.shape}")
         actions, _, _ = native.act(self.policy, self.normalize_obs(o), rng or self.rng, deterministic=deterministic)
         actions = self.policy.clip_actions(actions)
-        return (actions[0] if single else actions), None
+        return (actions[0] if single else actions), state
+
+    # ------------------------------------------------------------------ the environment
+    def get_env(self) -> VectorEnv:
+        """The vector environment training collects from (with the normalisation wrappers, if any)."""
+        return self.env
+
+    def set_env(self, env: str | gym.Env | VectorEnv, force_reset: bool = True) -> None:
+        """Collect from ``env`` from now on (SB3's set_env).  Its spaces and number of environments
+        must be the agent's; an env id or a gymnasium.Env is wrapped as in the constructor and the
+        running normalisation statistics carry over.  The next rollout starts new episodes
+        (``force_reset`` is accepted for SB3 scripts: refrl always resets).  The old env is not closed."""
+        cfg = self.config
+        n_envs = env.num_envs if isinstance(env, VectorEnv) else cfg.n_envs
+        if n_envs != cfg.n_envs:
+            raise ValueError(f"env: has {n_envs} envs but the agent was built for n_envs={cfg.n_envs}")
+        new = make_vec_env(
+            env, n_envs, vectorization_mode=cfg.vectorization_mode, normalize_obs=cfg.normalize_obs,
+            normalize_reward=cfg.normalize_reward, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
+            gamma=cfg.gamma, env_kwargs=self.env_kwargs,
+        )
+        if new.single_observation_space != self.observation_space or new.single_action_space != self.action_space:
+            if new is not env:
+                new.close()
+            raise ValueError(f"env: its spaces {new.single_observation_space} -> {new.single_action_space} are not "
+                             f"the agent's {self.observation_space} -> {self.action_space}")
+        old_stats = {"obs_rms": self.obs_rms, "return_rms": self.return_rms}
+        self.env = new
+        self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        for name, old in old_stats.items():
+            rms = getattr(self, name)
+            if old is not None and rms is not None:
+                rms.mean, rms.var, rms.count = np.copy(old.mean), np.copy(old.var), old.count
+        self.collector = None
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -543,23 +717,29 @@ class OnPolicyAlgorithm:
             "rng_state": self.rng.bit_generator.state,
             "extra": extra_meta,
         }
+        if self.config.schedules():  # a function is not saved (no pickle): its start value is, and its name here
+            meta["schedules"] = self.config.schedules()
         return save_checkpoint(path, arrays, meta)
 
     @classmethod
     def load(cls, path: str | Path, env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0,
-             distributed: bool | None = None) -> OnPolicyAlgorithm:
+             custom_objects: dict[str, Any] | None = None, distributed: bool | None = None) -> Self:
         """Rebuild an agent from ``save``: same configuration, parameters, optimiser state,
         normalisation statistics, rng state and step counters.  ``env`` defaults to the saved id.
+        ``custom_objects`` replaces saved hyperparameters (as SB3's: e.g. a learning-rate schedule,
+        which a checkpoint holds as its start value only).
         The checkpoint must be this algorithm's (``refrl.algos.load`` reads any)."""
         arrays, meta = load_checkpoint(path)
         if meta.get("algo") != cls.algo_name:
             raise ValueError(f"path: checkpoint is for {meta.get('algo')!r}, not {cls.algo_name!r}; use refrl.algos.load")
-        return cls.from_checkpoint(arrays, meta, env, verbose=verbose, path=path, distributed=distributed)
+        return cls.from_checkpoint(arrays, meta, env, verbose=verbose, path=path, custom_objects=custom_objects,
+                                   distributed=distributed)
 
     @classmethod
     def from_checkpoint(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any],
                         env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0,
-                        path: str | Path = "checkpoint", distributed: bool | None = None) -> OnPolicyAlgorithm:
+                        path: str | Path = "checkpoint", custom_objects: dict[str, Any] | None = None,
+                        distributed: bool | None = None) -> Self:
         """Rebuild an agent of this class from the ``(arrays, meta)`` of
         ``refrl.serialization.load_checkpoint`` (what ``load`` does after reading the file).
         ``path`` names the file in a :class:`CheckpointError` (a missing or invalid entry).
@@ -572,6 +752,17 @@ class OnPolicyAlgorithm:
                 raise ValueError("env: the checkpoint was trained on an env without an id; pass env=...")
         config = dict(meta["config"])
         config.pop("use_native_step", None)  # retired TRPO/NPG option of older checkpoints (one step path now)
+        custom = dict(custom_objects or {})
+        unknown = sorted(set(custom) - set(cls.config_class.field_names()))
+        if unknown:
+            raise TypeError(f"custom_objects: unknown hyperparameter(s) {unknown}")
+        lost = [name for name in meta.get("schedules") or [] if name not in custom]
+        if lost:
+            warnings.warn(f"{cls.algo_name.upper()}.load: {', '.join(lost)} was a schedule when saved; the checkpoint "
+                          f"holds its start value ({', '.join(f'{n}={config[n]}' for n in lost)}), used as a constant "
+                          "now; pass custom_objects={name: schedule} to train on with the schedule",
+                          UserWarning, stacklevel=3)
+        config.update(custom)
         agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {},
                     distributed=distributed, **config)
         if agent.policy.config() != meta["policy"]:
@@ -644,6 +835,10 @@ def check_checkpoint_meta(path, meta: dict[str, Any]) -> None:
     for key in ("extra", "env_kwargs"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise CheckpointError(path, f"damaged: {key!r} in its JSON document is not an object")
+    schedules = meta.get("schedules")
+    if schedules is not None and not (isinstance(schedules, list) and all(isinstance(n, str) and n in meta["config"]
+                                                                        for n in schedules)):
+        raise CheckpointError(path, f"damaged: 'schedules' in its JSON document is invalid: {schedules!r:.80}")
 
 
 def fit_value_minibatches(policy, optimizer, obs: np.ndarray, returns: np.ndarray, *, n_epochs: int,

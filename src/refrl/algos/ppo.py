@@ -46,7 +46,7 @@ class PPO(OnPolicyAlgorithm):
     config: PPOConfig
 
     def _setup(self) -> None:
-        self.optimizer = Adam(self.policy.params, self.policy.grads, lr=self.config.learning_rate, eps=1e-5)
+        self.optimizer = Adam(self.policy.params, self.policy.grads, lr=self.config.scheduled("learning_rate", 1.0), eps=1e-5)
         self.kl_coef = float(self.config.kl_coef)  # β of L^KLPEN (adapted when kl_adaptive)
         self.n_updates = 0  # gradient steps taken so far
         self.last_epoch_ratio_max: list[float] = []  # max r_t seen in each epoch of the last update
@@ -56,8 +56,8 @@ class PPO(OnPolicyAlgorithm):
         cfg, policy, opt, log = self.config, self.policy, self.optimizer, self.logger
         # schedules (SB3 convention: progress_remaining goes 1 -> 0)
         frac = self.progress_remaining
-        opt.lr = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
-        clip_eps = cfg.clip_range * (frac if cfg.anneal_clip_range else 1.0)
+        opt.lr = cfg.scheduled("learning_rate", frac, anneal=cfg.anneal_lr)
+        clip_eps = cfg.scheduled("clip_range", frac, anneal=cfg.anneal_clip_range)
         clip_eps = max(clip_eps, 1e-8)  # the last update of an annealed run sees ε → 0
 
         # flatten the rollout to b_* arrays ([T*N]); reset slots carry weight 0

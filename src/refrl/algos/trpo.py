@@ -61,7 +61,7 @@ class NPG(OnPolicyAlgorithm):
 
     def _setup(self) -> None:
         p = self.policy
-        self.critic_optimizer = Adam(p.value_params, p.value_grads, lr=self.config.learning_rate, eps=1e-5)
+        self.critic_optimizer = Adam(p.value_params, p.value_grads, lr=self.config.scheduled("learning_rate", 1.0), eps=1e-5)
         self.last_step: TrpoStepResult | None = None
         self.n_updates = 0
 
@@ -141,7 +141,7 @@ class NPG(OnPolicyAlgorithm):
     def fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
         """``n_critic_updates`` epochs of Adam on minibatches of ½-free MSE (V(s) − R)²; mean loss."""
         cfg = self.config
-        self.critic_optimizer.lr = cfg.learning_rate * (self.progress_remaining if cfg.anneal_lr else 1.0)
+        self.critic_optimizer.lr = cfg.scheduled("learning_rate", self.progress_remaining, anneal=cfg.anneal_lr)
         return fit_value_minibatches(self.policy, self.critic_optimizer, obs, returns, n_epochs=cfg.n_critic_updates,
                                      batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng,
                                      comm=self.comm)

@@ -46,7 +46,7 @@ class VPG(OnPolicyAlgorithm):
 
     def _setup(self) -> None:
         p, cfg = self.policy, self.config
-        self.optimizer = Adam(p.policy_params, p.policy_grads, lr=cfg.learning_rate, eps=1e-5)
+        self.optimizer = Adam(p.policy_params, p.policy_grads, lr=cfg.scheduled("learning_rate", 1.0), eps=1e-5)
         self.critic_optimizer = Adam(p.value_params, p.value_grads, lr=cfg.vf_learning_rate, eps=1e-5)
         self.n_updates = 0
 
@@ -65,7 +65,7 @@ class VPG(OnPolicyAlgorithm):
         """REINFORCE step(s) on the whole batch, then the baseline's epochs; log ``train/*``."""
         cfg, policy, opt, log = self.config, self.policy, self.optimizer, self.logger
         frac = self.progress_remaining if cfg.anneal_lr else 1.0
-        opt.lr = cfg.learning_rate * frac
+        opt.lr = cfg.scheduled("learning_rate", self.progress_remaining, anneal=cfg.anneal_lr)
         self.critic_optimizer.lr = cfg.vf_learning_rate * frac
 
         # flatten; keep real transitions only
