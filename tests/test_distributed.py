@@ -346,6 +346,66 @@ def test_sigusr1_to_mpirun_stops_every_rank_after_one_update_and_saves(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+# ---------------------------------------------------------------------------------------- callbacks
+# (a rank that leaves learn() alone would leave the others waiting in the update's allreduce: the
+# timeouts turn such a hang into a failure)
+@pytest.mark.parametrize("mode", ["step", "update"])
+def test_a_callback_stopping_one_rank_stops_every_rank(mode):
+    """``step``: _on_step returns False on rank 1 only, mid-rollout; ``update``: a callback on rank 0
+    alone stops after the second update.  Both ranks leave learn() at the same point with the same
+    step count and identical parameters (tests/mpi/callbacks.py)."""
+    _require_mpirun()
+    proc, _ = _run(2, "callbacks.py", mode, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = sorted(x for x in proc.stdout.splitlines() if x.startswith("OK rank"))
+    assert [x.split()[2] for x in lines] == ["0", "1"], proc.stdout
+    assert len({tuple(x.split()[5:]) for x in lines}) == 1, lines  # same steps, iteration, parameters
+    iteration = int(lines[0].split()[6])
+    assert iteration == (0 if mode == "step" else 2), lines
+
+
+def test_an_eval_callback_on_rank_zero_stops_every_rank_at_a_new_best(tmp_path):
+    """An EvalCallback on rank 0 alone whose callback_on_new_best stops training: evaluations.npz and
+    best_model.npz written by rank 0, every rank stops at that evaluation."""
+    _require_mpirun()
+    proc, _ = _run(2, "callbacks.py", "eval", str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK rank") == 2 and proc.stdout.count("New best mean reward") == 1, proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model.npz", "evaluations.npz"]
+
+
+def test_refrl_train_eval_every_and_tensorboard_under_mpirun_write_once(tmp_path):
+    """``mpirun -np 2 refrl train --eval-every --tensorboard``: rank 0 alone evaluates (every N steps of
+    all ranks together) and writes evaluations.npz, best_model.npz and one TensorBoard event folder."""
+    _require_mpirun()
+    import numpy as np
+
+    out, tb = tmp_path / "run", tmp_path / "tb"
+    proc = _refrl(2, "train", "ppo", "CartPole-v1", "--steps", "3000", "--seed", "1", "--out", str(out),
+                  "--eval-every", "1000", "--eval-episodes", "2", "--tensorboard", str(tb), "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("refrl: best evaluation") == 1 and proc.stdout.count("model saved to") == 1, proc.stdout
+    with np.load(out / "evaluations.npz") as data:
+        timesteps, results = data["timesteps"], data["results"]
+    assert len(timesteps) == 3 and results.shape == (3, 2), timesteps  # ~1000, 2000, 3000 steps of both ranks
+    assert np.all(np.diff(timesteps) > 0) and 900 <= timesteps[0] <= 1100, timesteps
+    assert (out / "best_model.npz").is_file()
+    assert not list(out.glob(".*.tmp"))
+    folders = sorted(p.name for p in tb.iterdir())
+    assert folders == ["PPO_1"], folders
+    assert len(list((tb / "PPO_1").glob("events.out.tfevents.*"))) == 1
+
+
+def test_refrl_train_seeds_is_refused_under_mpirun(tmp_path):
+    """A run group is one multi-rank launch per seed, not something to start from inside mpirun."""
+    _require_mpirun()
+    proc = _refrl(2, "train", "ppo", "CartPole-v1", "--seeds", "0", "1", "--out", str(tmp_path / "group"),
+                  timeout=120)
+    assert proc.returncode != 0
+    assert "--seeds: not under an MPI launcher (2 processes)" in proc.stderr, proc.stderr
+    assert not (tmp_path / "group").exists()
+
+
 def _column(path, name):
     lines = path.read_text().splitlines()
     i = lines[0].split(",").index(name)
