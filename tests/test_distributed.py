@@ -374,6 +374,16 @@ def test_an_eval_callback_on_rank_zero_stops_every_rank_at_a_new_best(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model.npz", "evaluations.npz"]
 
 
+def test_an_eval_callback_on_every_rank_writes_and_prints_on_rank_zero(tmp_path):
+    _require_mpirun()
+    proc, _ = _run(2, "callbacks.py", "eval_all", str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK rank") == 2, proc.stdout
+    n = int(next(x for x in proc.stdout.splitlines() if x.startswith("EVALUATIONS ")).split()[1])
+    assert n >= 2 and proc.stdout.count("Eval num_timesteps=") == n, proc.stdout  # one rank prints
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model.npz", "evaluations.npz"]
+
+
 def test_refrl_train_eval_every_and_tensorboard_under_mpirun_write_once(tmp_path):
     """``mpirun -np 2 refrl train --eval-every --tensorboard``: rank 0 alone evaluates (every N steps of
     all ranks together) and writes evaluations.npz, best_model.npz and one TensorBoard event folder."""
@@ -441,3 +451,27 @@ def test_serial_synchronisation_points_are_the_identity():
     assert comm.synchronised(exc) is exc
     with comm.abort_on_error():
         pass
+
+
+def test_load_takes_custom_objects_and_distributed_together(tmp_path):
+    """load / refrl.algos.load / from_checkpoint accept custom_objects= beside distributed=: the
+    schedule comes back (no warning) and the serial communicator is used."""
+    import warnings
+
+    import refrl
+    from refrl.algos import load
+    from refrl.optim import linear_schedule
+
+    agent = refrl.PPO("CartPole-v1", seed=2, n_steps=32, n_envs=2, batch_size=32, n_epochs=2,
+                      learning_rate=linear_schedule(1e-3)).learn(128)
+    path = agent.save(tmp_path / "ppo.npz")
+    agent.close()
+    for loader in (refrl.PPO.load, load):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the schedule is given back: nothing to warn about
+            agent = loader(path, custom_objects={"learning_rate": linear_schedule(1e-3)}, distributed=False)
+        assert isinstance(agent.comm, SerialComm) and callable(agent.config.learning_rate)
+        agent.learn(64, reset_num_timesteps=False)
+        agent.close()
+    with pytest.warns(UserWarning, match="learning_rate was a schedule when saved"):
+        refrl.PPO.load(path, distributed=False).close()

@@ -7,6 +7,7 @@ second update (as a ``StopTraining...`` callback of an evaluation on rank 0 does
 must stop after that update with identical parameters.
 ``eval``: an EvalCallback on rank 0 alone (evaluations.npz and best_model.npz written once) whose
 ``callback_on_new_best`` stops training at the first evaluation; every rank stops together.
+``eval_all``: an EvalCallback on every rank; rank 0 alone writes and prints, training finishes.
 Each rank prints ``OK rank R of K <num_timesteps> <iteration> <parameter digest>``.
 """
 
@@ -57,6 +58,14 @@ elif mode == "eval":
         with np.load(out / "evaluations.npz") as data:
             assert data["timesteps"].shape == (1,), data["timesteps"]
         assert (out / "best_model.npz").is_file()
+elif mode == "eval_all":
+    out = Path(sys.argv[2])
+    agent.learn(600, callback=EvalCallback("CartPole-v1", n_eval_episodes=2, eval_freq=40, log_path=out,
+                                           best_model_save_path=out))
+    assert agent.num_timesteps >= 600
+    if comm.rank == 0:
+        with np.load(out / "evaluations.npz") as data:
+            print(f"EVALUATIONS {len(data['timesteps'])}", flush=True)
 else:
     raise SystemExit(f"unknown mode {mode!r}")
 

@@ -429,7 +429,8 @@ class OnPolicyAlgorithm:
         with self.comm.guard():  # rank 0 alone writes the event files; its failure stops every rank
             if self.tensorboard_log is not None and self.comm.is_root:
                 folder = run_folder(self.tensorboard_log, tb_log_name or type(self).__name__, new=reset_num_timesteps)
-                tensorboard = TensorBoardOutput(folder, purge_step=None if reset_num_timesteps else self.num_timesteps + 1)
+                purge_step = None if reset_num_timesteps else self.num_timesteps + 1
+                tensorboard = TensorBoardOutput(folder, purge_step=purge_step)
         if tensorboard is None:
             return self._learn_loop(callbacks, progress_bar, log_interval)
         self.logger.outputs.append(tensorboard)
@@ -492,7 +493,7 @@ class OnPolicyAlgorithm:
                 ep_rew = self.ep_rew_mean
                 progress.update(self.num_timesteps, fps, ep_rew)
                 with self.comm.guard():  # e.g. rank 0 failing to write a checkpoint or an event file stops every rank
-                    stop = callback is not None and not callback.on_update_end()  # before the row: its records are in it
+                    stop = callback is not None and not callback.on_update_end()  # before the row: records go in it
                     if self.iteration % log_interval == 0:
                         if ep_rew is not None:
                             self.logger.record("rollout/ep_rew_mean", ep_rew)
