@@ -8,6 +8,7 @@ two-process job here.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -85,6 +86,15 @@ def test_config_hash_is_canonical():
     assert distributed.config_hash(a) != distributed.config_hash({**a, "learning_rate": 1e-3})
     assert len(distributed.config_hash(a)) == 64
 
+    def schedule(progress):  # a callable hyperparameter: its repr holds an address that differs per process
+        return 3e-4 * progress
+
+    class Other:
+        pass
+
+    assert distributed.config_hash({"lr": schedule}) == distributed.config_hash({"lr": schedule})
+    assert " at 0x" not in distributed._canonical_json({"lr": schedule, "obj": Other()})
+
 
 def test_requesting_mpi_without_mpi4py_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py -> ImportError
@@ -143,11 +153,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(np_: int, script: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+def _run(np_: int, script: str, *args: str, timeout: float = TIMEOUT) -> tuple[subprocess.CompletedProcess, float]:
     cmd = [_mpirun(), "-np", str(np_), "--oversubscribe", sys.executable, str(MPI_DIR / script), *args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
     return proc, time.perf_counter() - t0
+
+
+def _refrl(np_: int, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
+    """``mpirun -np K refrl ...`` (the console script beside the interpreter)."""
+    cmd = [_mpirun(), "-np", str(np_), "--oversubscribe", sys.executable, "-m", "refrl", *args]
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 _CAN_START: tuple[bool, str] | None = None
@@ -217,3 +233,245 @@ def test_error_outside_a_guard_aborts_every_rank_promptly():
     assert "ValueError: gradient is NaN in train()" in proc.stderr
     assert "aborting every rank (MPI_Abort)" in proc.stderr
     assert seconds < 20, f"took {seconds:.1f} s"
+
+
+# ---------------------------------------------------------------------------------------- the algorithms
+# (timeouts are deadlock guards, generous for a loaded 2-core CI machine; nothing asserts on time)
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_update_equals_one_process_on_the_concatenated_data(ranks):
+    """PPO (clip; adaptive KL with an early stop), VPG, the TRPO/NPG step (gradient, CG solution,
+    step, accept/reject) and the critic fit on uneven per-rank data equal one process on all of it
+    to <= 1e-10 relative (tests/mpi/equivalence.py)."""
+    _require_mpirun()
+    proc, _ = _run(ranks, "equivalence.py", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for r in range(ranks):
+        assert f"OK rank {r} of {ranks}" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_training_keeps_every_rank_bit_identical(ranks):
+    """PPO, TRPO, NPG and VPG runs: identical parameters and optimiser state on every rank, distinct
+    episodes per rank, num_timesteps summed over ranks (tests/mpi/train_identical.py)."""
+    _require_mpirun()
+    proc, _ = _run(ranks, "train_identical.py", timeout=400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for r in range(ranks):
+        assert f"OK rank {r} of {ranks}" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_two_rank_ppo_learns_cartpole():
+    """RL Zoo's CartPole-v1 PPO split over 2 ranks (4 envs, minibatch 128 each), 50,000 steps in all:
+    deterministic evaluation >= 475 (seeds 0, 1, 2 all gave 500 here)."""
+    _require_mpirun()
+    proc, _ = _run(2, "learn_cartpole.py", "50000", "0", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("EVAL "))
+    mean, steps = float(line.split()[1]), int(line.split()[2])
+    assert steps >= 50_000
+    assert mean >= 475.0, line
+
+
+def test_refrl_train_under_mpirun_writes_once_and_resumes(tmp_path):
+    """``mpirun -np 2 refrl train``: rank 0 alone writes the run; --resume continues every rank; the
+    2-rank model loads and trains on one process; a one-process run resumes on 2 ranks."""
+    _require_mpirun()
+    from refrl.algos import load
+    from refrl.serialization import load_checkpoint
+
+    out = tmp_path / "run"
+    proc = _refrl(2, "train", "ppo", "CartPole-v1", "--steps", "1500", "--seed", "3", "--out", str(out),
+                  "--checkpoint-every", "500", "--eval-episodes", "2", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("model saved to") == 1 and proc.stdout.count("eval: mean return") == 1, proc.stdout
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["mpi_ranks"] == 2
+    steps = [int(row.split(",")[0]) for row in _column(out / "metrics.csv", "time/total_timesteps")]
+    assert steps == sorted(set(steps)) and steps[-1] >= 1500  # one writer: every update once, in order
+    assert len(list((out / "checkpoints").glob("step_*.npz"))) == 3
+    assert not list(out.glob(".*.tmp")) and not list((out / "checkpoints").glob(".*.tmp"))
+    _, meta = load_checkpoint(out / "model.npz")
+    first = meta["num_timesteps"]
+
+    proc = _refrl(2, "train", "--resume", str(out), "--steps", "3000", "--eval-episodes", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(f"({first} steps) on 2 ranks") == 1, proc.stdout
+    steps = [int(row.split(",")[0]) for row in _column(out / "metrics.csv", "time/total_timesteps")]
+    assert steps == sorted(set(steps)) and steps[-1] >= 3000
+    agent = load(out / "model.npz", distributed=False)  # K ranks -> one process
+    assert agent.num_timesteps >= 3000 and agent.comm.size == 1
+    agent.learn(256, reset_num_timesteps=False)
+    agent.close()
+
+    from refrl.cli import main
+
+    single = tmp_path / "single"  # one process -> K ranks
+    assert main(["train", "vpg", "CartPole-v1", "--steps", "600", "--out", str(single), "--eval-episodes", "0",
+                 "--no-progress"]) == 0
+    done = load_checkpoint(single / "model.npz")[1]["num_timesteps"]
+    proc = _refrl(2, "train", "--resume", str(single), "--steps", str(done + 1000), "--eval-episodes", "0",
+                  "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"({done} steps) on 2 ranks" in proc.stdout
+    assert load_checkpoint(single / "model.npz")[1]["num_timesteps"] >= done + 1000
+
+
+def test_sigusr1_to_mpirun_stops_every_rank_after_one_update_and_saves(tmp_path):
+    """mpirun forwards SIGUSR1 to every rank (SIGTERM to mpirun kills them): all ranks stop after the
+    same update, rank 0 saves, the exit status is 128 + SIGUSR1, and the run resumes."""
+    _require_mpirun()
+    import signal
+
+    from refrl.serialization import load_checkpoint
+
+    out = tmp_path / "run"
+    cmd = [_mpirun(), "-np", "2", "--oversubscribe", sys.executable, "-m", "refrl", "train", "ppo", "CartPole-v1",
+           "--steps", "10000000", "--out", str(out), "--checkpoint-every", "400", "--eval-episodes", "0", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / "checkpoints").glob("step_*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGUSR1)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGUSR1, stdout + stderr
+    assert stdout.count("model saved to") == 1, stdout
+    assert "continue with: refrl train --resume" in stderr
+    steps = load_checkpoint(out / "model.npz")[1]["num_timesteps"]
+    assert 0 < steps < 10_000_000
+    proc = _refrl(2, "train", "--resume", str(out), "--steps", str(steps + 500), "--eval-episodes", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------- callbacks
+# (a rank that leaves learn() alone would leave the others waiting in the update's allreduce: the
+# timeouts turn such a hang into a failure)
+@pytest.mark.parametrize("mode", ["step", "update"])
+def test_a_callback_stopping_one_rank_stops_every_rank(mode):
+    """``step``: _on_step returns False on rank 1 only, mid-rollout; ``update``: a callback on rank 0
+    alone stops after the second update.  Both ranks leave learn() at the same point with the same
+    step count and identical parameters (tests/mpi/callbacks.py)."""
+    _require_mpirun()
+    proc, _ = _run(2, "callbacks.py", mode, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = sorted(x for x in proc.stdout.splitlines() if x.startswith("OK rank"))
+    assert [x.split()[2] for x in lines] == ["0", "1"], proc.stdout
+    assert len({tuple(x.split()[5:]) for x in lines}) == 1, lines  # same steps, iteration, parameters
+    iteration = int(lines[0].split()[6])
+    assert iteration == (0 if mode == "step" else 2), lines
+
+
+def test_an_eval_callback_on_rank_zero_stops_every_rank_at_a_new_best(tmp_path):
+    """An EvalCallback on rank 0 alone whose callback_on_new_best stops training: evaluations.npz and
+    best_model.npz written by rank 0, every rank stops at that evaluation."""
+    _require_mpirun()
+    proc, _ = _run(2, "callbacks.py", "eval", str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK rank") == 2 and proc.stdout.count("New best mean reward") == 1, proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model.npz", "evaluations.npz"]
+
+
+def test_an_eval_callback_on_every_rank_writes_and_prints_on_rank_zero(tmp_path):
+    _require_mpirun()
+    proc, _ = _run(2, "callbacks.py", "eval_all", str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK rank") == 2, proc.stdout
+    n = int(next(x for x in proc.stdout.splitlines() if x.startswith("EVALUATIONS ")).split()[1])
+    assert n >= 2 and proc.stdout.count("Eval num_timesteps=") == n, proc.stdout  # one rank prints
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model.npz", "evaluations.npz"]
+
+
+def test_refrl_train_eval_every_and_tensorboard_under_mpirun_write_once(tmp_path):
+    """``mpirun -np 2 refrl train --eval-every --tensorboard``: rank 0 alone evaluates (every N steps of
+    all ranks together) and writes evaluations.npz, best_model.npz and one TensorBoard event folder."""
+    _require_mpirun()
+    import numpy as np
+
+    out, tb = tmp_path / "run", tmp_path / "tb"
+    proc = _refrl(2, "train", "ppo", "CartPole-v1", "--steps", "3000", "--seed", "1", "--out", str(out),
+                  "--eval-every", "1000", "--eval-episodes", "2", "--tensorboard", str(tb), "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("refrl: best evaluation") == 1 and proc.stdout.count("model saved to") == 1, proc.stdout
+    with np.load(out / "evaluations.npz") as data:
+        timesteps, results = data["timesteps"], data["results"]
+    assert len(timesteps) == 3 and results.shape == (3, 2), timesteps  # ~1000, 2000, 3000 steps of both ranks
+    assert np.all(np.diff(timesteps) > 0) and 900 <= timesteps[0] <= 1100, timesteps
+    assert (out / "best_model.npz").is_file()
+    assert not list(out.glob(".*.tmp"))
+    folders = sorted(p.name for p in tb.iterdir())
+    assert folders == ["PPO_1"], folders
+    assert len(list((tb / "PPO_1").glob("events.out.tfevents.*"))) == 1
+
+
+def test_refrl_train_seeds_is_refused_under_mpirun(tmp_path):
+    """A run group is one multi-rank launch per seed, not something to start from inside mpirun."""
+    _require_mpirun()
+    proc = _refrl(2, "train", "ppo", "CartPole-v1", "--seeds", "0", "1", "--out", str(tmp_path / "group"),
+                  timeout=120)
+    assert proc.returncode != 0
+    assert "--seeds: not under an MPI launcher (2 processes)" in proc.stderr, proc.stderr
+    assert not (tmp_path / "group").exists()
+
+
+def _column(path, name):
+    lines = path.read_text().splitlines()
+    i = lines[0].split(",").index(name)
+    return [line.split(",")[i] for line in lines[1:]]
+
+
+# ---------------------------------------------------------------------------------------- one process
+def test_one_process_agent_is_serial_and_unchanged(monkeypatch):
+    """Without a launcher (or distributed=False) the agent's communicator is the serial one and its
+    synchronisation points change nothing: the same seed gives the same parameters either way."""
+    import refrl
+
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", distributed.ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+    a = refrl.PPO("CartPole-v1", seed=1, n_steps=32, n_envs=2, batch_size=16, n_epochs=2).learn(256)
+    b = refrl.PPO("CartPole-v1", seed=1, n_steps=32, n_envs=2, batch_size=16, n_epochs=2, distributed=False).learn(256)
+    assert isinstance(a.comm, SerialComm) and isinstance(b.comm, SerialComm)
+    assert a.policy.params.tobytes() == b.policy.params.tobytes()
+    a.close()
+    b.close()
+
+
+def test_serial_synchronisation_points_are_the_identity():
+    comm = SerialComm()
+    g = np.arange(4.0)
+    stats = np.array([0.5, -1.0])
+    w, out = comm.average_(g, 3.0, stats)
+    assert w == 3.0 and out is stats and np.array_equal(g, np.arange(4.0))
+    assert comm.max(g) is g and comm.max_int(5) == 5
+    assert comm.broadcast_object({"a": 1}) == {"a": 1}
+    assert comm.agree(None) is None and comm.agree("bad") == "bad"
+    exc = ValueError("x")
+    assert comm.synchronised(exc) is exc
+    with comm.abort_on_error():
+        pass
+
+
+def test_load_takes_custom_objects_and_distributed_together(tmp_path):
+    """load / refrl.algos.load / from_checkpoint accept custom_objects= beside distributed=: the
+    schedule comes back (no warning) and the serial communicator is used."""
+    import warnings
+
+    import refrl
+    from refrl.algos import load
+    from refrl.optim import linear_schedule
+
+    agent = refrl.PPO("CartPole-v1", seed=2, n_steps=32, n_envs=2, batch_size=32, n_epochs=2,
+                      learning_rate=linear_schedule(1e-3)).learn(128)
+    path = agent.save(tmp_path / "ppo.npz")
+    agent.close()
+    for loader in (refrl.PPO.load, load):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the schedule is given back: nothing to warn about
+            agent = loader(path, custom_objects={"learning_rate": linear_schedule(1e-3)}, distributed=False)
+        assert isinstance(agent.comm, SerialComm) and callable(agent.config.learning_rate)
+        agent.learn(64, reset_num_timesteps=False)
+        agent.close()
+    with pytest.warns(UserWarning, match="learning_rate was a schedule when saved"):
+        refrl.PPO.load(path, distributed=False).close()

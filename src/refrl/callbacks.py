@@ -368,7 +368,8 @@ class EvalCallback(EventCallback):
     ``seed`` seeds the evaluation episodes the same way at every evaluation (None: the env's own
     state, as SB3).  ``eval_env`` is an env id, a gymnasium.Env or a VectorEnv of raw observations.
     ``warn`` is accepted for SB3 scripts (SB3 warns about a missing Monitor wrapper; refrl
-    evaluates raw rewards itself).
+    evaluates raw rewards itself).  Under MPI each rank given the callback evaluates (the same
+    parameters, the same episodes) and rank 0 alone writes the files and prints.
     """
 
     def __init__(self, eval_env: str | gym.Env | VectorEnv, callback_on_new_best: BaseCallback | None = None,
@@ -422,21 +423,22 @@ class EvalCallback(EventCallback):
         self.evaluations_timesteps.append(self.num_timesteps)
         self.evaluations_results.append(rewards)
         self.evaluations_length.append(lengths)
-        if self.log_path is not None:
+        root = model.comm.is_root  # under MPI every rank evaluates the same parameters alike; rank 0 writes
+        if self.log_path is not None and root:
             _savez_atomic(self.log_path, timesteps=np.asarray(self.evaluations_timesteps, dtype=np.int64),
                           results=np.asarray(self.evaluations_results, dtype=np.float64),
                           ep_lengths=np.asarray(self.evaluations_length, dtype=np.int64))
         mean_reward, std_reward = float(np.mean(rewards)), float(np.std(rewards))
         mean_length, std_length = float(np.mean(lengths)), float(np.std(lengths))
         self.last_mean_reward = mean_reward
-        if self.verbose >= 1:
+        if self.verbose >= 1 and root:
             print(f"Eval num_timesteps={self.num_timesteps}, episode_reward={mean_reward:.2f} +/- {std_reward:.2f}")
             print(f"Episode length: {mean_length:.2f} +/- {std_length:.2f}")
         self.logger.record("eval/mean_reward", mean_reward)
         self.logger.record("eval/mean_ep_length", mean_length)
         continue_training = True
         if mean_reward > self.best_mean_reward:
-            if self.verbose >= 1:
+            if self.verbose >= 1 and root:
                 print("New best mean reward!")
             self.best_mean_reward = mean_reward
             if self.best_model_save_path is not None:

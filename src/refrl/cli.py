@@ -31,8 +31,13 @@ def _add_rlhf(sub: argparse._SubParsersAction) -> None:
 
 def _run_guarded(p: argparse.ArgumentParser, fn) -> int:
     """Bad inputs (unknown env/algorithm, invalid hyperparameters, missing files) -> usage error, exit 2."""
+    from refrl.distributed import RemoteRankError
+
     try:
         return fn()
+    except RemoteRankError as exc:  # under MPI: another rank failed and printed its error
+        print(f"refrl: stopped because {exc}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, FileNotFoundError) as exc:
         p.error(str(exc))
         return 2

@@ -47,7 +47,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
@@ -125,14 +127,20 @@ def _weight(w: Any, what: str) -> float:
     return w
 
 
+def _stable_repr(obj: Any) -> str:
+    """repr without memory addresses (a schedule function's repr differs per process otherwise)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
 def _canonical_json(config: Mapping[str, Any]) -> str:
     if not isinstance(config, Mapping):
         raise TypeError(f"check_config: 'config' must be a mapping (e.g. Config.to_dict()), got {type(config).__name__}")
-    return json.dumps(config, sort_keys=True, default=repr, separators=(",", ":"))
+    return json.dumps(config, sort_keys=True, default=_stable_repr, separators=(",", ":"))
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``config`` (keys sorted; non-JSON values by repr)."""
+    """SHA-256 (hex) of the canonical JSON of ``config`` (keys sorted; non-JSON values by their repr
+    without memory addresses, so that e.g. the same schedule function hashes alike on every rank)."""
     return hashlib.sha256(_canonical_json(config).encode()).hexdigest()
 
 
@@ -166,9 +174,40 @@ class SerialComm:
         """sum_r w_r g_r / sum_r w_r over one rank: g itself (not copied), weight w."""
         return WeightedMean(_flat_float(g, "g", "weighted_mean"), _weight(w, "weighted_mean"))
 
+    def average_(self, g: np.ndarray, w: float, stats: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
+        """g <- sum_r w_r g_r / sum_r w_r in place, stats likewise; one rank: nothing to do.
+
+        Returns ``(sum_r w_r, stats)``: here ``(w, stats)`` as given (no copy, no arithmetic).
+        """
+        return w, stats
+
     def sum(self, x: np.ndarray) -> np.ndarray:
         """sum_r x_r over one rank: x itself."""
         return _float64(x, "x", "sum")
+
+    def max(self, x: np.ndarray) -> np.ndarray:
+        """Elementwise max_r x_r over one rank: x itself."""
+        return _float64(x, "x", "max")
+
+    def max_int(self, n: int) -> int:
+        """max_r n_r of integers."""
+        return int(n)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's (JSON-able) value on every rank: obj itself."""
+        return obj
+
+    def agree(self, message: str | None) -> str | None:
+        """The first rank's problem report (None when no rank has one): message itself."""
+        return message
+
+    def synchronised(self, exc: BaseException) -> BaseException:
+        """Mark ``exc`` as raised on every rank by one global decision (no abort needed)."""
+        return exc
+
+    def abort_on_error(self) -> contextlib.AbstractContextManager[None]:
+        """A region with collective calls (one process: nothing to guard)."""
+        return contextlib.nullcontext()
 
     def gather(self, x: np.ndarray) -> np.ndarray:
         """Every rank's float64 array of one shape, stacked in rank order: ``x[None]`` (a view)."""
@@ -246,13 +285,93 @@ class MPIComm:
         _flat_float(g, "g", "weighted_mean")
         w = _weight(w, "weighted_mean")
         n = g.size
-        buf = np.empty(n + 1, dtype=np.float64)
-        np.multiply(g.reshape(-1), w, out=buf[:n])
-        buf[n] = w
+        buf = np.zeros(n + 1, dtype=np.float64)
+        if w > 0:  # a rank without real samples contributes exact zeros, whatever g holds (NaN from 0/0)
+            np.multiply(g.reshape(-1), w, out=buf[:n])
+            buf[n] = w
         self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
         total = float(buf[n])
         mean = buf[:n] / total if total > 0 else np.zeros(n)
         return WeightedMean(mean.astype(g.dtype, copy=False).reshape(g.shape), total)
+
+    def average_(self, g: np.ndarray, w: float, stats: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
+        """g <- sum_r w_r g_r / sum_r w_r in place (and the float64 ``stats`` likewise), in ONE allreduce.
+
+        The gradient step's reduction: ``g`` is this rank's gradient of its weighted-mean loss (e.g.
+        ``policy.grads``), ``w`` the sum of its sample weights, ``stats`` the rank's weighted-mean
+        statistics of the same minibatch (losses, KL, clip fraction), averaged with the same weights
+        in the same message.  A rank with ``w == 0`` contributes exact zeros whatever ``g`` and
+        ``stats`` hold.  The sum is float64; ``g`` keeps its dtype.  Returns ``(sum_r w_r,
+        global stats)``; when the total weight is 0, ``g`` and the stats are set to 0 on every rank.
+        """
+        _flat_float(g, "g", "average_")
+        w = _weight(w, "average_")
+        n, k = g.size, 0 if stats is None else len(stats)
+        buf = np.zeros(n + k + 1, dtype=np.float64)
+        if w > 0:
+            np.multiply(g.reshape(-1), w, out=buf[:n])
+            if k:
+                np.multiply(np.asarray(stats, dtype=np.float64), w, out=buf[n:n + k])
+            buf[n + k] = w
+        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        total = float(buf[n + k])
+        if total > 0:
+            buf[: n + k] /= total
+        g.reshape(-1)[...] = buf[:n]
+        return total, (None if stats is None else buf[n:n + k].copy())
+
+    def max(self, x: np.ndarray) -> np.ndarray:
+        """Elementwise max_r x_r of a float64 array (one allreduce; a new array)."""
+        _float64(x, "x", "max")
+        out = np.ascontiguousarray(x).copy()
+        self.comm.Allreduce(self._MPI.IN_PLACE, out, op=self._MPI.MAX)
+        return out
+
+    def max_int(self, n: int) -> int:
+        """max_r n_r of integers (int64)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"max_int: 'n' must be an integer, got {type(n).__name__}")
+        buf = np.array([n], dtype=np.int64)
+        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.MAX)
+        return int(buf[0])
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's value (a small JSON-able object: a path, a step count) on every rank."""
+        return json.loads(self.comm.bcast(json.dumps(obj) if self.is_root else None, root=0))
+
+    def agree(self, message: str | None) -> str | None:
+        """A global verdict from local checks: the first rank's report ``"rank r: message"``, or None.
+
+        One allreduce of a flag; only when some rank has a problem, an allgather of the reports.
+        Every rank gets the same answer, so every rank takes the same branch.
+        """
+        if self._count(int(message is not None)) == 0:
+            return None
+        messages = self.comm.allgather(message)
+        first = next(r for r, m in enumerate(messages) if m is not None)
+        return f"rank {first}: {messages[first]}"
+
+    def synchronised(self, exc: BaseException) -> BaseException:
+        """Mark ``exc`` as raised on every rank by one global decision, so that it ends the ranks
+        normally (no ``MPI_Abort``).  Returns exc."""
+        self._synchronised = exc
+        return exc
+
+    @contextlib.contextmanager
+    def abort_on_error(self) -> Iterator[None]:
+        """A region with collective calls (the training loop): an exception that is not raised on
+        every rank alike (:meth:`synchronised`, :meth:`guard`'s, a config mismatch) cannot be met by
+        the other ranks, who wait in the next collective; print it and abort the job at once."""
+        try:
+            yield
+        except BaseException as exc:
+            if exc is self._synchronised or isinstance(exc, (RemoteRankError, ConfigMismatchError)):
+                raise
+            traceback.print_exc()
+            print(f"refrl: rank {self.rank} of {self.size} stopped by {type(exc).__name__} between collective "
+                  "operations; aborting every rank (MPI_Abort)", file=sys.stderr)
+            self.abort(1)
+            raise
 
     def sum(self, x: np.ndarray) -> np.ndarray:
         """sum_r x_r of a float64 array of statistics (one allreduce; a new array)."""

@@ -14,17 +14,24 @@ A run directory holds::
 (refrl.plots) draws the group's mean and band over its seeds.
 
 Only one process writes into a run directory (a second one is refused, naming the holder); a new
-run into a non-empty directory needs ``--overwrite``.  SIGINT or SIGTERM finishes the current
+run into a non-empty directory needs ``--overwrite``.  SIGINT, SIGTERM or SIGUSR1 finishes the current
 update, writes a checkpoint and the model, and exits with 128 + the signal number; a second signal
 aborts at once.  A diverging run (refrl.TrainingDiverged) saves its last healthy update as the newest
 checkpoint, prints one line naming the problem and exits with 3.  ``--resume`` removes the temporaries of interrupted writes, takes the newest
 checkpoint that verifies (renaming damaged newer ones to ``*.damaged``) and cuts ``metrics.csv``
 back to that checkpoint's step.  docs/reliability.md states these promises and their tests.
+
+Under MPI (``mpirun -np K refrl train ...``) every rank trains; rank 0 alone takes the lock,
+checks and cleans the directory, writes every file and prints; its failures there stop every rank
+(``refrl.distributed``'s guard).  A stop signal reaching any rank stops every rank after the same
+update.  ``--resume`` resumes every rank from the checkpoint rank 0 chose (the run directory must
+be visible to every rank, as on a shared filesystem).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import signal
 import sys
@@ -161,11 +168,13 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 class _StopOnSignals:
-    """First SIGINT or SIGTERM: finish the current update, save, stop (exit status 128 + signal).
+    """First SIGINT, SIGTERM or SIGUSR1: finish the current update, save, stop (exit status 128 + signal).
     A second one: abort at once (``_Aborted``); the atomic writers remove their temporary, so no
     file under its real name is ever half-written."""
 
-    SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+    # SIGUSR1 too: Open MPI's mpirun forwards it to every rank (SIGTERM to mpirun kills the ranks)
+    SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None))
+                    if s is not None)
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -256,7 +265,7 @@ def _clean_temporaries(run_dir: Path) -> None:
                 print(f"refrl: removed {p}, left by an interrupted write", file=sys.stderr)
 
 
-def _newest_valid_checkpoint(run_dir: Path, verbose: int):
+def _newest_valid_checkpoint(run_dir: Path, verbose: int, distributed: bool | None = None):
     """Load the newest checkpoint that verifies; rename the damaged newer ones to ``*.damaged``."""
     from refrl.algos import load
     from refrl.serialization import CheckpointError
@@ -266,7 +275,7 @@ def _newest_valid_checkpoint(run_dir: Path, verbose: int):
         raise UsageError(f"--resume: no checkpoint in {str(run_dir / 'checkpoints')!r}")
     for ckpt in reversed(ckpts):
         try:
-            return ckpt, load(ckpt, verbose=verbose)
+            return ckpt, load(ckpt, verbose=verbose, distributed=distributed)
         except CheckpointError as exc:
             aside = ckpt.with_name(ckpt.name + ".damaged")
             ckpt.replace(aside)  # out of the step_*.npz glob, so that pruning and later resumes ignore it
@@ -347,10 +356,16 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
         if algo is None or env_id is None:
             raise UsageError("train: ALGO and ENV_ID are required (or --resume DIR)")
         run_dir, flag = Path(out if out is not None else f"runs/{algo}-{_path_name(env_id)}-s{seed}"), "--out"
+    from refrl.distributed import world
+
+    comm = world()
     with _StopOnSignals() as stop:
         try:
-            with _RunLock(run_dir, flag):
-                return _train_locked(stop, run_dir, algo=algo, env_id=env_id, steps=steps, seed=seed,
+            with contextlib.ExitStack() as lock:
+                with comm.guard():  # rank 0 alone writes into the directory, so it alone holds the lock
+                    if comm.is_root:
+                        lock.enter_context(_RunLock(run_dir, flag))
+                return _train_locked(stop, run_dir, comm, algo=algo, env_id=env_id, steps=steps, seed=seed,
                                      overrides=overrides, config_file=config_file, tuned=tuned, resume=resume,
                                      checkpoint_every=checkpoint_every, keep=keep, eval_episodes=eval_episodes,
                                      progress=progress, verbose=verbose, overwrite=overwrite,
@@ -359,7 +374,7 @@ def train_run(*, algo: str | None, env_id: str | None, steps: int | None, seed: 
             return 128 + exc.signum
 
 
-def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, seed, overrides, config_file,
+def _train_locked(stop: _StopOnSignals, run_dir: Path, comm, *, algo, env_id, steps, seed, overrides, config_file,
                   tuned, resume, checkpoint_every, keep, eval_episodes, progress, verbose, overwrite, env_kwargs,
                   tensorboard, eval_every) -> int:
     from refrl.algos import get_algorithm
@@ -377,35 +392,44 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
         if overrides or config_file or env_kwargs:
             raise UsageError("--resume: hyperparameters and env kwargs come from the checkpoint; "
                              "--set/--config/--env-kwargs are not allowed")
-        _clean_temporaries(run_dir)
-        ckpt, agent = _newest_valid_checkpoint(run_dir, verbose)
+        ckpt, agent = _resume_checkpoint(run_dir, comm, verbose)
         total = int(steps if steps is not None else run_cfg["steps"])
         if total <= agent.num_timesteps:
             raise UsageError(f"--steps: the run already has {agent.num_timesteps} steps; pass a larger --steps to continue")
         run_cfg["steps"] = total
-        write_json_atomic(cfg_path, run_cfg)
-        print(f"refrl: resuming {run_cfg['algo']} on {run_cfg['env_id']} from {ckpt} ({agent.num_timesteps} steps)")
+        if comm.is_root:
+            write_json_atomic(cfg_path, run_cfg)
+            print(f"refrl: resuming {run_cfg['algo']} on {run_cfg['env_id']} from {ckpt} ({agent.num_timesteps} steps)"
+                  + (f" on {comm.size} ranks" if comm.is_distributed else ""))
         remaining = total - agent.num_timesteps
         reset = False
     else:
-        cls, hp, total = _check_new_run(algo, env_id, steps=steps, tuned=tuned, config_file=config_file,
-                                        overrides=overrides, env_kwargs=env_kwargs)
-        existing = sorted(p.name for p in run_dir.iterdir() if p.name != _RunLock.NAME)
-        if existing and not overwrite:
-            raise UsageError(f"--out: {str(run_dir)!r} is not empty ({', '.join(existing[:5])}"
-                             f"{', ...' if len(existing) > 5 else ''}); continue it with --resume, replace the run "
-                             "with --overwrite, or choose another directory")
+        with comm.guard():  # the same inputs on every rank; a file one rank cannot read stops them all
+            cls, hp, total = _check_new_run(algo, env_id, steps=steps, tuned=tuned, config_file=config_file,
+                                            overrides=overrides, env_kwargs=env_kwargs)
+        with comm.guard():
+            if comm.is_root:
+                existing = sorted(p.name for p in run_dir.iterdir() if p.name != _RunLock.NAME)
+                if existing and not overwrite:
+                    raise UsageError(f"--out: {str(run_dir)!r} is not empty ({', '.join(existing[:5])}"
+                                     f"{', ...' if len(existing) > 5 else ''}); continue it with --resume, replace the "
+                                     "run with --overwrite, or choose another directory")
         agent = cls(env_id, seed=seed, verbose=verbose, env_kwargs=env_kwargs, **hp)
-        _clean_temporaries(run_dir)
-        # a new run must not resume from, nor be evaluated as, the old one
-        for old in [*(run_dir / "checkpoints").glob("step_*.npz*"), *(run_dir / name for name in _RUN_FILES)]:
-            old.unlink(missing_ok=True)
-        run_cfg = {"algo": algo, "env_id": env_id, "seed": seed, "steps": total, "env_kwargs": env_kwargs,
-                   "hyperparameters": agent.config.to_dict(), "command": sys.argv}
-        write_json_atomic(run_dir / "config.json", run_cfg)
+        with comm.guard():
+            if comm.is_root:
+                _clean_temporaries(run_dir)
+                # a new run must not resume from, nor be evaluated as, the old one
+                for old in [*(run_dir / "checkpoints").glob("step_*.npz*"), *(run_dir / name for name in _RUN_FILES)]:
+                    old.unlink(missing_ok=True)
+                run_cfg = {"algo": algo, "env_id": env_id, "seed": seed, "steps": total, "env_kwargs": env_kwargs,
+                           "hyperparameters": agent.config.to_dict(), "command": sys.argv}
+                if comm.is_distributed:
+                    run_cfg["mpi_ranks"] = comm.size
+                write_json_atomic(run_dir / "config.json", run_cfg)
         remaining, reset = total, True
 
-    agent.logger = Logger(run_dir, verbose=verbose, append=not reset,
+    root = comm.is_root  # rank 0 alone writes metrics, checkpoints, the model and the evaluation
+    agent.logger = Logger(run_dir if root else None, verbose=verbose if root else 0, append=not reset,
                           resume_step=None if reset else agent.num_timesteps)
     agent.tensorboard_log = tensorboard
     every = checkpoint_every or max(total // 10, agent.config.rollout_size)
@@ -419,42 +443,51 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
 
     class RunCallback(BaseCallback):
         """Checkpoints at the start of the next rollout, i.e. after the update's metrics row is written
-        (a checkpoint never runs ahead of metrics.csv); stops after the update on SIGINT/SIGTERM."""
+        (a checkpoint never runs ahead of metrics.csv; under MPI rank 0 alone writes it); stops after the
+        update on SIGINT/SIGTERM/SIGUSR1 (under MPI: a signal on any rank stops every rank after this update)."""
 
         def _on_rollout_start(self) -> None:
             if agent.num_timesteps >= state["next_ckpt"]:
-                save_checkpoint()
+                if root:
+                    save_checkpoint()
                 state["next_ckpt"] = (agent.num_timesteps // every + 1) * every
 
         def _on_update_end(self) -> bool:
             return not stop.requested
 
     callback = RunCallback()
-    evaluator = None if eval_every is None else _periodic_evaluation(agent, run_dir, eval_every, eval_episodes, seed,
-                                                                    verbose)
+    # --eval-every: rank 0 alone evaluates and writes; a stop it asks for is agreed by every rank (learn)
+    evaluator = None
+    if eval_every is not None and root:
+        evaluator = _periodic_evaluation(agent, run_dir, eval_every, eval_episodes, seed, verbose)
     try:
         agent.learn(remaining, callback=[callback] if evaluator is None else [evaluator, callback],
                     progress_bar=progress, reset_num_timesteps=reset, tb_log_name=type(agent).__name__)
     except TrainingDiverged as exc:  # the agent is back at its last healthy update: keep that, write no model
-        healthy = save_checkpoint() if agent.num_timesteps > 0 else None
-        print(f"refrl train: training diverged: {exc}", file=sys.stderr)
-        print(f"refrl: the last healthy checkpoint is {healthy}" if healthy else
-              "refrl: no checkpoint written (the first update diverged)", file=sys.stderr)
+        if root:
+            healthy = save_checkpoint() if agent.num_timesteps > 0 else None
+            print(f"refrl train: training diverged: {exc}", file=sys.stderr)
+            print(f"refrl: the last healthy checkpoint is {healthy}" if healthy else
+                  "refrl: no checkpoint written (the first update diverged)", file=sys.stderr)
         agent.close()
         return EXIT_DIVERGED
-    save_checkpoint()
-    model = agent.save(run_dir / "model.npz")
-    print(f"refrl: {agent.num_timesteps} steps; model saved to {model}")
-    if stop.requested:
-        print(f"refrl: stopped by {signal.Signals(stop.signum).name}; continue with: refrl train --resume {run_dir}",
-              file=sys.stderr)
+    with comm.guard():
+        if root:
+            save_checkpoint()
+            model = agent.save(run_dir / "model.npz")
+            print(f"refrl: {agent.num_timesteps} steps; model saved to {model}")
+    signum = comm.max_int(stop.signum or 0)  # the signal that stopped some rank (0: none)
+    if signum:
+        if root:
+            print(f"refrl: stopped by {signal.Signals(signum).name}; continue with: refrl train --resume {run_dir}",
+                  file=sys.stderr)
         agent.close()
-        return 128 + stop.signum
+        return 128 + signum
     if evaluator is not None:
         evaluator.eval_env.close()
         print(f"refrl: best evaluation {evaluator.best_mean_reward:.2f} (model {run_dir / 'best_model.npz'}); "
               f"every evaluation in {run_dir / 'evaluations.npz'}")
-    if eval_episodes > 0:
+    if eval_episodes > 0 and root:
         returns = episode_returns(agent, n_episodes=eval_episodes, seed=10_000 + seed)
         _print_eval(returns)
         write_json_atomic(run_dir / "eval.json", {"episodes": eval_episodes, "mean": float(returns.mean()),
@@ -464,9 +497,30 @@ def _train_locked(stop: _StopOnSignals, run_dir: Path, *, algo, env_id, steps, s
     return 0
 
 
+def _resume_checkpoint(run_dir: Path, comm, verbose: int):
+    """The newest checkpoint that verifies, and the agent loaded from it on every rank.  Under MPI
+    rank 0 chooses (cleaning temporaries, setting damaged files aside, with a one-process load) and
+    every rank then loads its choice."""
+    if not comm.is_distributed:
+        _clean_temporaries(run_dir)
+        return _newest_valid_checkpoint(run_dir, verbose)
+    choice = None
+    with comm.guard():
+        if comm.is_root:
+            _clean_temporaries(run_dir)
+            ckpt, probe = _newest_valid_checkpoint(run_dir, verbose, distributed=False)
+            probe.close()
+            choice = str(ckpt)
+    from refrl.algos import load
+
+    ckpt = Path(comm.broadcast_object(choice))
+    return ckpt, load(ckpt, verbose=verbose)
+
+
 def _periodic_evaluation(agent, run_dir: Path, eval_every: int, episodes: int, seed: int, verbose: int):
-    """``--eval-every N``: an EvalCallback evaluating every N steps (whole vector steps) on a fresh env of
-    the run's id, the best model kept as DIR/best_model.npz and every evaluation in DIR/evaluations.npz.
+    """``--eval-every N``: an EvalCallback evaluating every N steps (whole vector steps; under MPI, of all
+    ranks together: every N / K steps of rank 0, which alone evaluates) on a fresh env of the run's id,
+    the best model kept as DIR/best_model.npz and every evaluation in DIR/evaluations.npz.
     On a resume, the evaluations up to the checkpoint's step are read back (the best so far stays the bar)."""
     import gymnasium as gym
     import numpy as np
@@ -474,8 +528,8 @@ def _periodic_evaluation(agent, run_dir: Path, eval_every: int, episodes: int, s
     from refrl.callbacks import EvalCallback
 
     evaluator = EvalCallback(gym.make(agent.env_id, **agent.env_kwargs), n_eval_episodes=episodes,
-                             eval_freq=max(eval_every // agent.config.n_envs, 1), log_path=run_dir,
-                             best_model_save_path=run_dir, verbose=verbose, seed=10_000 + seed)
+                             eval_freq=max(eval_every // (agent.config.n_envs * agent.comm.size), 1),
+                             log_path=run_dir, best_model_save_path=run_dir, verbose=verbose, seed=10_000 + seed)
     past = run_dir / "evaluations.npz"
     if agent.num_timesteps > 0 and past.is_file():
         with np.load(past, allow_pickle=False) as data:
@@ -486,6 +540,8 @@ def _periodic_evaluation(agent, run_dir: Path, eval_every: int, episodes: int, s
         if evaluator.evaluations_results:
             evaluator.best_mean_reward = max(float(np.mean(r)) for r in evaluator.evaluations_results)
     return evaluator
+
+
 # ---------------------------------------------------------------------------------------- run groups
 class _Prefixed:
     """A text stream that starts every line with ``prefix`` (the output of one seed among several)."""
@@ -604,6 +660,12 @@ def train_seeds(*, seeds: list[int], jobs: int, out: str | None, algo: str | Non
         raise UsageError(f"--seeds: seeds must be >= 0, got {seeds}")
     if algo is None or env_id is None:
         raise UsageError("train: ALGO and ENV_ID are required with --seeds")
+    from refrl.distributed import launched_size
+
+    if launched_size() > 1:  # every rank would start the whole group, --jobs N would fork from MPI ranks
+        raise UsageError(f"--seeds: not under an MPI launcher ({launched_size()} processes); a run group of "
+                         "multi-rank runs is one launch per seed: mpirun -n K refrl train ALGO ENV --seed S "
+                         "--out DIR/seed_S for each S, then refrl plot DIR")
     env_kwargs = env_kwargs or {}
     # what would fail every seed alike fails here, once, before any seed starts
     _check_tensorboard(tensorboard)

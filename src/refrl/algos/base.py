@@ -55,6 +55,7 @@ from gymnasium.vector import VectorEnv
 from refrl import health, kernels, native
 from refrl.callbacks import BaseCallback, make_callback
 from refrl.config import OnPolicyConfig, from_policy_kwargs
+from refrl.distributed import SerialComm, rank_seed, rank_seed_sequence, world
 from refrl.evaluation import evaluate_policy
 from refrl.health import TrainingDiverged
 from refrl.logger import Logger
@@ -81,6 +82,7 @@ Callback = Union[BaseCallback, Sequence[Union[BaseCallback, Callable[[Any], Opti
 #: The policy names of Stable-Baselines3 (the first positional argument of SB3's constructors).
 MLP_POLICY = "MlpPolicy"
 _OTHER_SB3_POLICIES = ("CnnPolicy", "MultiInputPolicy")
+_SERIAL = SerialComm()
 
 
 class RolloutBatch(NamedTuple):
@@ -158,6 +160,11 @@ class OnPolicyAlgorithm:
         Write TensorBoard event files of the metrics under this folder, one subfolder per run
         (``<tb_log_name>_<N>``, as SB3; needs ``refrl[tensorboard]``).  Not saved in a checkpoint:
         set the attribute again on a loaded agent.
+    distributed : bool or None
+        Data-parallel training over MPI ranks (docs/distributed.md): None (default) joins the
+        ranks when an MPI launcher started several processes, False trains this process alone,
+        True asks for MPI.  ``self.comm`` is the communicator; with one process every
+        synchronisation point is the identity and the run is exactly the one-process run.
     **hyperparameters
         Fields of ``config_class`` (SB3 names).  Unknown names raise ``TypeError``; invalid
         values ``ValueError``/``TypeError`` naming the field, before anything else is built.
@@ -183,8 +190,11 @@ class OnPolicyAlgorithm:
         env_kwargs: dict[str, Any] | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         tensorboard_log: str | Path | None = None,
+        distributed: bool | None = None,
         **hyperparameters: Any,
     ) -> None:
+        self.comm = world(distributed)
+        self._check_same_start(policy, env, seed, env_kwargs, policy_kwargs, hyperparameters)
         env = _policy_and_env(policy, env)
         for key, value in from_policy_kwargs(policy_kwargs).items():
             if key in hyperparameters:
@@ -196,14 +206,21 @@ class OnPolicyAlgorithm:
                 raise ValueError(f"n_envs: the VectorEnv has {env.num_envs} envs but n_envs={hyperparameters['n_envs']}")
         self.config = self.config_class.from_kwargs(**hyperparameters)  # validates before any work
         self.seed = _check_seed(seed)
-        if tensorboard_log is not None:
-            require_writer()  # the missing extra is named now, not at learn()
+        with self.comm.guard():  # rank 0 alone writes TensorBoard files; a missing writer there stops every rank
+            if tensorboard_log is not None and self.comm.is_root:
+                require_writer()  # the missing extra is named now, not at learn()
         self.tensorboard_log = tensorboard_log
         cfg = self.config
         health.check_memory(cfg, obs_dim=1, act_dim=1)  # what the spaces cannot make smaller, before any env
         self.env_kwargs = dict(env_kwargs or {})
         self.env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
-        self.env = make_vec_env(env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode, env_kwargs=self.env_kwargs)
+        with self.comm.guard():  # an env that fails to build on one rank stops every rank
+            self.env = make_vec_env(env, cfg.n_envs, vectorization_mode=cfg.vectorization_mode,
+                                    env_kwargs=self.env_kwargs)
+        if self.comm.is_distributed and cfg.vectorization_mode == "async" and self.comm.is_root:
+            warnings.warn("vectorization_mode='async' under MPI forks subprocesses from MPI ranks, which can hang "
+                          "some MPI transports; the ranks are the parallelism (use 'auto' or 'sync')",
+                          RuntimeWarning, stacklevel=2)
         self.observation_space = self.env.single_observation_space
         if cfg.normalize_obs:  # what the policy sees (the space gymnasium's NormalizeObservation declares)
             if not isinstance(self.observation_space, gym.spaces.Box):
@@ -225,23 +242,26 @@ class OnPolicyAlgorithm:
             ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init, dtype=np.dtype(cfg.dtype),
             rng=np.random.default_rng(init_seq),
         )
-        self.rng = np.random.default_rng(act_seq)
+        self.rng = np.random.default_rng(rank_seed_sequence(act_seq, self.comm.rank, self.comm.size))  # per rank
         # observation / reward normalisation (refrl.normalization): statistics frozen within a rollout,
-        # updated from its raw observations and rewards once it is complete
+        # updated from its raw observations and rewards once it is complete (every rank's, merged exactly)
         self._obs_rms = RunningMeanStd(self.observation_space.shape) if cfg.normalize_obs else None
         self._reward_normalizer = (RewardNormalizer(cfg.n_envs, cfg.gamma, clip=cfg.clip_reward, epsilon=EPSILON)
                                    if cfg.normalize_reward else None)
         self.buffer = RolloutBuffer.allocate(cfg.n_steps, cfg.n_envs, self.observation_space, self.action_space, cfg.dtype,
                                              raw_obs=cfg.normalize_obs)
         self.collector: RolloutCollector | None = None
-        self.logger = Logger(verbose=verbose)
+        self.logger = Logger(verbose=verbose if self.comm.is_root else 0)  # rank 0 alone reports
         self.num_timesteps = 0
         self.total_timesteps = 0
         self.iteration = 0
         self.progress_remaining = 1.0
         self.max_abs_reward = 0.0  # the largest |reward| seen in a rollout (the health guard's reward scale)
         self._warned_unchanged = False
+        self._episode_window: tuple[np.ndarray, np.ndarray] | None = None  # all ranks' episodes (MPI)
+        self._rollout_steps = 0  # this rank's real transitions so far in a rollout with a callback
         self._setup()
+        self._synchronise()
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _setup(self) -> None:
@@ -262,61 +282,59 @@ class OnPolicyAlgorithm:
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         """Restore what ``_extra_state`` saved (override)."""
 
+    # ------------------------------------------------------------------ data-parallel (refrl.distributed)
+    def _check_same_start(self, policy, env, seed, env_kwargs, policy_kwargs, hyperparameters: dict[str, Any]) -> None:
+        """Every rank must be started with the same algorithm, env, seed and hyperparameters
+        (compared by hash before anything is validated or built, so that no rank can fail alone)."""
+        def name(e):
+            return e if e is None or isinstance(e, str) else getattr(getattr(e, "spec", None), "id", None)
+
+        self.comm.check_config({"algo": self.algo_name, "policy": name(policy), "env": name(env), "seed": seed,
+                                "env_kwargs": env_kwargs or {}, "policy_kwargs": policy_kwargs or {},
+                                "hyperparameters": hyperparameters})
+
+    def _synchronise(self) -> None:
+        """Parameters and optimiser moments <- rank 0's (after construction and after load).  From
+        then on every rank applies the same averaged steps, so they stay identical without syncing."""
+        self.comm.broadcast_(self.policy.params)
+        for optimizer in self._optimizers().values():
+            self.comm.broadcast_(optimizer.m)
+            self.comm.broadcast_(optimizer.v)
+
+    def _gathered(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every rank's 1-D arrays concatenated in rank order (one process: the arrays themselves)."""
+        if not self.comm.is_distributed:
+            return arrays
+        return tuple(self.comm.concat(np.asarray(a, dtype=np.float64).reshape(-1)) for a in arrays)
+
+    def _average_gradient(self, grads: np.ndarray, weight: float, stats: np.ndarray | None = None):
+        """Σ_r W_r g_r / Σ_r W_r over the ranks in place on ``grads`` (and the minibatch's weighted-mean
+        ``stats`` in the same allreduce), before clipping and the optimiser step; returns
+        ``(Σ_r W_r, stats)``.  One process: nothing changes."""
+        return self.comm.average_(grads, weight, stats)
+
     # ------------------------------------------------------------------ the iteration
     def collect_rollouts(self, callback: BaseCallback | None = None) -> int | None:
         """Fill ``self.buffer``; return the number of real transitions collected.
 
         With a ``callback``, its ``on_step`` is called after every vector step, with ``num_timesteps``
         counting the real transitions so far; when it returns False the rollout stops there, None is
-        returned and the episodes are cut (the next rollout resets the env).
-
-        With observation normalisation and no statistics yet (a new agent), one warm-up rollout
-        comes first: collected with the identity normalisation, used only for the statistics, and
-        counted in the returned steps (it is environment interaction); see docs/design.md."""
+        returned and the episodes are cut (the next rollout resets the env).  The policy acts on
+        observations normalised with the statistics as they were before this rollout; collection is
+        local to the rank (no collective call: ``update_normalization`` merges the statistics after it)."""
         if self.collector is None:
             # First reset: the seed itself; after a load/resume a different but fixed one.
             reset_seed = self.seed if self.num_timesteps == 0 else self.seed + 7919 * (self.iteration + 1)
+            reset_seed = rank_seed(reset_seed, self.comm.rank, self.comm.size)  # never the same episodes on two ranks
             self.collector = self._new_collector(reset_seed)
-        start, steps = self.num_timesteps, 0
-        if self._obs_rms is not None and self._obs_rms.count == 0:
-            steps = self._collect_and_update_statistics(callback, start)
-            if steps is None:
-                return None
-        n = self._collect_and_update_statistics(callback, start + steps)
-        return None if n is None else steps + n
-
-    def _new_collector(self, seed: int | None) -> RolloutCollector:
-        """A collector on new episodes (env reset): the reward normaliser's running returns restart too."""
-        if self._reward_normalizer is not None:
-            self._reward_normalizer.accumulated[:] = 0.0
-        return RolloutCollector(self.env, self.policy, self.buffer, seed=seed, stats_window=self.config.stats_window,
-                                obs_filter=None if self._obs_rms is None else self.normalize_obs)
-
-    def _collect_and_update_statistics(self, callback: BaseCallback | None, start: int) -> int | None:
-        """One rollout, then the normalisation statistics updated from it (one call each, every rank's
-        data through ``self.comm``) and its rewards scaled.  The policy acted on observations
-        normalised with the statistics as they were before this rollout.  None: a callback stopped it."""
-        n = self._collect(callback, start)
-        if n is None:
-            return None
-        buf, comm = self.buffer, getattr(self, "comm", None)
-        # reset slots (their observation is the previous episode's final one) weigh 0; a NaN or inf
-        # makes the statistics non-finite, which the health guard reports (never a raise between collectives)
-        if self._obs_rms is not None:
-            self._obs_rms.update(buf.raw_obs, buf.valid, comm=comm, check_finite=False)
-        if self._reward_normalizer is not None:
-            scaled = self._reward_normalizer(buf.raw_rewards, buf.terminated, buf.valid, comm=comm, check_finite=False)
-            np.multiply(scaled, buf.valid, out=buf.rewards, casting="unsafe")
-        return n
-
-    def _collect(self, callback: BaseCallback | None, start: int) -> int | None:
-        """One rollout by the collector; the callback's ``on_step`` sees ``num_timesteps`` = start + the
-        real transitions so far."""
         if callback is None:
             return self.collector.collect(self.rng)
+        start, ranks = self.num_timesteps, self.comm.size
+        self._rollout_steps = 0
 
         def on_step(n_real: int, step_locals: dict[str, Any]) -> bool:
-            self.num_timesteps = start + n_real
+            self._rollout_steps = n_real
+            self.num_timesteps = start + ranks * n_real  # several ranks: this rank's steps stand for each rank's
             step_locals["self"] = self
             callback.update_locals(step_locals)
             return callback.on_step()
@@ -325,6 +343,43 @@ class OnPolicyAlgorithm:
         if n is None:
             self.collector = None
         return n
+
+    def _new_collector(self, seed: int | None) -> RolloutCollector:
+        """A collector on new episodes (env reset): the reward normaliser's running returns restart too."""
+        if self._reward_normalizer is not None:
+            self._reward_normalizer.accumulated[:] = 0.0
+        return RolloutCollector(self.env, self.policy, self.buffer, seed=seed, stats_window=self.config.stats_window,
+                                obs_filter=None if self._obs_rms is None else self.normalize_obs)
+
+    def update_normalization(self) -> None:
+        """The normalisation statistics updated from the rollout just collected, one call each (every
+        rank's data merged exactly through ``self.comm``: one collective), and its rewards scaled."""
+        buf, comm = self.buffer, self.comm
+        # reset slots (their observation is the previous episode's final one) weigh 0; a NaN or inf
+        # makes the statistics non-finite, which the health guard reports (never a raise between collectives)
+        if self._obs_rms is not None:
+            self._obs_rms.update(buf.raw_obs, buf.valid, comm=comm, check_finite=False)
+        if self._reward_normalizer is not None:
+            scaled = self._reward_normalizer(buf.raw_rewards, buf.terminated, buf.valid, comm=comm, check_finite=False)
+            np.multiply(scaled, buf.valid, out=buf.rewards, casting="unsafe")
+
+    def _warm_up_normalization(self) -> None:
+        """With observation normalisation and no statistics yet (a new agent), one warm-up rollout before
+        the first update: collected with the identity normalisation, used only for the statistics, and
+        counted in ``num_timesteps`` (it is environment interaction; callbacks do not see it); see
+        docs/design.md."""
+        with self.comm.guard():
+            n_real = self.collect_rollouts()
+        self.update_normalization()
+        self.num_timesteps += self.comm.sum_int(n_real)
+
+    def _stop_mid_rollout(self, rollout_start: int, n_real: int | None) -> None:
+        """A callback's ``on_step`` stopped training during the rollout (on one rank or several): the
+        rollout is dropped and its episodes are cut on every rank; ``num_timesteps`` counts the steps
+        every rank took (with one process: the steps up to the stop, as ``collect_rollouts`` left it)."""
+        steps = self._rollout_steps if n_real is None else n_real
+        self.num_timesteps = rollout_start + self.comm.sum_int(steps)
+        self.collector = None
 
     def compute_advantages(self) -> None:
         """GAE (refrl.kernels.gae) into ``buffer.advantages`` / ``buffer.returns``.
@@ -359,11 +414,17 @@ class OnPolicyAlgorithm:
         algorithms (TRPO/NPG, VPG); PPO keeps the weights and normalises per minibatch instead."""
         b = self.flat_batch()
         idx = np.flatnonzero(b.weights > 0)
-        if idx.size == 0:
+        n_real = self.comm.sum_int(idx.size)  # over all ranks
+        if n_real == 0:
             return None
+        if not self.comm.all(idx.size > 0):  # (n_steps >= 2 guarantees real transitions on every rank)
+            raise self.comm.synchronised(ValueError(
+                "n_steps: a rank collected no real transition (every slot a reset step); with several MPI "
+                "ranks the full-batch algorithms need n_steps >= 2"))
         adv = b.advantages[idx]
-        if normalize_advantage and idx.size > 1:
-            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
+        if normalize_advantage and n_real > 1:
+            (every,) = self._gathered(adv)  # the statistics of all ranks' advantages
+            adv = ((adv - every.mean()) / (every.std(ddof=1) + 1e-8)).astype(adv.dtype, copy=False)
         return RolloutBatch(obs=b.obs[idx], actions=b.actions[idx], logp=b.logp[idx], values=b.values[idx],
                             advantages=adv, returns=b.returns[idx], weights=b.weights[idx])
 
@@ -403,10 +464,14 @@ class OnPolicyAlgorithm:
                 self.collector = self._new_collector(None)
         else:
             self.total_timesteps = self.num_timesteps + int(total_timesteps)
-        if self.tensorboard_log is None:
+        tensorboard = None
+        with self.comm.guard():  # rank 0 alone writes the event files; its failure stops every rank
+            if self.tensorboard_log is not None and self.comm.is_root:
+                folder = run_folder(self.tensorboard_log, tb_log_name or type(self).__name__, new=reset_num_timesteps)
+                purge_step = None if reset_num_timesteps else self.num_timesteps + 1
+                tensorboard = TensorBoardOutput(folder, purge_step=purge_step)
+        if tensorboard is None:
             return self._learn_loop(callbacks, progress_bar, log_interval)
-        folder = run_folder(self.tensorboard_log, tb_log_name or type(self).__name__, new=reset_num_timesteps)
-        tensorboard = TensorBoardOutput(folder, purge_step=None if reset_num_timesteps else self.num_timesteps + 1)
         self.logger.outputs.append(tensorboard)
         try:
             return self._learn_loop(callbacks, progress_bar, log_interval)
@@ -415,24 +480,35 @@ class OnPolicyAlgorithm:
             tensorboard.close()
 
     def _learn_loop(self, callback: BaseCallback | None, progress_bar: bool, log_interval: int) -> Self:
-        if callback is not None:
-            callback.init_callback(self)
-            callback.on_training_start({"self": self, "total_timesteps": self.total_timesteps}, {})
+        # Under MPI the callbacks may differ between ranks (an evaluation on rank 0 alone): every call of
+        # theirs sits in a guarded region, and each decision to stop is agreed (comm.any) by every rank.
+        with self.comm.guard():
+            if callback is not None:
+                callback.init_callback(self)
+                callback.on_training_start({"self": self, "total_timesteps": self.total_timesteps}, {})
         start_time, start_steps = time.perf_counter(), self.num_timesteps
-        progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar, heartbeat=self.logger.verbose > 0)
+        root = self.comm.is_root  # rank 0 alone shows progress
+        progress = Progress(self.total_timesteps, self.num_timesteps, progress_bar and root,
+                            heartbeat=self.logger.verbose > 0 and root)
         guard = self.config.health_check
-        with blas_threads(), contextlib.ExitStack() as stack:
+        with blas_threads(), contextlib.ExitStack() as stack, self.comm.abort_on_error():
             stack.callback(progress.close)
             while self.num_timesteps < self.total_timesteps:
                 healthy = self._healthy_state() if guard else None
+                if self._obs_rms is not None and self._obs_rms.count == 0:
+                    progress.phase("collecting the normalisation warm-up rollout")
+                    self._warm_up_normalization()
                 progress.phase(f"collecting rollout {self.iteration + 1}")
-                if callback is not None:
-                    callback.on_rollout_start()
                 rollout_start = self.num_timesteps
-                n_real = self.collect_rollouts(callback)
-                if n_real is None:  # a callback's on_step stopped training: no update on a partial rollout
+                with self.comm.guard():  # an env or callback that fails on one rank stops every rank with its error
+                    if callback is not None:
+                        callback.on_rollout_start()
+                    n_real = self.collect_rollouts(callback)
+                if self.comm.any(n_real is None):  # a callback's on_step stopped training (on any rank)
+                    self._stop_mid_rollout(rollout_start, n_real)  # no update on a partial rollout
                     break
-                self.num_timesteps = rollout_start + n_real
+                self.update_normalization()
+                self.num_timesteps = rollout_start + self.comm.sum_int(n_real)  # over all ranks: schedules agree
                 # SB3's convention: schedules see the progress after this rollout's steps.
                 self.progress_remaining = max(0.0, 1.0 - self.num_timesteps / self.total_timesteps)
                 for name in self.config.schedules():  # a bad schedule value: ValueError naming it, not a divergence
@@ -440,35 +516,40 @@ class OnPolicyAlgorithm:
                 self.compute_advantages()
                 if guard:
                     self._check_rollout(healthy)
-                if callback is not None:
-                    callback.on_rollout_end()
+                with self.comm.guard():
+                    if callback is not None:
+                        callback.on_rollout_end()
                 progress.phase(f"update {self.iteration + 1}")
                 try:
                     self.train()
                 except ValueError as exc:  # a non-finite value the update's own checks met
-                    if not guard:
+                    if not guard or self.comm.is_distributed:  # (several ranks: met mid-update, cannot agree)
                         raise
                     self._diverged(healthy, f"a non-finite value stopped the update ({exc})", exc)
                 if guard:
                     self._check_update(healthy)
+                self.comm.check_identical(self.policy.params, "the policy parameters after the update")
                 self.iteration += 1
                 elapsed = max(time.perf_counter() - start_time, 1e-9)
                 fps = (self.num_timesteps - start_steps) / elapsed
+                self._gather_episodes()
                 ep_rew = self.ep_rew_mean
                 progress.update(self.num_timesteps, fps, ep_rew)
-                stop = callback is not None and not callback.on_update_end()  # before the row: what it records is in it
-                if self.iteration % log_interval == 0:
-                    if ep_rew is not None:
-                        self.logger.record("rollout/ep_rew_mean", ep_rew)
-                        self.logger.record("rollout/ep_len_mean", float(np.mean(self.collector.episodes.lengths)))
-                    self.logger.record("time/fps", fps)
-                    self.logger.record("time/iterations", self.iteration)
-                    self.logger.record("time/time_elapsed", elapsed)
-                    self.logger.dump(self.num_timesteps)
-                if stop:
+                with self.comm.guard():  # e.g. rank 0 failing to write a checkpoint or an event file stops every rank
+                    stop = callback is not None and not callback.on_update_end()  # before the row: records go in it
+                    if self.iteration % log_interval == 0:
+                        if ep_rew is not None:
+                            self.logger.record("rollout/ep_rew_mean", ep_rew)
+                            self.logger.record("rollout/ep_len_mean", self._ep_len_mean())
+                        self.logger.record("time/fps", fps)
+                        self.logger.record("time/iterations", self.iteration)
+                        self.logger.record("time/time_elapsed", elapsed)
+                        self.logger.dump(self.num_timesteps)
+                if self.comm.any(stop):  # one rank asks (a callback, a signal): every rank stops here
                     break
-        if callback is not None:
-            callback.on_training_end()
+        with self.comm.guard():
+            if callback is not None:
+                callback.on_training_end()
         return self
 
     # ------------------------------------------------------------------ the health guard (refrl.health)
@@ -502,12 +583,12 @@ class OnPolicyAlgorithm:
                                     max_obs_seen=max_obs)
         update, steps = self.iteration + 1, self.num_timesteps
         self._restore(healthy)
-        raise TrainingDiverged(
+        raise self.comm.synchronised(TrainingDiverged(
             f"{self.algo_name.upper()} diverged in update {update} (at {steps} steps): {problem}. Likely cause: "
             f"{cause}. The agent holds its last healthy parameters ({self.num_timesteps} steps); "
             "health_check=False turns the check off",
             update=update, num_timesteps=self.num_timesteps,
-        ) from cause_exc
+        )) from cause_exc
 
     def _check_rollout(self, healthy: dict[str, Any]) -> None:
         buf = self.buffer
@@ -516,16 +597,19 @@ class OnPolicyAlgorithm:
         problem = problem or health.rollout_problem(
             {"rewards": buf.rewards, "values": buf.values, "returns": buf.returns, "advantages": buf.advantages},
             buf.rewards.dtype, max_reward_seen=self.max_abs_reward, gamma=self.config.gamma)
+        problem = self.comm.agree(problem)  # a problem on any rank stops every rank
         if problem is not None:
             self._diverged(healthy, problem)
 
     def _check_update(self, healthy: dict[str, Any]) -> None:
         params = self.policy.params
-        problem = health.update_problem(params, self.logger.pending(), max_param_norm=self.config.max_param_norm)
+        problem = self.comm.agree(
+            health.update_problem(params, self.logger.pending(), max_param_norm=self.config.max_param_norm))
         if problem is not None:
             self._diverged(healthy, problem)
         annealed_to_zero = any(o.lr == 0.0 for o in self._optimizers().values())  # anneal_lr's last update
-        if not self._warned_unchanged and not annealed_to_zero and np.array_equal(params, healthy["params"]):
+        if (not self._warned_unchanged and not annealed_to_zero and self.comm.is_root
+                and np.array_equal(params, healthy["params"])):
             self._warned_unchanged = True
             warnings.warn(
                 f"{self.algo_name.upper()}: update {self.iteration + 1} left every parameter bit-identical "
@@ -534,10 +618,24 @@ class OnPolicyAlgorithm:
 
     @property
     def ep_rew_mean(self) -> float | None:
-        """Mean raw return of the last ``stats_window`` finished episodes (None before the first)."""
+        """Mean raw return of the last ``stats_window`` finished episodes (None before the first);
+        with several ranks, of every rank's last ``stats_window`` episodes (as of the last iteration)."""
+        if self.comm.is_distributed:
+            window = self._episode_window
+            return None if window is None or window[0].size == 0 else float(np.mean(window[0]))
         if self.collector is None or not self.collector.episodes.returns:
             return None
         return float(np.mean(self.collector.episodes.returns))
+
+    def _ep_len_mean(self) -> float:
+        lengths = self.collector.episodes.lengths if self._episode_window is None else self._episode_window[1]
+        return float(np.mean(lengths))
+
+    def _gather_episodes(self) -> None:
+        """Several ranks: every rank's recent episodes (returns, lengths), for the rollout statistics."""
+        if self.comm.is_distributed:
+            episodes = self.collector.episodes
+            self._episode_window = self._gathered(np.array(episodes.returns), np.array(episodes.lengths))
 
     # ------------------------------------------------------------------ acting
     @property
@@ -605,7 +703,13 @@ class OnPolicyAlgorithm:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (``.npz`` + JSON, atomic, no pickle): policy, optimiser, normalisation
-        statistics, rng state, step counters and the full configuration.  Returns the path."""
+        statistics, rng state, step counters and the full configuration.  Returns the path.
+
+        With several MPI ranks, rank 0 alone writes (the state is the same on every rank but the
+        rng's); the other ranks return the path without writing."""
+        if not self.comm.is_root:
+            path = Path(path)
+            return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
         arrays: dict[str, np.ndarray] = {f"policy/{k}": np.asarray(v) for k, v in self.policy.state_dict().items()}
         for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
             if rms is not None:
@@ -640,7 +744,7 @@ class OnPolicyAlgorithm:
 
     @classmethod
     def load(cls, path: str | Path, env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0,
-             custom_objects: dict[str, Any] | None = None) -> Self:
+             custom_objects: dict[str, Any] | None = None, distributed: bool | None = None) -> Self:
         """Rebuild an agent from ``save``: same configuration, parameters, optimiser state,
         normalisation statistics, rng state and step counters.  ``env`` defaults to the saved id.
         ``custom_objects`` replaces saved hyperparameters (as SB3's: e.g. a learning-rate schedule,
@@ -649,15 +753,19 @@ class OnPolicyAlgorithm:
         arrays, meta = load_checkpoint(path)
         if meta.get("algo") != cls.algo_name:
             raise ValueError(f"path: checkpoint is for {meta.get('algo')!r}, not {cls.algo_name!r}; use refrl.algos.load")
-        return cls.from_checkpoint(arrays, meta, env, verbose=verbose, path=path, custom_objects=custom_objects)
+        return cls.from_checkpoint(arrays, meta, env, verbose=verbose, path=path, custom_objects=custom_objects,
+                                   distributed=distributed)
 
     @classmethod
     def from_checkpoint(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any],
                         env: str | gym.Env | VectorEnv | None = None, *, verbose: int = 0,
-                        path: str | Path = "checkpoint", custom_objects: dict[str, Any] | None = None) -> Self:
+                        path: str | Path = "checkpoint", custom_objects: dict[str, Any] | None = None,
+                        distributed: bool | None = None) -> Self:
         """Rebuild an agent of this class from the ``(arrays, meta)`` of
         ``refrl.serialization.load_checkpoint`` (what ``load`` does after reading the file).
-        ``path`` names the file in a :class:`CheckpointError` (a missing or invalid entry)."""
+        ``path`` names the file in a :class:`CheckpointError` (a missing or invalid entry).
+        Under MPI every rank loads the same file; rank 0's parameters and optimiser state are then
+        broadcast, and ranks other than 0 draw actions from their own stream."""
         check_checkpoint_meta(path, meta)
         if env is None:
             env = meta.get("env_id")
@@ -676,7 +784,8 @@ class OnPolicyAlgorithm:
                           "now; pass custom_objects={name: schedule} to train on with the schedule",
                           UserWarning, stacklevel=3)
         config.update(custom)
-        agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {}, **config)
+        agent = cls(env, seed=meta["seed"], verbose=verbose, env_kwargs=meta.get("env_kwargs") or {},
+                    distributed=distributed, **config)
         if agent.policy.config() != meta["policy"]:
             raise ValueError(
                 f"env: its spaces do not match the checkpoint's policy "
@@ -710,7 +819,16 @@ class OnPolicyAlgorithm:
             agent._load_extra_state(arrays, extra)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(path, f"damaged: {type(exc).__name__}: {exc}") from None
+        agent._after_load()
         return agent
+
+    def _after_load(self) -> None:
+        """Several ranks: rank 0's state everywhere; the checkpoint holds one rng state (rank 0's), so
+        every other rank continues from its own stream of (seed, iteration)."""
+        if self.comm.rank > 0:
+            resumed = np.random.SeedSequence([self.seed, self.iteration])
+            self.rng = np.random.default_rng(rank_seed_sequence(resumed, self.comm.rank, self.comm.size))
+        self._synchronise()
 
     def close(self) -> None:
         self.env.close()
@@ -743,21 +861,33 @@ def check_checkpoint_meta(path, meta: dict[str, Any]) -> None:
 
 
 def fit_value_minibatches(policy, optimizer, obs: np.ndarray, returns: np.ndarray, *, n_epochs: int,
-                          batch_size: int, max_grad_norm: float | None, rng: np.random.Generator) -> float:
+                          batch_size: int, max_grad_norm: float | None, rng: np.random.Generator,
+                          comm: Any = None) -> float:
     """Fit the value network alone: ``n_epochs`` passes of Adam over shuffled minibatches of the
     squared error (V(s) − R)² (no ½), as the TRPO/VPG critics of the peers; returns the mean loss
-    (NaN when no step was taken).  PPO fits V jointly with the policy instead."""
+    (NaN when no step was taken).  PPO fits V jointly with the policy instead.
+
+    With several ranks (``comm``), each rank holds its own B_r samples and cuts its minibatches of
+    ``batch_size``; every rank takes max_r ⌈B_r / batch_size⌉ steps per epoch (a rank whose samples
+    ran out contributes an empty minibatch), each on the union of the ranks' minibatches: the
+    gradient Σ_r n_r g_r / Σ_r n_r (one allreduce)."""
+    comm = _SERIAL if comm is None else comm
     B = returns.shape[0]
+    n_minibatches = comm.max_int(-(-B // batch_size))  # the same number of steps on every rank
     losses = []
     for _epoch in range(n_epochs):
         perm = rng.permutation(B)
-        for start in range(0, B, batch_size):
-            mb = perm[start : start + batch_size]
-            values, cache = policy.evaluate_values(obs[mb])
-            err = values - returns[mb]
-            losses.append(float(np.dot(err.astype(np.float64), err)) / mb.size)
+        for i in range(n_minibatches):
+            mb = perm[i * batch_size : (i + 1) * batch_size]  # empty on a rank whose samples ran out
             policy.value_grads.fill(0)
-            policy.backward(cache, dvalues=(2.0 / mb.size) * err)
+            loss = 0.0
+            if mb.size:
+                values, cache = policy.evaluate_values(obs[mb])
+                err = values - returns[mb]
+                loss = float(np.dot(err.astype(np.float64), err)) / mb.size
+                policy.backward(cache, dvalues=(2.0 / mb.size) * err)
+            _, stats = comm.average_(policy.value_grads, mb.size, np.array([loss]))
+            losses.append(float(stats[0]))
             if max_grad_norm is not None:
                 clip_grad_norm_(policy.value_grads, max_grad_norm)
             optimizer.step()

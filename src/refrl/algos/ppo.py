@@ -75,28 +75,38 @@ class PPO(OnPolicyAlgorithm):
             e_w, e_adv = b.weights.take(perm), b.advantages.take(perm)
             e_logp, e_ret, e_v = b.logp.take(perm), b.returns.take(perm), b.values.take(perm)
             e_dist_old = b_dist_old.take(perm, axis=0)
-            has_real = e_w.reshape(-1, M).any(axis=1)  # per minibatch (B is a multiple of M)
+            # per minibatch (B is a multiple of M), over all ranks: the same skips everywhere
+            has_real = self.comm.sum(e_w.reshape(-1, M).any(axis=1).astype(np.float64)) > 0
             epoch_ratio_max = 0.0
             for i_mb, start in enumerate(range(0, B, M)):
                 if not has_real[i_mb]:  # only reset slots: nothing to learn from
                     continue
                 mb = slice(start, start + M)
                 mb_w = e_w[mb]
-                mb_adv = losses.normalize_advantages(e_adv[mb], mb_w) if cfg.normalize_advantage else e_adv[mb]
+                mb_adv = self._normalized_advantages(e_adv[mb], mb_w) if cfg.normalize_advantage else e_adv[mb]
+                w_sum = float(np.add.reduce(mb_w, dtype=np.float64))  # this rank's share of the minibatch
 
-                logp, ent, values, cache = policy.evaluate(e_obs[mb], e_actions[mb])
-                pg = objective(logp, e_logp[mb], mb_adv, mb_w, cache["dist_params"], e_dist_old[mb])
-                if cfg.target_kl is not None and pg.approx_kl > 1.5 * cfg.target_kl:
+                if w_sum > 0:
+                    logp, ent, values, cache = policy.evaluate(e_obs[mb], e_actions[mb])
+                    pg = objective(logp, e_logp[mb], mb_adv, mb_w, cache["dist_params"], e_dist_old[mb])
+                    v_loss, dvalues = losses.value_loss(values, e_v[mb], e_ret[mb], mb_w, cfg.clip_range_vf)
+                    entropy, dentropy = losses.entropy_bonus(ent, mb_w, cfg.ent_coef)
+                    # backward: loss = −L + c1·L^VF − c2·Ê[H]
+                    # (L^KLPEN's −β·KL term also reaches the distribution parameters directly)
+                    policy.backward(cache, dlogp=-pg.grad_logp, dentropy=None if dentropy is None else -dentropy,
+                                    dvalues=cfg.vf_coef * dvalues, accumulate=False)
+                    backward_kl(cache, pg)
+                    kl_k1 = float(np.dot(mb_w, e_logp[mb] - logp)) / w_sum
+                    stats = np.array([pg.approx_kl, pg.surrogate, v_loss, entropy, kl_k1, pg.clip_fraction, pg.kl])
+                else:  # this rank holds no real sample of the minibatch: it contributes nothing
+                    policy.grads.fill(0)
+                    stats = np.zeros(7)
+                # Σ_r W_r g_r / Σ_r W_r and the minibatch statistics over all ranks (one allreduce)
+                _, stats = self._average_gradient(policy.grads, w_sum, stats)
+                approx_kl, surrogate, v_loss, entropy, kl_k1, clip_fraction, kl = (float(x) for x in stats)
+                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
                     stop = True  # early stop before this step (SB3)
                     break
-                v_loss, dvalues = losses.value_loss(values, e_v[mb], e_ret[mb], mb_w, cfg.clip_range_vf)
-                entropy, dentropy = losses.entropy_bonus(ent, mb_w, cfg.ent_coef)
-
-                # backward: loss = −L + c1·L^VF − c2·Ê[H]
-                # (L^KLPEN's −β·KL term also reaches the distribution parameters directly)
-                policy.backward(cache, dlogp=-pg.grad_logp, dentropy=None if dentropy is None else -dentropy,
-                                dvalues=cfg.vf_coef * dvalues, accumulate=False)
-                backward_kl(cache, pg)
                 if cfg.max_grad_norm is not None:
                     grad_norm = clip_grad_norm_(policy.grads, cfg.max_grad_norm)
                 else:
@@ -106,38 +116,49 @@ class PPO(OnPolicyAlgorithm):
 
                 log.store(
                     **{
-                        "train/policy_loss": -pg.surrogate,
+                        "train/policy_loss": -surrogate,
                         "train/value_loss": v_loss,
                         "train/entropy": entropy,
                         "train/entropy_loss": -entropy,
-                        "train/approx_kl": pg.approx_kl,
-                        "train/approx_kl_k1": float(np.dot(mb_w, e_logp[mb] - logp))
-                        / float(np.add.reduce(mb_w, dtype=np.float64)),
-                        "train/clip_fraction": pg.clip_fraction,
+                        "train/approx_kl": approx_kl,
+                        "train/approx_kl_k1": kl_k1,
+                        "train/clip_fraction": clip_fraction,
                         "train/grad_norm": grad_norm,
-                        "train/loss": -pg.surrogate + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-                        + self.kl_coef * pg.kl,
+                        "train/loss": -surrogate + cfg.vf_coef * v_loss - cfg.ent_coef * entropy + self.kl_coef * kl,
                     }
                 )
-                epoch_ratio_max = max(epoch_ratio_max, pg.ratio_max)
-                ratio_min = min(ratio_min, pg.ratio_min)
+                if w_sum > 0:
+                    epoch_ratio_max = max(epoch_ratio_max, pg.ratio_max)
+                    ratio_min = min(ratio_min, pg.ratio_min)
             self.last_epoch_ratio_max.append(epoch_ratio_max)
-            ratio_max = max(ratio_max, epoch_ratio_max)
             epochs_done += 1
             if stop:
                 break
+        # the ratio statistics over all ranks (one allreduce of the maxima)
+        maxima = self.comm.max(np.array([-ratio_min, *self.last_epoch_ratio_max]))
+        ratio_min, self.last_epoch_ratio_max = -float(maxima[0]), [float(x) for x in maxima[1:]]
+        ratio_max = max([ratio_max, *self.last_epoch_ratio_max])
 
         if cfg.objective == "kl_penalty":
             self._adapt_kl_coef(b, b_dist_old)
         log.record("train/ratio_max", ratio_max)
         log.record("train/ratio_min", float(ratio_min) if np.isfinite(ratio_min) else 1.0)
-        log.record("train/explained_variance", explained_variance(b.values, b.returns, b.weights))
+        log.record("train/explained_variance", explained_variance(*self._gathered(b.values, b.returns, b.weights)))
         log.record("train/learning_rate", opt.lr)
         log.record("train/clip_range", clip_eps)
         log.record("train/n_updates", self.n_updates)
         log.record("train/n_epochs", epochs_done)
         if policy.log_std is not None:
             log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
+
+    def _normalized_advantages(self, adv: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Per-minibatch advantage normalisation; with several ranks over the union of the ranks'
+        minibatches (one allgather), this rank's part returned."""
+        if not self.comm.is_distributed:
+            return losses.normalize_advantages(adv, w)
+        every = self.comm.gather(np.stack([adv, w]).astype(np.float64))  # [K, 2, M]
+        mine = slice(self.comm.rank * adv.size, (self.comm.rank + 1) * adv.size)
+        return losses.normalize_advantages(every[:, 0].reshape(-1), every[:, 1].reshape(-1))[mine].astype(adv.dtype)
 
     def _policy_objective(self, obs: np.ndarray, clip_eps: float):
         """The policy objective of this update, chosen once: L^CLIP (eq. 7) or L^KLPEN with the current β (§4).
@@ -167,6 +188,7 @@ class PPO(OnPolicyAlgorithm):
         β ← β/2 if d < d_targ/1.5, β ← 2β if d > 1.5·d_targ."""
         cfg = self.config
         d = self._weighted_mean(self.policy.dist.kl(b_dist_old, self.policy.dist_params(b.obs)), b.weights)
+        d = float(self.comm.weighted_mean(np.array([d]), float(b.weights.sum())).mean[0])  # over all ranks
         if cfg.kl_adaptive:
             if d < cfg.kl_target / 1.5:
                 self.kl_coef /= 2.0

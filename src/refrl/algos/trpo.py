@@ -40,10 +40,13 @@ from refrl.algos.base import (
     fit_value_minibatches,
 )
 from refrl.config import NPGConfig, TRPOConfig
+from refrl.distributed import SerialComm
 from refrl.optim import Adam
 from refrl.policy import ActorCritic
 
 __all__ = ["NPG", "TRPO", "step_direction", "trpo_step"]
+
+_SERIAL = SerialComm()
 
 
 class NPG(OnPolicyAlgorithm):
@@ -93,6 +96,7 @@ class NPG(OnPolicyAlgorithm):
         log.record("train/grad_norm", info.grad_norm)
         log.record("train/policy_objective", info.surrogate_old + info.surrogate_gain)
         log.record("train/value_loss", value_loss)
+        b_val, b_ret = self._gathered(b_val, b_ret)
         log.record("train/explained_variance", explained_variance(b_val, b_ret, np.ones_like(b_ret)))
         log.record("train/learning_rate", self.critic_optimizer.lr)
         log.record("train/n_updates", self.n_updates)
@@ -118,11 +122,12 @@ class NPG(OnPolicyAlgorithm):
             self.policy, obs, actions, logp_old, adv, g, max_kl=cfg.max_kl, cg_iters=cfg.cg_iters,
             cg_damping=cfg.cg_damping, cg_tol=cfg.cg_tol, subsample=cfg.fvp_subsample, line_search=self.line_search,
             line_search_shrink=getattr(cfg, "line_search_shrink", 0.8),
-            line_search_max_iter=getattr(cfg, "line_search_max_iter", 1),
+            line_search_max_iter=getattr(cfg, "line_search_max_iter", 1), comm=self.comm,
         )  # fmt: skip
 
     def policy_gradient(self, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """g = ∇_θ L^CPI(θ)|θold = (1/B) Σ_t ∇_θ log π_θ(a_t|s_t) Â_t (the vanilla policy gradient).
+        """g = ∇_θ L^CPI(θ)|θold = (1/B) Σ_t ∇_θ log π_θ(a_t|s_t) Â_t (the vanilla policy gradient);
+        with several ranks over all of them, Σ_r B_r g_r / Σ_r B_r (one allreduce).
 
         Returns ``(g [n_policy_params], logp_old [B])`` at the current θ.
         """
@@ -132,6 +137,7 @@ class NPG(OnPolicyAlgorithm):
         ddist *= (np.asarray(adv, dtype=np.float64) / adv.shape[0]).astype(ddist.dtype)[:, None]  # r = 1
         g = np.zeros(policy.n_policy_params, dtype=policy.dtype)
         policy.backward_dist_params(cache, ddist, out=g)
+        self._average_gradient(g, adv.shape[0])
         return g, logp_old
 
     def fit_value(self, obs: np.ndarray, returns: np.ndarray) -> float:
@@ -139,7 +145,8 @@ class NPG(OnPolicyAlgorithm):
         cfg = self.config
         self.critic_optimizer.lr = cfg.scheduled("learning_rate", self.progress_remaining, anneal=cfg.anneal_lr)
         return fit_value_minibatches(self.policy, self.critic_optimizer, obs, returns, n_epochs=cfg.n_critic_updates,
-                                     batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng)
+                                     batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng,
+                                     comm=self.comm)
 
     # ------------------------------------------------------------------ checkpoint extras
     def _optimizers(self) -> dict[str, Adam]:
@@ -165,19 +172,41 @@ def _solver_args(fn: str, policy: Any, cg_iters: Any, cg_damping: Any, cg_tol: A
 
 
 def step_direction(policy: Any, obs: np.ndarray, g: np.ndarray, *, cg_iters: int, cg_damping: float, cg_tol: float,
-                   subsample: int = 1):
+                   subsample: int = 1, comm: Any = None):
     """s ≈ (F + cg_damping·I)⁻¹ g by ``cg_iters`` of conjugate gradient over the native Fisher
-    operator at the current θ (the whole solve in C++).  Returns ``(CGResult, operator)``."""
+    operator at the current θ (the whole solve in C++).  Returns ``(CGResult, operator)``.
+
+    With several ranks (``comm``), F is the Fisher matrix of all ranks' batches,
+    F v = Σ_r n_r F_r v / Σ_r n_r + λ v with F_r the native operator on rank r's n_r observations:
+    one allreduce per product, inside the same conjugate gradient (run as a callable), so that
+    every rank iterates on the same numbers."""
     cg_iters, cg_damping, cg_tol, subsample = _solver_args("step_direction", policy, cg_iters, cg_damping, cg_tol,
                                                            subsample)  # fmt: skip
-    fvp = native.fisher_operator(policy, obs, damping=cg_damping, subsample=subsample)
+    if comm is None or not comm.is_distributed:
+        fvp = native.fisher_operator(policy, obs, damping=cg_damping, subsample=subsample)
+    else:
+        fvp = _global_fisher_operator(policy, obs, cg_damping, subsample, comm)
     return kernels.conjugate_gradient(fvp, g, iters=cg_iters, tol=cg_tol), fvp
+
+
+def _global_fisher_operator(policy: Any, obs: np.ndarray, damping: float, subsample: int, comm: Any):
+    """v -> Σ_r n_r F_r v / Σ_r n_r + λ v over the ranks (a collective: every rank calls it alike)."""
+    local = native.fisher_operator(policy, obs, damping=0.0, subsample=subsample)
+    n_local = float(local.batch_size)
+
+    def fvp(v: np.ndarray) -> np.ndarray:
+        out = np.array(local(v), dtype=v.dtype)
+        comm.average_(out, n_local)
+        out += damping * v
+        return out
+
+    return fvp
 
 
 def trpo_step(
     policy: Any, obs: np.ndarray, actions: np.ndarray, logp_old: np.ndarray, adv: np.ndarray, g: np.ndarray,
     *, max_kl: float, cg_iters: int = 10, cg_damping: float = 0.1, cg_tol: float = 1e-10, subsample: int = 1,
-    line_search: bool = True, line_search_shrink: float = 0.8, line_search_max_iter: int = 10,
+    line_search: bool = True, line_search_shrink: float = 0.8, line_search_max_iter: int = 10, comm: Any = None,
 ) -> TrpoStepResult:
     """One TRPO (``line_search=True``) or NPG policy step at θ_old = ``policy.policy_params``
     (TRPO §6 and Appendix C; Spinning Up's ``trpo``), written into ``policy.policy_params``.
@@ -190,9 +219,14 @@ def trpo_step(
     ``obs``, ``actions``, ``logp_old`` [B] and ``adv`` [B] are the batch's real transitions;
     L(θ) = (1/B) Σ_b π_θ(a_b|s_b)/π_old(a_b|s_b) Â_b.  When the step is rejected θ is θ_old bit
     for bit.  The literal float64 reference is ``oracle.trpo_step``.
+
+    With several MPI ranks (``comm``; ``g`` already averaged over them), the batch is the union of
+    the ranks' batches: each Fisher-vector product (:func:`step_direction`) and each try's
+    (mean KL, L(θ)) is reduced over the ranks, so every rank takes the same step and decision.
     """
     fn = "trpo_step"
     cg_iters, cg_damping, cg_tol, subsample = _solver_args(fn, policy, cg_iters, cg_damping, cg_tol, subsample)
+    comm = _SERIAL if comm is None else comm
     dist = policy.dist
     theta = policy.policy_params  # view: writing it moves the policy
     theta_old = theta.copy()
@@ -212,7 +246,7 @@ def trpo_step(
     line_search = check_bool("line_search", line_search, fn=fn)
     adv64 = np.asarray(adv, dtype=np.float64)
     logp_old = np.asarray(logp_old, dtype=np.float64)
-    surr_old = float(adv64.mean())  # L(θ_old): every ratio is 1
+    surr_old = float(comm.weighted_mean(np.array([adv64.mean()]), B).mean[0])  # L(θ_old): every ratio is 1
     grad_norm = float(np.linalg.norm(g.astype(np.float64)))
 
     def result(status: str, cg=None, accepted=False, kl=0.0, gain=0.0, backtracks=0, expected=0.0, frac=0.0,
@@ -225,7 +259,7 @@ def trpo_step(
         return result("zero_gradient")  # nothing to follow; θ untouched
 
     cg, fvp = step_direction(policy, obs, g, cg_iters=cg_iters, cg_damping=cg_damping, cg_tol=cg_tol,
-                             subsample=subsample)  # fmt: skip
+                             subsample=subsample, comm=comm)  # fmt: skip
     s = cg.x.astype(np.float64)
     sFs = float(np.dot(s, fvp(cg.x).astype(np.float64)))  # sᵀ(F + λI)s
     if not (math.isfinite(sFs) and sFs > 0.0):
@@ -239,16 +273,18 @@ def trpo_step(
     dist_old, acts = cache["dist_params"].copy(), cache["actions"]
 
     def try_step(frac: float) -> tuple[float, float]:
-        """θ ← θ_old + frac·βs; return (exact mean KL(π_old ‖ π_θ), L(θ) − L(θ_old))."""
+        """θ ← θ_old + frac·βs; return (exact mean KL(π_old ‖ π_θ), L(θ) − L(θ_old)) over all ranks."""
         np.add(theta_old, (frac * full_step).astype(policy.dtype), out=theta)
         try:
             dp = policy.dist_params(obs)
+            with np.errstate(over="ignore", invalid="ignore"):
+                kl = float(dist.kl(dist_old, dp).mean())  # the same reduction as ActorCritic.kl
+                ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
+                surrogate = float(np.dot(ratio, adv64)) / B
         except ValueError:  # the step overflowed the network: reject this try
-            return math.inf, math.nan
-        with np.errstate(over="ignore", invalid="ignore"):
-            kl = float(dist.kl(dist_old, dp).mean())  # the same reduction as ActorCritic.kl
-            ratio = np.exp(dist.log_prob(dp, acts).astype(np.float64) - logp_old)
-            return kl, float(np.dot(ratio, adv64)) / B - surr_old
+            kl, surrogate = math.inf, math.nan
+        kl, surrogate = comm.weighted_mean(np.array([kl, surrogate]), B).mean  # one allreduce
+        return float(kl), float(surrogate) - surr_old
 
     frac = 1.0
     tries = line_search_max_iter if line_search else 1

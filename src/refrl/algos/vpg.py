@@ -85,19 +85,25 @@ class VPG(OnPolicyAlgorithm):
             policy.policy_grads.fill(0)
             dentropy = np.full(B, -cfg.ent_coef / B) if cfg.ent_coef else None
             policy.backward(cache, dlogp=-(b_adv / B), dentropy=dentropy)  # loss = −L^PG − c·H
+            # Σ_r B_r g_r / Σ_r B_r and the statistics over all ranks (one allreduce)
+            _, stats = self._average_gradient(policy.policy_grads, B, np.array([objective, float(ent.mean())]))
+            objective, mean_entropy = float(stats[0]), float(stats[1])
             if cfg.max_grad_norm is not None:
                 grad_norm = clip_grad_norm_(policy.policy_grads, cfg.max_grad_norm)
             else:
                 grad_norm = float(np.linalg.norm(policy.policy_grads.astype(np.float64)))
             opt.step()
-            log.store(**{"train/policy_loss": -objective, "train/entropy": float(ent.mean()), "train/grad_norm": grad_norm})
+            log.store(**{"train/policy_loss": -objective, "train/entropy": mean_entropy, "train/grad_norm": grad_norm})
         kl = policy.kl(b_obs, b_dist_old)  # how far this update moved the policy (exact mean KL)
+        kl = float(self.comm.weighted_mean(np.array([kl]), B).mean[0])  # over all ranks
 
         # baseline: n_critic_updates epochs of Adam on minibatches of (V(s) − R)²
         value_loss = float("nan")
         if cfg.use_baseline and cfg.n_critic_updates > 0:
             value_loss = fit_value_minibatches(policy, self.critic_optimizer, b_obs, b_ret, n_epochs=cfg.n_critic_updates,
-                                               batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng)
+                                               batch_size=cfg.batch_size, max_grad_norm=cfg.max_grad_norm, rng=self.rng,
+                                               comm=self.comm)
+            b_val, b_ret = self._gathered(b_val, b_ret)
             log.record("train/explained_variance", explained_variance(b_val, b_ret, np.ones_like(b_ret)))
         self.n_updates += 1
         log.record("train/kl", kl)

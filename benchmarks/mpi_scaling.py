@@ -1,0 +1,190 @@
+"""Data-parallel scaling of ``learn()`` under MPI: steps per second at 1..K ranks, against one process.
+
+    pip install "refrl[mpi]" "refrl[mujoco]"               # mpirun in the venv; Hopper-v5
+    python benchmarks/mpi_scaling.py                        # 1 and 2 ranks, CartPole/Pendulum/Hopper (zoo settings)
+    python benchmarks/mpi_scaling.py --ranks 1 2 4 8 --envs Hopper-v5 --steps 50000 --repeats 3
+    python benchmarks/mpi_scaling.py --envs CartPole-v1 --steps 20000 --repeats 1 --no-baselines   # a quick look
+
+For every environment (RL Zoo's PPO settings, ``refrl.config.tuned_defaults``) and every K, one
+``mpirun -np K`` job trains ``--steps`` transitions in all; every rank runs the zoo's ``n_envs``, so
+K ranks collect K times as many environments per rollout.  The runs of one environment alternate
+(1, 2, ..., K, 1, 2, ...) ``--repeats`` times; the medians are reported:
+
+* SPS(K) = total transitions / wall time of ``learn()`` (rank 0's clock, after a barrier);
+* efficiency = SPS(K) / (K · SPS(1));
+* comm = the share of ``learn()`` rank 0 spends inside refrl's collective operations (allreduce,
+  allgather, ...); it includes waiting for the slowest rank, so load imbalance shows up here too;
+* eval = mean return of 10 deterministic episodes of the final policy (the same total budget).
+
+Baselines in the same run (``--no-baselines`` skips them): one process with K·n_envs environments
+in gymnasium's ``AsyncVectorEnv`` (refrl's ``vectorization_mode="async"``, one subprocess per
+environment), and Stable-Baselines3's PPO with ``SubprocVecEnv`` over K·n_envs environments (when
+stable-baselines3 is installed).  Each rank uses one BLAS thread.  Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+COLLECTIVES = ("average_", "weighted_mean", "sum", "max", "max_int", "sum_int", "any", "all", "gather", "concat",
+               "agree", "check_identical", "broadcast_", "broadcast_object", "check_config")
+
+
+def _timed(comm) -> dict[str, float]:
+    """Wrap the communicator's collective methods with a wall-clock accumulator."""
+    spent = {"s": 0.0, "calls": 0}
+    for name in COLLECTIVES:
+        fn = getattr(comm, name)
+
+        def wrapper(*args, _fn=fn, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                spent["s"] += time.perf_counter() - t0
+                spent["calls"] += 1
+
+        setattr(comm, name, wrapper)
+    return spent
+
+
+def worker(env_id: str, steps: int, seed: int, mode: str) -> None:
+    """One measured run (under mpirun for mode "mpi"); prints one JSON line on rank 0."""
+    import numpy as np
+
+    import refrl
+    from refrl.config import tuned_defaults
+    from refrl.evaluation import evaluate_policy
+
+    hp = tuned_defaults("ppo", env_id)
+    if mode == "async":  # one process, K·n_envs environments in subprocesses
+        k = int(os.environ["BENCH_K"])
+        hp.update(n_envs=k * hp.get("n_envs", 1), vectorization_mode="async")
+    agent = refrl.PPO(env_id, seed=seed, **hp)
+    spent = _timed(agent.comm) if agent.comm.is_distributed else {"s": 0.0, "calls": 0}
+    if agent.comm.is_distributed:
+        agent.comm.comm.Barrier()
+    t0 = time.perf_counter()
+    agent.learn(steps)
+    wall = time.perf_counter() - t0
+    if agent.comm.is_root:
+        ev = float(np.mean(evaluate_policy(agent, n_episodes=10, seed=10_000)))
+        print("RESULT " + json.dumps({"sps": agent.num_timesteps / wall, "wall": wall, "comm_s": spent["s"],
+                                      "calls": spent["calls"], "eval": ev, "steps": agent.num_timesteps}), flush=True)
+    agent.close()
+
+
+def sb3_worker(env_id: str, steps: int, seed: int, k: int) -> None:
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from refrl.config import tuned_defaults
+
+    torch.set_num_threads(1)
+    hp = dict(tuned_defaults("ppo", env_id))
+    n_envs = k * hp.pop("n_envs", 1)
+    for key in ("normalize_obs", "normalize_reward", "anneal_lr", "anneal_clip_range", "net_arch", "activation",
+                "ortho_init", "log_std_init", "vectorization_mode", "dtype", "clip_obs", "clip_reward"):
+        hp.pop(key, None)
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed, vec_env_cls=SubprocVecEnv)
+    model = PPO("MlpPolicy", env, seed=seed, verbose=0, **hp)
+    t0 = time.perf_counter()
+    model.learn(steps)
+    wall = time.perf_counter() - t0
+    ev = float(np.mean(evaluate_policy(model, make_vec_env(env_id, n_envs=1, seed=10_000), n_eval_episodes=10)[0]))
+    print("RESULT " + json.dumps({"sps": steps / wall, "wall": wall, "comm_s": 0.0, "calls": 0, "eval": ev,
+                                  "steps": steps}), flush=True)
+    env.close()
+
+
+def _mpirun() -> str:
+    beside = os.path.join(os.path.dirname(sys.executable), "mpirun")
+    found = beside if os.path.exists(beside) else shutil.which("mpirun")
+    if found is None:
+        raise SystemExit('mpirun not found: pip install "refrl[mpi]"')
+    return found
+
+
+def _launch(cmd: list[str], env: dict[str, str]) -> dict | None:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    print(f"  failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-1500:]}", file=sys.stderr)
+    return None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1", "Hopper-v5"])
+    p.add_argument("--steps", type=int, default=100_000, help="total transitions per run (all ranks)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baselines", dest="baselines", action="store_false")
+    p.add_argument("--worker", nargs=3, metavar=("MODE", "ENV", "K"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        mode, env_id, k = args.worker
+        os.environ["BENCH_K"] = k
+        if mode == "sb3":
+            sb3_worker(env_id, args.steps, args.seed, int(k))
+        else:
+            worker(env_id, args.steps, args.seed, mode)
+        return
+
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    me = [sys.executable, os.path.abspath(__file__), "--steps", str(args.steps), "--seed", str(args.seed)]
+    cores = os.cpu_count() or 1
+    print(f"{cores} cores; {args.steps} steps per run; medians of {args.repeats}")
+    for env_id in args.envs:
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):  # alternate the configurations
+            for k in args.ranks:
+                cmd = [_mpirun(), "-np", str(k), *(["--oversubscribe"] if k > cores else []), *me,
+                       "--worker", "mpi", env_id, str(k)]
+                res = _launch(cmd, env)
+                if res:
+                    runs.setdefault(f"mpi {k}", []).append(res)
+                if args.baselines and k > 1:
+                    res = _launch([*me, "--worker", "async", env_id, str(k)], env)
+                    if res:
+                        runs.setdefault(f"async 1x{k}", []).append(res)
+                    try:
+                        import stable_baselines3  # noqa: F401
+                    except ImportError:
+                        pass
+                    else:
+                        res = _launch([*me, "--worker", "sb3", env_id, str(k)], env)
+                        if res:
+                            runs.setdefault(f"sb3 subproc x{k}", []).append(res)
+        base = statistics.median(r["sps"] for r in runs.get("mpi 1", [])) if runs.get("mpi 1") else None
+        print(f"\n{env_id}")
+        print(f"  {'run':<16}{'SPS':>9}{'x SPS(1)':>10}{'efficiency':>12}{'comm':>8}{'eval':>10}")
+        for name, rs in runs.items():
+            sps = statistics.median(r["sps"] for r in rs)
+            comm = statistics.median(r["comm_s"] / r["wall"] for r in rs)
+            ev = statistics.median(r["eval"] for r in rs)
+            k = int(name.split()[-1].split("x")[-1]) if name != "mpi 1" else 1
+            ratio = f"{sps / base:.2f}" if base else "-"
+            eff = f"{sps / (k * base):.2f}" if base and name.startswith("mpi") else "-"
+            print(f"  {name:<16}{sps:>9.0f}{ratio:>10}{eff:>12}{comm:>8.1%}{ev:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
