@@ -346,6 +346,60 @@ def test_sigusr1_to_mpirun_stops_every_rank_after_one_update_and_saves(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+# ---------------------------------------------------------------------------------------- normalisation
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_normalisation_statistics_are_merged_exactly_and_saved_once(ranks, tmp_path):
+    """float64 PPO on CartPole-v1 (uneven real transitions per rank) and TRPO on Pendulum-v1, with
+    normalize_obs and normalize_reward: obs_rms, return_rms and the parameters bit-identical on every
+    rank, the statistics equal to one pass over all ranks' raw observations and returns (<= 1e-10
+    relative; tests/mpi/normalization.py); rank 0 alone writes the checkpoint, which loads in one
+    process with the same statistics and the same actions."""
+    _require_mpirun()
+    from refrl.algos import load
+
+    proc, _ = _run(ranks, "normalization.py", "train", str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for r in range(ranks):
+        assert f"OK rank {r} of {ranks}" in proc.stdout, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expected_ppo.npz", "expected_trpo.npz", "ppo.npz",
+                                                          "trpo.npz"]
+    for tag in ("ppo", "trpo"):
+        with np.load(tmp_path / f"expected_{tag}.npz") as data:
+            expected = dict(data)
+        agent = load(tmp_path / f"{tag}.npz", distributed=False)
+        try:
+            assert agent.comm.size == 1
+            for prefix, rms in (("obs", agent.obs_rms), ("ret", agent.return_rms)):
+                assert rms.mean.tobytes() == expected[f"{prefix}_mean"].tobytes(), (tag, prefix)
+                assert rms.var.tobytes() == expected[f"{prefix}_var"].tobytes(), (tag, prefix)
+                assert rms.count == float(expected[f"{prefix}_count"]), (tag, prefix)
+            actions, _ = agent.predict(expected["probe"], deterministic=True)
+            assert np.array_equal(actions, expected["actions"]), tag
+        finally:
+            agent.close()
+
+
+@pytest.mark.parametrize("value, at", [("inf", 40), ("inf", 300), ("nan", 40)])
+def test_a_bad_observation_on_one_rank_with_normalize_obs_stops_every_rank(value, at):
+    """normalize_obs and the health guard, the last rank's env returns an observation of ``value`` at
+    its ``at``-th step (40: inside the warm-up rollout; 300: a later one).  inf: the merged statistics
+    are non-finite on every rank, and every rank raises the health guard's TrainingDiverged (after the
+    warm-up too, before any policy acts on them); NaN: the policy refuses it on that rank, which
+    stops every other rank with RemoteRankError naming it.  None hangs (the timeout)."""
+    _require_mpirun()
+    proc, _ = _run(2, "normalization.py", "bad", value, str(at), timeout=120)
+    assert proc.returncode != 0
+    assert "UNREACHED" not in proc.stdout
+    if value == "inf":
+        for r in range(2):
+            assert f"rank {r} stopped: TrainingDiverged: PPO diverged" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.stdout.count("the observation normalisation statistics overflowed") == 2, proc.stdout
+    else:
+        assert "rank 1 stopped: ValueError: ActorCritic: 'obs' contains NaN or inf" in proc.stdout, proc.stdout
+        assert "rank 0 stopped: RemoteRankError: rank 1 failed: ValueError: ActorCritic: 'obs' contains NaN" \
+            in proc.stdout, proc.stdout + proc.stderr
+
+
 # ---------------------------------------------------------------------------------------- callbacks
 # (a rank that leaves learn() alone would leave the others waiting in the update's allreduce: the
 # timeouts turn such a hang into a failure)

@@ -315,6 +315,29 @@ def test_warm_up_rollout_only_for_empty_statistics(tmp_path):
     assert without.num_timesteps == 64 and without.obs_rms is None and without.return_rms.count == 64
 
 
+class InfAt(gym.Wrapper):
+    """Pendulum whose observation is +inf at step ``at`` (float32: what a 1e300 becomes)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(gym.make("Pendulum-v1"))
+        self.at, self.steps = at, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        return (np.full_like(obs, np.inf) if self.steps == self.at else obs), reward, terminated, truncated, info
+
+
+def test_statistics_broken_by_the_warm_up_rollout_stop_training_before_a_policy_acts_on_them():
+    """An infinite observation inside the warm-up rollout: the health guard names the observation
+    statistics (TrainingDiverged, nothing trained) instead of the next rollout's policy failing on
+    the NaN observations those statistics would make."""
+    agent = refrl.PPO(InfAt(10), seed=0, **{**NORM, "n_envs": 1, "batch_size": 32})
+    with pytest.raises(refrl.TrainingDiverged, match="observation normalisation statistics overflowed"):
+        agent.learn(4 * 64)
+    assert agent.num_timesteps == 0 and agent.obs_rms.count == 0  # restored: the empty statistics
+
+
 def test_checkpoint_round_trip_predicts_identically(tmp_path):
     agent = refrl.PPO("Pendulum-v1", seed=0, **{**NORM, "dtype": "float64"}).learn(3 * 64)
     loaded = refrl.PPO.load(agent.save(tmp_path / "m"))

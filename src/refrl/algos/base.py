@@ -498,6 +498,8 @@ class OnPolicyAlgorithm:
                 if self._obs_rms is not None and self._obs_rms.count == 0:
                     progress.phase("collecting the normalisation warm-up rollout")
                     self._warm_up_normalization()
+                    if guard:  # before the next rollout acts on them
+                        self._check_statistics(healthy)
                 progress.phase(f"collecting rollout {self.iteration + 1}")
                 rollout_start = self.num_timesteps
                 with self.comm.guard():  # an env or callback that fails on one rank stops every rank with its error
@@ -589,6 +591,12 @@ class OnPolicyAlgorithm:
             "health_check=False turns the check off",
             update=update, num_timesteps=self.num_timesteps,
         )) from cause_exc
+
+    def _check_statistics(self, healthy: dict[str, Any]) -> None:
+        """The warm-up rollout's statistics, checked on every rank before a policy acts on them."""
+        problem = self.comm.agree(health.statistics_problem({"obs_rms": self.obs_rms, "return_rms": self.return_rms}))
+        if problem is not None:
+            self._diverged(healthy, problem)
 
     def _check_rollout(self, healthy: dict[str, Any]) -> None:
         buf = self.buffer
