@@ -17,7 +17,7 @@ import pytest
 from gymnasium import spaces
 
 import refrl
-from refrl.evaluation import evaluate_policy
+from refrl.evaluation import episode_returns
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def _assert_saved_model_acts_the_same(agent, tmp_path, returns):
     path = agent.save(tmp_path / "model.npz")
     loaded = type(agent).load(path)
     assert loaded.observation_space == agent.observation_space and loaded.action_space == agent.action_space
-    np.testing.assert_array_equal(evaluate_policy(loaded, n_episodes=len(returns), seed=10_000), returns)
+    np.testing.assert_array_equal(episode_returns(loaded, n_episodes=len(returns), seed=10_000), returns)
 
 
 @pytest.mark.parametrize("algo", [refrl.PPO, refrl.TRPO])
@@ -118,7 +118,7 @@ def test_discrete_observations_frozen_lake(algo, tmp_path):
     assert _random_return("FrozenLake-v1", **FROZEN_LAKE) < 0.1
     n_steps = 128 if algo is refrl.PPO else 256
     agent = algo("FrozenLake-v1", env_kwargs=FROZEN_LAKE, seed=0, n_steps=n_steps, **SMALL).learn(10_000)
-    returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
+    returns = episode_returns(agent, n_episodes=10, seed=10_000)
     assert returns.min() == 1.0, returns
     action, _ = agent.predict(0, deterministic=True)  # one raw observation: the start cell
     assert agent.action_space.contains(action)
@@ -134,7 +134,7 @@ def test_dict_observations_goal_corridor(algo, tmp_path):
     assert _random_return(env_id) < 0.4
     n_steps = 128 if algo is refrl.PPO else 256
     agent = algo(env_id, seed=0, n_steps=n_steps, **SMALL).learn(20_000)
-    returns = evaluate_policy(agent, n_episodes=20, seed=10_000)
+    returns = episode_returns(agent, n_episodes=20, seed=10_000)
     assert returns.min() > 0.7 and returns.mean() > 0.88, returns
     action, _ = agent.predict({"agent": 0, "goal": 3}, deterministic=True)  # one raw Dict observation
     assert int(action) == 1
@@ -149,7 +149,7 @@ def test_multibinary_actions_copy_bits(algo, tmp_path):
     assert _random_return(env_id) < 4.5
     n_steps = 128 if algo is refrl.PPO else 256
     agent = algo(env_id, seed=0, n_steps=n_steps, **SMALL).learn(10_000)
-    returns = evaluate_policy(agent, n_episodes=10, seed=10_000)
+    returns = episode_returns(agent, n_episodes=10, seed=10_000)
     assert returns.mean() > 7.0, returns
     bits = np.array([1, 0, 0, 1], dtype=np.int8)
     action, _ = agent.predict(bits, deterministic=True)
