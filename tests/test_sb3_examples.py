@@ -17,7 +17,8 @@ SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py"))
 
 def test_the_examples_are_there():
     assert {"quickstart.py", "save_load_evaluate.py", "custom_callback.py", "eval_checkpoint_callbacks.py",
-            "stop_callbacks.py", "custom_env.py", "multiprocessing_envs.py", "schedules_policy_kwargs.py"} <= set(SCRIPTS)
+            "stop_callbacks.py", "custom_env.py", "multiprocessing_envs.py", "schedules_policy_kwargs.py",
+            "normalization.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
