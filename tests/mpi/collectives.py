@@ -9,18 +9,13 @@ import numpy as np
 
 from refrl import distributed
 from refrl.normalization import RewardNormalizer, RunningMeanStd
+from common import rel
 
 RTOL = 1e-10
 
 comm = distributed.world()
 K, r = comm.size, comm.rank
 assert isinstance(comm, distributed.MPIComm) and K in (2, 3), (type(comm).__name__, K)
-
-
-def rel(a, b, scale=None):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    s = np.max(np.abs(b)) if scale is None else scale
-    return float(np.max(np.abs(a - b)) / max(s, 1e-300))
 
 
 # ---- uneven shares: rank r holds rows bounds[r]:bounds[r+1]

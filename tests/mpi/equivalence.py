@@ -22,18 +22,12 @@ import numpy as np
 from refrl import PPO, TRPO, VPG, distributed
 from refrl.algos.base import fit_value_minibatches
 from refrl.algos.trpo import step_direction, trpo_step
+from common import rel
 
 RTOL = 1e-10
 comm = distributed.world()
 K, r = comm.size, comm.rank
 assert isinstance(comm, distributed.MPIComm) and K in (2, 3), (type(comm).__name__, K)
-
-
-def rel(a, b, scale=None):
-    """max |a − b| / max |b| (or / scale, for a quantity that is 0 up to rounding)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(float(np.max(np.abs(b))) if b.size else 0.0, 1e-300) if scale is None else scale
-    return float(np.max(np.abs(a - b))) / scale if a.size else 0.0
 
 
 def close(name, a, b, tol=RTOL, scale=None):

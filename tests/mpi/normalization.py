@@ -29,16 +29,12 @@ import numpy as np
 from mpi4py import MPI
 
 from refrl import PPO, TRPO, distributed
+from common import rel
 
 RTOL = 1e-10
 comm = distributed.world()
 K, r = comm.size, comm.rank
 assert isinstance(comm, distributed.MPIComm) and K in (2, 3), (type(comm).__name__, K)
-
-
-def rel(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def record(agent):
