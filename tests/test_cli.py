@@ -78,8 +78,8 @@ def test_cli_resume_continues_from_checkpoint(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["steps"] == 900
 
 
-def test_cli_ctrl_c_saves_then_stops(tmp_path, monkeypatch, capsys):
-    """The first SIGINT finishes the current update, saves model + checkpoint and exits 130."""
+def _sigint_at_second_update(monkeypatch):
+    """Raise SIGINT in this process when the second rollout's advantages are computed."""
     original = OnPolicyAlgorithm.compute_advantages
     calls = {"n": 0}
 
@@ -90,6 +90,11 @@ def test_cli_ctrl_c_saves_then_stops(tmp_path, monkeypatch, capsys):
         return original(self)
 
     monkeypatch.setattr(OnPolicyAlgorithm, "compute_advantages", interrupt_on_second)
+
+
+def test_cli_ctrl_c_saves_then_stops(tmp_path, monkeypatch, capsys):
+    """The first SIGINT finishes the current update, saves model + checkpoint and exits 130."""
+    _sigint_at_second_update(monkeypatch)
     code, out = _train(tmp_path, steps=100_000)
     assert code == 130
     agent = refrl.PPO.load(out / "model.npz")
@@ -467,16 +472,7 @@ def test_cli_seeds_in_processes_ctrl_c_saves_every_seed(tmp_path):
 
 
 def test_cli_seeds_one_after_another_ctrl_c_stops_the_group(tmp_path, monkeypatch, capsys):
-    original = OnPolicyAlgorithm.compute_advantages
-    calls = {"n": 0}
-
-    def interrupt_on_second(self):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            signal.raise_signal(signal.SIGINT)
-        return original(self)
-
-    monkeypatch.setattr(OnPolicyAlgorithm, "compute_advantages", interrupt_on_second)
+    _sigint_at_second_update(monkeypatch)
     group = tmp_path / "group"
     code = main(["train", "ppo", "CartPole-v1", "--steps", "100000", "--seeds", "0", "1", "--out", str(group), *FAST])
     assert code == 130
