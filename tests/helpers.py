@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 # Tolerances per dtype for kernel vs float64 oracle. float32 kernels compute in float32 (sums
@@ -111,3 +112,24 @@ def find_tool(name: str) -> str | None:
         return found
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else None
+
+
+class CounterEnv(gym.Env):
+    """obs = [steps taken in this episode]; reward 1 per step; terminates after ``terminate_at``
+    steps if given (else only a TimeLimit ends it)."""
+
+    def __init__(self, terminate_at: int | None = None) -> None:
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.terminate_at = terminate_at
+        self.k = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.k = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.k += 1
+        term = self.terminate_at is not None and self.k >= self.terminate_at
+        return np.array([self.k], np.float32), 1.0, term, False, {}

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import refrl
 import refrl.native
 import refrl.serialization
+from helpers import CounterEnv
 from refrl.normalization import RewardNormalizer, RunningMeanStd, batch_moments
 
 RTOL = 1e-10
@@ -375,24 +376,8 @@ def test_a_checkpoint_written_with_gymnasiums_wrappers_loads_and_means_the_same(
     assert agent.num_timesteps == 256 + 2 * 64 and agent.obs_rms.count == 258.0001 + 2 * 64
 
 
-class OnePerStep(gym.Env):
-    """obs = [steps taken]; reward 1 per step (episodes end by a TimeLimit)."""
-
-    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.k = 0
-        return np.array([0.0], np.float32), {}
-
-    def step(self, action):
-        self.k += 1
-        return np.array([self.k], np.float32), 1.0, False, False, {}
-
-
 def test_reward_scaling_keeps_episode_returns_raw():
-    env = gym.wrappers.TimeLimit(OnePerStep(), 5)
+    env = gym.wrappers.TimeLimit(CounterEnv(), 5)
     agent = refrl.PPO(env, seed=0, **{**NORM, "n_envs": 1, "batch_size": 32}).learn(3 * 32)
     assert set(agent.collector.episodes.returns) == {5.0}  # raw, although the buffer's rewards are scaled
     buf = agent.buffer

@@ -9,30 +9,10 @@ import pytest
 from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
+from helpers import CounterEnv
 from refrl import kernels
 from refrl.policy import ActorCritic
 from refrl.rollout import RolloutBuffer, RolloutCollector, make_vec_env
-
-
-class CounterEnv(gym.Env):
-    """obs = [steps taken in this episode]; reward 1 per step; terminates after ``terminate_at``
-    steps if given (else only a TimeLimit ends it)."""
-
-    def __init__(self, terminate_at: int | None = None) -> None:
-        self.observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
-        self.action_space = spaces.Discrete(2)
-        self.terminate_at = terminate_at
-        self.k = 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.k = 0
-        return np.array([0.0], np.float32), {}
-
-    def step(self, action):
-        self.k += 1
-        term = self.terminate_at is not None and self.k >= self.terminate_at
-        return np.array([self.k], np.float32), 1.0, term, False, {}
 
 
 class ValueIsObsPolicy:
