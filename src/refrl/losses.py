@@ -17,7 +17,7 @@ import numpy as np
 from refrl import kernels
 
 __all__ = [
-    "PolicyObjective", "clipped_surrogate_objective", "entropy_bonus", "kl_penalty_objective",
+    "PolicyObjective", "advantage_moments", "clipped_surrogate_objective", "entropy_bonus", "kl_penalty_objective",
     "normalize_advantages", "value_loss",
 ]
 
@@ -41,17 +41,31 @@ def _sum64(x: np.ndarray) -> float:
     return float(np.add.reduce(x, dtype=np.float64))
 
 
-def normalize_advantages(advantages: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def advantage_moments(advantages: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(Σw, Σw Â, Σw Â²) along the last axis, in float64: shape [..., 3].
+
+    The statistics per-minibatch normalisation needs, for the rows of [n_minibatches, M] at once;
+    the moments of a minibatch split over several ranks are the sum of the ranks' moments.
+    """
+    w = weights.astype(np.float64)
+    wa = w * advantages
+    return np.stack([w.sum(axis=-1), wa.sum(axis=-1), (wa * advantages).sum(axis=-1)], axis=-1)
+
+
+def normalize_advantages(advantages: np.ndarray, weights: np.ndarray, moments: np.ndarray | None = None) -> np.ndarray:
     """(Â − Ê[Â]) / (std_w(Â) + 1e-8) over one minibatch, in the advantages' dtype.
 
     std_w is the weighted, unbiased standard deviation, √(Σ w (Â − Ê[Â])² / max(Σw − 1, 1)),
     which with 0/1 weights is torch's ``.std()`` over the real samples (SB3, CleanRL).  Σw is
-    taken as at least 1.
+    taken as at least 1.  Both come from the minibatch's ``moments`` (Σw, Σw Â, Σw Â²) of
+    :func:`advantage_moments` (Σ w (Â − m)² = Σw Â² − 2m Σw Â + m² Σw, in float64); pass them when
+    ``advantages`` is one rank's share of the minibatch and the moments are of all of it.
     """
-    w_sum = max(_sum64(weights), 1.0)
-    mean = _sum64(weights * advantages) / w_sum
+    s0, s1, s2 = (advantage_moments(advantages, weights) if moments is None else moments).tolist()
+    w_sum = max(s0, 1.0)
+    mean = s1 / w_sum
+    var = max(s2 - 2.0 * mean * s1 + mean * mean * s0, 0.0) / max(w_sum - 1.0, 1.0)
     centred = np.subtract(advantages, mean, dtype=np.float64)
-    var = _sum64(weights * centred * centred) / max(w_sum - 1.0, 1.0)
     return (centred / (math.sqrt(var) + 1e-8)).astype(advantages.dtype)
 
 

@@ -381,11 +381,13 @@ def act_and_clip(
     the clip is done in the same C++ call. Arguments are checked as by :func:`act`.
     """
     obs = _act_args("act_and_clip", policy, obs, rng, False)
+    res = None
     if policy.native_act:
         net = _acting_network(policy)
         if net.gaussian:
             x = net.input(policy, obs)
             if x is not None:
                 return net.act_gaussian(policy, obs, x, rng, clip=True)
-    a, logp, values = _act(policy, obs, rng, False)
+        res = net.act(policy, obs, rng, False)
+    a, logp, values = policy.act(obs, rng, False) if res is None else res
     return a, policy.clip_actions(a), logp, values

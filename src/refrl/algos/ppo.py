@@ -75,16 +75,18 @@ class PPO(OnPolicyAlgorithm):
             e_w, e_adv = b.weights.take(perm), b.advantages.take(perm)
             e_logp, e_ret, e_v = b.logp.take(perm), b.returns.take(perm), b.values.take(perm)
             e_dist_old = b_dist_old.take(perm, axis=0)
-            # per minibatch (B is a multiple of M), over all ranks: the same skips everywhere
-            has_real = self.comm.sum(e_w.reshape(-1, M).any(axis=1).astype(np.float64)) > 0
+            # (Σw, Σw Â, Σw Â²) of each minibatch (the rows of [B/M, M]) over all ranks, in one
+            # reduction: the advantage normalisation's statistics and the same skips everywhere
+            my_moments = losses.advantage_moments(e_adv.reshape(-1, M), e_w.reshape(-1, M))
+            moments = self.comm.sum(my_moments)
             epoch_ratio_max = 0.0
             for i_mb, start in enumerate(range(0, B, M)):
-                if not has_real[i_mb]:  # only reset slots: nothing to learn from
+                if moments[i_mb, 0] == 0:  # only reset slots: nothing to learn from
                     continue
                 mb = slice(start, start + M)
                 mb_w = e_w[mb]
-                mb_adv = self._normalized_advantages(e_adv[mb], mb_w) if cfg.normalize_advantage else e_adv[mb]
-                w_sum = float(np.add.reduce(mb_w, dtype=np.float64))  # this rank's share of the minibatch
+                mb_adv = losses.normalize_advantages(e_adv[mb], mb_w, moments[i_mb]) if cfg.normalize_advantage else e_adv[mb]
+                w_sum = float(my_moments[i_mb, 0])  # this rank's share of the minibatch
 
                 if w_sum > 0:
                     logp, ent, values, cache = policy.evaluate(e_obs[mb], e_actions[mb])
@@ -103,7 +105,7 @@ class PPO(OnPolicyAlgorithm):
                     stats = np.zeros(7)
                 # Σ_r W_r g_r / Σ_r W_r and the minibatch statistics over all ranks (one allreduce)
                 _, stats = self._average_gradient(policy.grads, w_sum, stats)
-                approx_kl, surrogate, v_loss, entropy, kl_k1, clip_fraction, kl = (float(x) for x in stats)
+                approx_kl, surrogate, v_loss, entropy, kl_k1, clip_fraction, kl = stats.tolist()
                 if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
                     stop = True  # early stop before this step (SB3)
                     break
@@ -150,15 +152,6 @@ class PPO(OnPolicyAlgorithm):
         log.record("train/n_epochs", epochs_done)
         if policy.log_std is not None:
             log.record("train/std", float(np.exp(policy.log_std.astype(np.float64)).mean()))
-
-    def _normalized_advantages(self, adv: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Per-minibatch advantage normalisation; with several ranks over the union of the ranks'
-        minibatches (one allgather), this rank's part returned."""
-        if not self.comm.is_distributed:
-            return losses.normalize_advantages(adv, w)
-        every = self.comm.gather(np.stack([adv, w]).astype(np.float64))  # [K, 2, M]
-        mine = slice(self.comm.rank * adv.size, (self.comm.rank + 1) * adv.size)
-        return losses.normalize_advantages(every[:, 0].reshape(-1), every[:, 1].reshape(-1))[mine].astype(adv.dtype)
 
     def _policy_objective(self, obs: np.ndarray, clip_eps: float):
         """The policy objective of this update, chosen once: L^CLIP (eq. 7) or L^KLPEN with the current β (§4).
