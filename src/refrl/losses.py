@@ -49,7 +49,11 @@ def advantage_moments(advantages: np.ndarray, weights: np.ndarray) -> np.ndarray
     """
     w = weights.astype(np.float64)
     wa = w * advantages
-    return np.stack([w.sum(axis=-1), wa.sum(axis=-1), (wa * advantages).sum(axis=-1)], axis=-1)
+    moments = np.empty((*w.shape[:-1], 3))
+    np.add.reduce(w, axis=-1, out=moments[..., 0])
+    np.add.reduce(wa, axis=-1, out=moments[..., 1])
+    np.add.reduce(wa * advantages, axis=-1, out=moments[..., 2])
+    return moments
 
 
 def normalize_advantages(advantages: np.ndarray, weights: np.ndarray, moments: np.ndarray | None = None) -> np.ndarray:
