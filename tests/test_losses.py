@@ -219,6 +219,34 @@ def test_normalize_advantages_matches_oracle(n, data, dtype):
     assert_close(got, want, rtol=tol, atol=tol * (1.0 + np.abs(want).max()), name="advantages")
 
 
+@given(n=st.integers(1, 64), data=st.data())
+def test_advantage_moments_are_the_weighted_sums_row_by_row(n, data):
+    rows = data.draw(st.integers(1, 4))
+    adv = np.stack([data.draw(_arrays(n, -10.0, 10.0)) for _ in range(rows)]).astype(np.float32)
+    w = np.stack([data.draw(st_weights(n)) for _ in range(rows)]).astype(np.float32)
+    got = losses.advantage_moments(adv, w)
+    assert got.shape == (rows, 3) and got.dtype == np.float64
+    for i in range(rows):
+        want = [sum(float(w[i, j]) * float(adv[i, j]) ** k for j in range(n)) for k in (0, 1, 2)]
+        assert_close(got[i], np.array(want), rtol=1e-12, atol=1e-12, name=f"moments of row {i}")
+
+
+@given(n=st.integers(2, 64), data=st.data())
+def test_normalize_advantages_of_a_share_with_the_whole_minibatchs_moments(n, data):
+    """One rank's share of a minibatch, normalised with the summed moments of all shares, is that
+    share of the whole minibatch normalised at once (what K ranks do in the PPO update)."""
+    adv, w = data.draw(_arrays(n, -10.0, 10.0)), data.draw(st_weights(n))
+    cut = data.draw(st.integers(1, n - 1))
+    # near-constant advantages make (A − mean)/std ill-conditioned (as in the oracle test above)
+    centred = adv - np.dot(w, adv) / max(w.sum(), 1.0)
+    assume(np.sqrt(np.dot(w, centred**2) / max(w.sum() - 1.0, 1.0)) >= 1e-2 * (1.0 + np.abs(adv).max()))
+    whole = losses.normalize_advantages(adv, w)
+    moments = losses.advantage_moments(adv[:cut], w[:cut]) + losses.advantage_moments(adv[cut:], w[cut:])
+    for part in (slice(0, cut), slice(cut, n)):
+        got = losses.normalize_advantages(adv[part], w[part], moments)
+        assert_close(got, whole[part], rtol=1e-9, atol=1e-9 * (1.0 + np.abs(whole).max()), name="share")
+
+
 def test_normalize_advantages_is_torch_std_over_real_samples():
     """With a 0/1 mask it is (A − mean) / (std(ddof=1) + 1e-8) over the real samples (SB3 / CleanRL)."""
     adv = np.array([1.0, 2.0, 4.0, 1000.0, 7.0])
