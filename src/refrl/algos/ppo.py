@@ -85,7 +85,9 @@ class PPO(OnPolicyAlgorithm):
                     continue
                 mb = slice(start, start + M)
                 mb_w = e_w[mb]
-                mb_adv = losses.normalize_advantages(e_adv[mb], mb_w, moments[i_mb]) if cfg.normalize_advantage else e_adv[mb]
+                mb_adv = e_adv[mb]
+                if cfg.normalize_advantage:  # over this minibatch, all ranks' shares of it
+                    mb_adv = losses.normalize_advantages(mb_adv, mb_w, moments[i_mb])
                 w_sum = float(my_moments[i_mb, 0])  # this rank's share of the minibatch
 
                 if w_sum > 0:
