@@ -4,6 +4,7 @@
     python benchmarks/mpi_scaling.py                        # 1 and 2 ranks, CartPole/Pendulum/Hopper (zoo settings)
     python benchmarks/mpi_scaling.py --ranks 1 2 4 8 --envs Hopper-v5 --steps 50000 --repeats 3
     python benchmarks/mpi_scaling.py --envs CartPole-v1 --steps 20000 --repeats 1 --no-baselines   # a quick look
+    python benchmarks/mpi_scaling.py --envs CartPole-v1 --steps 100000 --seed 1 --global-batch --no-baselines
 
 For every environment (RL Zoo's PPO settings, ``refrl.config.tuned_defaults``) and every K, one
 ``mpirun -np K`` job trains ``--steps`` transitions in all; every rank runs the zoo's ``n_envs``, so
@@ -14,7 +15,14 @@ K ranks collect K times as many environments per rollout.  The runs of one envir
 * efficiency = SPS(K) / (K · SPS(1));
 * comm = the share of ``learn()`` rank 0 spends inside refrl's collective operations (allreduce,
   allgather, ...); it includes waiting for the slowest rank, so load imbalance shows up here too;
-* eval = mean return of 10 deterministic episodes of the final policy (the same total budget).
+* eval = mean return of 10 deterministic episodes of the final policy (the same total budget);
+* x SPS(1) run by run: each K-rank run against the 1-rank run just before it (the machine's speed
+  drifts between runs; a pair shares its minute).
+
+``--global-batch`` keeps the zoo's rollout and minibatch for all ranks together (each rank runs
+n_envs / K environments, or n_steps / K steps, and minibatches of batch_size / K), so K ranks make
+the updates of one process, as many and as large; by default every rank runs all of it, and K
+ranks make K times larger updates, K times fewer of them, for the same number of transitions.
 
 Baselines in the same run (``--no-baselines`` skips them): one process with K·n_envs environments
 in gymnasium's ``AsyncVectorEnv`` (refrl's ``vectorization_mode="async"``, one subprocess per
@@ -68,6 +76,9 @@ def worker(env_id: str, steps: int, seed: int, mode: str) -> None:
     from refrl.evaluation import evaluate_policy
 
     hp = tuned_defaults("ppo", env_id)
+    k_ranks = int(os.environ["BENCH_K"])
+    if mode == "mpi" and os.environ.get("BENCH_GLOBAL_BATCH") == "1" and k_ranks > 1:
+        hp.update(_share_of_batch(hp, k_ranks))
     if mode == "async":  # one process, K·n_envs environments in subprocesses
         k = int(os.environ["BENCH_K"])
         hp.update(n_envs=k * hp.get("n_envs", 1), vectorization_mode="async")
@@ -83,6 +94,22 @@ def worker(env_id: str, steps: int, seed: int, mode: str) -> None:
         print("RESULT " + json.dumps({"sps": agent.num_timesteps / wall, "wall": wall, "comm_s": spent["s"],
                                       "calls": spent["calls"], "eval": ev, "steps": agent.num_timesteps}), flush=True)
     agent.close()
+
+
+def _share_of_batch(hp: dict, k: int) -> dict:
+    """One rank's share of the zoo's rollout and minibatch when K ranks keep its global batch:
+    n_envs / K environments (or n_steps / K steps when n_envs does not divide), batch_size / K."""
+    from refrl.config import PPOConfig
+
+    n_envs, n_steps = hp.get("n_envs", PPOConfig.n_envs), hp.get("n_steps", PPOConfig.n_steps)
+    batch_size = hp.get("batch_size", PPOConfig.batch_size)
+    if batch_size % k:
+        raise SystemExit(f"--global-batch: batch_size {batch_size} is not divisible by {k} ranks")
+    if n_envs % k == 0:
+        return {"n_envs": n_envs // k, "batch_size": batch_size // k}
+    if n_steps % k == 0:
+        return {"n_steps": n_steps // k, "batch_size": batch_size // k}
+    raise SystemExit(f"--global-batch: neither n_envs {n_envs} nor n_steps {n_steps} is divisible by {k} ranks")
 
 
 def sb3_worker(env_id: str, steps: int, seed: int, k: int) -> None:
@@ -137,6 +164,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baselines", dest="baselines", action="store_false")
+    p.add_argument("--global-batch", action="store_true",
+                   help="K ranks share the zoo's rollout and minibatch (n_envs or n_steps / K, batch_size / K) "
+                        "instead of each running all of it: the same updates as one process, for returns at the same budget")
     p.add_argument("--worker", nargs=3, metavar=("MODE", "ENV", "K"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -148,10 +178,12 @@ def main() -> None:
             worker(env_id, args.steps, args.seed, mode)
         return
 
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               BENCH_GLOBAL_BATCH="1" if args.global_batch else "0")
     me = [sys.executable, os.path.abspath(__file__), "--steps", str(args.steps), "--seed", str(args.seed)]
     cores = os.cpu_count() or 1
-    print(f"{cores} cores; {args.steps} steps per run; medians of {args.repeats}")
+    batch = "K ranks share the zoo's batch" if args.global_batch else "every rank runs the zoo's n_envs"
+    print(f"{cores} cores; {args.steps} steps per run; medians of {args.repeats}; {batch}")
     for env_id in args.envs:
         runs: dict[str, list[dict]] = {}
         for _ in range(args.repeats):  # alternate the configurations
@@ -175,7 +207,8 @@ def main() -> None:
                             runs.setdefault(f"sb3 subproc x{k}", []).append(res)
         base = statistics.median(r["sps"] for r in runs.get("mpi 1", [])) if runs.get("mpi 1") else None
         print(f"\n{env_id}")
-        print(f"  {'run':<16}{'SPS':>9}{'x SPS(1)':>10}{'efficiency':>12}{'comm':>8}{'eval':>10}")
+        print(f"  {'run':<16}{'SPS':>9}{'x SPS(1)':>10}{'efficiency':>12}{'comm':>8}{'eval':>10}"
+              "   x SPS(1) run by run (each against the 1-rank run just before it)")
         for name, rs in runs.items():
             sps = statistics.median(r["sps"] for r in rs)
             comm = statistics.median(r["comm_s"] / r["wall"] for r in rs)
@@ -183,7 +216,10 @@ def main() -> None:
             k = int(name.split()[-1].split("x")[-1]) if name != "mpi 1" else 1
             ratio = f"{sps / base:.2f}" if base else "-"
             eff = f"{sps / (k * base):.2f}" if base and name.startswith("mpi") else "-"
-            print(f"  {name:<16}{sps:>9.0f}{ratio:>10}{eff:>12}{comm:>8.1%}{ev:>10.1f}")
+            pairs = ""
+            if base and name != "mpi 1":  # the runs alternate: repeat i of this row follows repeat i of "mpi 1"
+                pairs = "   " + " ".join(f"{r['sps'] / r1['sps']:.2f}" for r, r1 in zip(rs, runs["mpi 1"]))
+            print(f"  {name:<16}{sps:>9.0f}{ratio:>10}{eff:>12}{comm:>8.1%}{ev:>10.1f}{pairs}")
 
 
 if __name__ == "__main__":
