@@ -118,19 +118,10 @@ class PPO(OnPolicyAlgorithm):
                 opt.step()
                 self.n_updates += 1
 
-                log.store(
-                    **{
-                        "train/policy_loss": -surrogate,
-                        "train/value_loss": v_loss,
-                        "train/entropy": entropy,
-                        "train/entropy_loss": -entropy,
-                        "train/approx_kl": approx_kl,
-                        "train/approx_kl_k1": kl_k1,
-                        "train/clip_fraction": clip_fraction,
-                        "train/grad_norm": grad_norm,
-                        "train/loss": -surrogate + cfg.vf_coef * v_loss - cfg.ent_coef * entropy + self.kl_coef * kl,
-                    }
-                )
+                log.store(**{"train/policy_loss": -surrogate, "train/value_loss": v_loss, "train/entropy": entropy,
+                             "train/entropy_loss": -entropy, "train/approx_kl": approx_kl, "train/approx_kl_k1": kl_k1,
+                             "train/clip_fraction": clip_fraction, "train/grad_norm": grad_norm,
+                             "train/loss": -surrogate + cfg.vf_coef * v_loss - cfg.ent_coef * entropy + self.kl_coef * kl})
                 if w_sum > 0:
                     epoch_ratio_max = max(epoch_ratio_max, pg.ratio_max)
                     ratio_min = min(ratio_min, pg.ratio_min)
