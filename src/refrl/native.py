@@ -362,10 +362,11 @@ def _act_args(fn: str, policy: Any, obs: Any, rng: Any, deterministic: Any) -> A
 _REAL_KINDS, _GENERATOR = "biuf", np.random.Generator
 
 
-def _act(policy: ActorCritic, obs: Any, rng: np.random.Generator, deterministic: bool):
-    """:func:`act` on checked arguments."""
+def _act(policy: ActorCritic, obs: Any, rng: np.random.Generator, deterministic: bool,
+         net: _ActingNetwork | None = None):
+    """:func:`act` on checked arguments (``net``: the policy's acting network, if already looked up)."""
     if policy.native_act:
-        res = _acting_network(policy).act(policy, obs, rng, deterministic)
+        res = (_acting_network(policy) if net is None else net).act(policy, obs, rng, deterministic)
         if res is not None:
             return res
     return policy.act(obs, rng, deterministic)
@@ -381,13 +382,12 @@ def act_and_clip(
     the clip is done in the same C++ call. Arguments are checked as by :func:`act`.
     """
     obs = _act_args("act_and_clip", policy, obs, rng, False)
-    res = None
+    net = None
     if policy.native_act:
         net = _acting_network(policy)
         if net.gaussian:
             x = net.input(policy, obs)
             if x is not None:
                 return net.act_gaussian(policy, obs, x, rng, clip=True)
-        res = net.act(policy, obs, rng, False)
-    a, logp, values = policy.act(obs, rng, False) if res is None else res
+    a, logp, values = _act(policy, obs, rng, False, net)
     return a, policy.clip_actions(a), logp, values
