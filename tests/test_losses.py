@@ -247,6 +247,13 @@ def test_normalize_advantages_of_a_share_with_the_whole_minibatchs_moments(n, da
         assert_close(got, whole[part], rtol=1e-9, atol=1e-9 * (1.0 + np.abs(whole).max()), name="share")
 
 
+def test_advantage_moments_and_normalisation_name_a_wrong_shape():
+    with pytest.raises(ValueError, match="'advantages' \\(4,\\) and 'weights' \\(3,\\)"):
+        losses.advantage_moments(np.zeros(4), np.ones(3))
+    with pytest.raises(ValueError, match="'moments' must be .* shape \\(3,\\), got \\(2,\\)"):
+        losses.normalize_advantages(np.zeros(4), np.ones(4), np.ones(2))
+
+
 def test_normalize_advantages_is_torch_std_over_real_samples():
     """With a 0/1 mask it is (A − mean) / (std(ddof=1) + 1e-8) over the real samples (SB3 / CleanRL)."""
     adv = np.array([1.0, 2.0, 4.0, 1000.0, 7.0])

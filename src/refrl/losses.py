@@ -47,6 +47,9 @@ def advantage_moments(advantages: np.ndarray, weights: np.ndarray) -> np.ndarray
     The statistics per-minibatch normalisation needs, for the rows of [n_minibatches, M] at once;
     the moments of a minibatch split over several ranks are the sum of the ranks' moments.
     """
+    if advantages.shape != weights.shape or advantages.ndim < 1:
+        raise ValueError(f"advantage_moments: 'advantages' {advantages.shape} and 'weights' {weights.shape} must have "
+                         "one shape, with at least one axis")
     w = weights.astype(np.float64)
     wa = w * advantages
     moments = np.empty((*w.shape[:-1], 3))
@@ -67,7 +70,11 @@ def normalize_advantages(advantages: np.ndarray, weights: np.ndarray, moments: n
     float64 sums lose about (Ê[Â]/std_w)² · 1e-16 of the variance to cancellation: nothing for the
     advantages of a minibatch (a mean 1e4 times the spread still leaves 1e-8 relative).
     """
-    s0, s1, s2 = (advantage_moments(advantages, weights) if moments is None else moments).tolist()
+    if moments is None:
+        moments = advantage_moments(advantages, weights)
+    elif np.shape(moments) != (3,):
+        raise ValueError(f"normalize_advantages: 'moments' must be (Σw, Σw Â, Σw Â²), shape (3,), got {np.shape(moments)}")
+    s0, s1, s2 = np.asarray(moments, dtype=np.float64).tolist()
     w_sum = max(s0, 1.0)
     mean = s1 / w_sum
     var = max(s2 - 2.0 * mean * s1 + mean * mean * s0, 0.0) / max(w_sum - 1.0, 1.0)
