@@ -80,8 +80,7 @@ def worker(env_id: str, steps: int, seed: int, mode: str) -> None:
     if mode == "mpi" and os.environ.get("BENCH_GLOBAL_BATCH") == "1" and k_ranks > 1:
         hp.update(_share_of_batch(hp, k_ranks))
     if mode == "async":  # one process, K·n_envs environments in subprocesses
-        k = int(os.environ["BENCH_K"])
-        hp.update(n_envs=k * hp.get("n_envs", 1), vectorization_mode="async")
+        hp.update(n_envs=k_ranks * hp.get("n_envs", 1), vectorization_mode="async")
     agent = refrl.PPO(env_id, seed=seed, **hp)
     spent = _timed(agent.comm) if agent.comm.is_distributed else {"s": 0.0, "calls": 0}
     if agent.comm.is_distributed:
