@@ -1,0 +1,75 @@
+"""Which collectives a data-parallel PPO run makes, how many per update and how long each takes.
+
+Run under mpirun; rank 0 prints, per collective of ``refrl.distributed``, the calls per update and
+the wall time inside them (waiting for the other ranks included), then the time of a bare
+allreduce of the policy's gradient size (2,000 back to back, after a barrier): the difference is
+what the ranks spend waiting for each other.
+
+    mpirun -np 2 python benchmarks/mpi_collectives.py [ENV] [STEPS]     # CartPole-v1, 20480
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import refrl  # noqa: E402
+from refrl.config import tuned_defaults  # noqa: E402
+
+COLLECTIVES = ("average_", "weighted_mean", "sum", "max", "max_int", "sum_int", "any", "all", "gather", "concat",
+               "agree", "check_identical", "broadcast_", "broadcast_object")
+
+
+def main() -> None:
+    env = sys.argv[1] if len(sys.argv) > 1 else "CartPole-v1"
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 20_480
+    agent = refrl.PPO(env, seed=0, **tuned_defaults("ppo", env))
+    comm = agent.comm
+    if not comm.is_distributed:
+        raise SystemExit("run under mpirun with 2 or more ranks")
+    calls, spent = collections.Counter(), collections.Counter()
+    for name in COLLECTIVES:
+        fn = getattr(comm, name, None)
+        if fn is None:
+            continue
+
+        def timed(*args, _fn=fn, _name=name, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                calls[_name] += 1
+                spent[_name] += time.perf_counter() - t0
+
+        setattr(comm, name, timed)
+    t0 = time.perf_counter()
+    agent.learn(steps, progress_bar=False)
+    wall = time.perf_counter() - t0
+    n_updates = max(1, agent.num_timesteps // (agent.config.n_steps * agent.config.n_envs * comm.size))
+
+    from mpi4py import MPI
+
+    buf = np.ones(agent.policy.params.size)
+    comm.comm.Barrier()
+    t1 = time.perf_counter()
+    for _ in range(2000):
+        comm.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+    bare = (time.perf_counter() - t1) / 2000
+    if comm.rank == 0:
+        print(f"{env}, {comm.size} ranks: {n_updates} updates, learn() {wall:.2f} s, "
+              f"{sum(calls.values()) / n_updates:.1f} collectives per update")
+        for name, n in calls.most_common():
+            print(f"  {name:16s} {n / n_updates:6.1f} per update  {spent[name] * 1e3:8.1f} ms  "
+                  f"{spent[name] / n * 1e6:7.1f} us per call")
+        print(f"  bare allreduce of {buf.size} float64: {bare * 1e6:.1f} us")
+    agent.close()
+
+
+if __name__ == "__main__":
+    main()
