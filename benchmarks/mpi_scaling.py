@@ -15,9 +15,18 @@ K ranks collect K times as many environments per rollout.  The runs of one envir
 * efficiency = SPS(K) / (K · SPS(1));
 * comm = the share of ``learn()`` rank 0 spends inside refrl's collective operations (allreduce,
   allgather, ...); it includes waiting for the slowest rank, so load imbalance shows up here too;
+* unequal = how unequally the cores ran the same work: for ``mpi K``, the longest time a rank spent
+  outside the collectives over the shortest; for ``alone K``, the fastest process's SPS over the
+  slowest's (1.00 on dedicated, equal cores; ranks in lockstep go at the slowest one's pace);
 * eval = mean return of 10 deterministic episodes of the final policy (the same total budget);
 * x SPS(1) run by run: each K-rank run against the 1-rank run just before it (the machine's speed
   drifts between runs; a pair shares its minute).
+
+The ceiling, ``alone K`` (``--no-ceiling`` skips it): the same ``mpirun -np K`` starts K processes
+that train independently (``distributed=False``, no communication at all), each on 1/K of the steps
+with the same per-rank settings; SPS = all their transitions / the slowest one's wall time.  It is
+what K cores of this machine give K learners that never wait for each other, so SPS(mpi K) /
+SPS(alone K) is the share of it the synchronised run keeps.
 
 ``--global-batch`` keeps the zoo's rollout and minibatch for all ranks together (each rank runs
 n_envs / K environments, or n_steps / K steps, and minibatches of batch_size / K), so K ranks make
@@ -77,8 +86,10 @@ def worker(env_id: str, steps: int, seed: int, mode: str) -> None:
 
     hp = tuned_defaults("ppo", env_id)
     k_ranks = int(os.environ["BENCH_K"])
-    if mode == "mpi" and os.environ.get("BENCH_GLOBAL_BATCH") == "1" and k_ranks > 1:
+    if mode in ("mpi", "alone") and os.environ.get("BENCH_GLOBAL_BATCH") == "1" and k_ranks > 1:
         hp.update(_share_of_batch(hp, k_ranks))
+    if mode == "alone":
+        return alone_worker(env_id, steps, seed, hp, k_ranks)
     if mode == "async":  # one process, K·n_envs environments in subprocesses
         hp.update(n_envs=k_ranks * hp.get("n_envs", 1), vectorization_mode="async")
     agent = refrl.PPO(env_id, seed=seed, **hp)
@@ -88,10 +99,38 @@ def worker(env_id: str, steps: int, seed: int, mode: str) -> None:
     t0 = time.perf_counter()
     agent.learn(steps)
     wall = time.perf_counter() - t0
+    # each rank's time outside the collectives: the same work, so their ratio is how unequal the cores ran
+    busy = agent.comm.comm.gather(wall - spent["s"], root=0) if agent.comm.is_distributed else [wall]
     if agent.comm.is_root:
         ev = float(np.mean(evaluate_policy(agent, n_episodes=10, seed=10_000)))
         print("RESULT " + json.dumps({"sps": agent.num_timesteps / wall, "wall": wall, "comm_s": spent["s"],
-                                      "calls": spent["calls"], "eval": ev, "steps": agent.num_timesteps}), flush=True)
+                                      "calls": spent["calls"], "eval": ev, "steps": agent.num_timesteps,
+                                      "unequal": max(busy) / min(busy)}), flush=True)
+    agent.close()
+
+
+def alone_worker(env_id: str, steps: int, seed: int, hp: dict, k: int) -> None:
+    """The ceiling of the K-rank run: under ``mpirun -np K`` every process trains its own agent on
+    steps / K transitions (``distributed=False``: no communication; every rank with the zoo's
+    settings, a seed of its own), all started together after a barrier.  SPS = all processes'
+    transitions / the slowest one's wall time: what K cores give K independent learners here."""
+    from mpi4py import MPI
+
+    import refrl
+
+    world = MPI.COMM_WORLD
+    agent = refrl.PPO(env_id, seed=seed + world.rank, distributed=False, **hp)
+    world.Barrier()
+    t0 = time.perf_counter()
+    agent.learn(steps // k)
+    wall = time.perf_counter() - t0
+    done = world.gather((agent.num_timesteps, wall), root=0)
+    if world.rank == 0:  # (no evaluation: each agent saw only its own share of the budget)
+        total, slowest = sum(n for n, _ in done), max(w for _, w in done)
+        speeds = [n / w for n, w in done]
+        print("RESULT " + json.dumps({"sps": total / slowest, "wall": slowest, "comm_s": 0.0, "calls": 0,
+                                      "eval": None, "steps": total, "unequal": max(speeds) / min(speeds)}),
+              flush=True)
     agent.close()
 
 
@@ -163,6 +202,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baselines", dest="baselines", action="store_false")
+    p.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                   help="skip the 'alone K' row: K processes under the same mpirun training independently "
+                        "(no communication), each on 1/K of the steps, the most K cores give here")
     p.add_argument("--global-batch", action="store_true",
                    help="K ranks share the zoo's rollout and minibatch (n_envs or n_steps / K, batch_size / K) "
                         "instead of each running all of it: the same updates as one process, for returns at the same budget")
@@ -192,6 +234,10 @@ def main() -> None:
                 res = _launch(cmd, env)
                 if res:
                     runs.setdefault(f"mpi {k}", []).append(res)
+                if args.ceiling and k > 1:  # K independent learners under the same launcher
+                    res = _launch([*cmd[:-3], "alone", env_id, str(k)], dict(env, REFRL_DISTRIBUTED="0"))
+                    if res:
+                        runs.setdefault(f"alone {k}", []).append(res)
                 if args.baselines and k > 1:
                     res = _launch([*me, "--worker", "async", env_id, str(k)], env)
                     if res:
@@ -206,19 +252,21 @@ def main() -> None:
                             runs.setdefault(f"sb3 subproc x{k}", []).append(res)
         base = statistics.median(r["sps"] for r in runs.get("mpi 1", [])) if runs.get("mpi 1") else None
         print(f"\n{env_id}")
-        print(f"  {'run':<16}{'SPS':>9}{'x SPS(1)':>10}{'efficiency':>12}{'comm':>8}{'eval':>10}"
+        print(f"  {'run':<16}{'SPS':>9}{'x SPS(1)':>10}{'efficiency':>12}{'comm':>8}{'unequal':>9}{'eval':>10}"
               "   x SPS(1) run by run (each against the 1-rank run just before it)")
         for name, rs in runs.items():
             sps = statistics.median(r["sps"] for r in rs)
             comm = statistics.median(r["comm_s"] / r["wall"] for r in rs)
-            ev = statistics.median(r["eval"] for r in rs)
+            unequal = statistics.median(r.get("unequal", 1.0) for r in rs)
+            evals = [r["eval"] for r in rs if r["eval"] is not None]
+            ev = f"{statistics.median(evals):.1f}" if evals else "-"
             k = int(name.split()[-1].split("x")[-1]) if name != "mpi 1" else 1
             ratio = f"{sps / base:.2f}" if base else "-"
-            eff = f"{sps / (k * base):.2f}" if base and name.startswith("mpi") else "-"
+            eff = f"{sps / (k * base):.2f}" if base and name.startswith(("mpi", "alone")) else "-"
             pairs = ""
             if base and name != "mpi 1":  # the runs alternate: repeat i of this row follows repeat i of "mpi 1"
                 pairs = "   " + " ".join(f"{r['sps'] / r1['sps']:.2f}" for r, r1 in zip(rs, runs["mpi 1"]))
-            print(f"  {name:<16}{sps:>9.0f}{ratio:>10}{eff:>12}{comm:>8.1%}{ev:>10.1f}{pairs}")
+            print(f"  {name:<16}{sps:>9.0f}{ratio:>10}{eff:>12}{comm:>8.1%}{unequal:>9.2f}{ev:>10}{pairs}")
 
 
 if __name__ == "__main__":
