@@ -1,9 +1,11 @@
 """Which collectives a data-parallel PPO run makes, how many per update and how long each takes.
 
 Run under mpirun; rank 0 prints, per collective of ``refrl.distributed``, the calls per update and
-the wall time inside them (waiting for the other ranks included), then the time of a bare
-allreduce of the policy's gradient size (2,000 back to back, after a barrier): the difference is
-what the ranks spend waiting for each other.
+the wall time inside them, split in two with the entry times of every rank (one monotonic clock on
+one machine): *waiting*, from a rank's entry to the last rank's (the ranks' unequal progress, mean
+over the ranks), and *after the last arrival*, from there to the rank's exit (the collective's own
+cost: refrl's buffer work and the MPI transfer).  Then the time of a bare allreduce of the policy's
+gradient size (2,000 back to back, after a barrier).
 
     mpirun -np 2 python benchmarks/mpi_collectives.py [ENV] [STEPS]     # CartPole-v1, 20480
 """
@@ -34,18 +36,23 @@ def main() -> None:
     if not comm.is_distributed:
         raise SystemExit("run under mpirun with 2 or more ranks")
     calls, spent = collections.Counter(), collections.Counter()
+    order: list[str] = []  # the collectives in call order, with their (entry, exit) times
+    times: list[tuple[float, float]] = []
     for name in COLLECTIVES:
         fn = getattr(comm, name, None)
         if fn is None:
             continue
 
         def timed(*args, _fn=fn, _name=name, **kwargs):
-            t0 = time.perf_counter()
+            t0 = time.monotonic()
             try:
                 return _fn(*args, **kwargs)
             finally:
+                t1 = time.monotonic()
                 calls[_name] += 1
-                spent[_name] += time.perf_counter() - t0
+                spent[_name] += t1 - t0
+                order.append(_name)
+                times.append((t0, t1))
 
         setattr(comm, name, timed)
     t0 = time.perf_counter()
@@ -55,6 +62,7 @@ def main() -> None:
 
     from mpi4py import MPI
 
+    every = comm.comm.gather(np.array(times), root=0)  # [ranks] x [calls, (entry, exit)]
     buf = np.ones(agent.policy.params.size)
     comm.comm.Barrier()
     t1 = time.perf_counter()
@@ -64,9 +72,18 @@ def main() -> None:
     if comm.rank == 0:
         print(f"{env}, {comm.size} ranks: {n_updates} updates, learn() {wall:.2f} s, "
               f"{sum(calls.values()) / n_updates:.1f} collectives per update")
+        t = np.stack(every)
+        last = t[:, :, 0].max(axis=0)  # the last rank's entry, per call
+        waiting = (last - t[:, :, 0]).mean(axis=0)
+        after = (t[:, :, 1] - last).clip(min=0).mean(axis=0)
+        names = np.array(order)
+        print(f"  {'':16s} {'calls':>15s} {'inside':>11s} {'per call':>13s} {'waiting':>10s} {'after last arrival':>19s}")
         for name, n in calls.most_common():
-            print(f"  {name:16s} {n / n_updates:6.1f} per update  {spent[name] * 1e3:8.1f} ms  "
-                  f"{spent[name] / n * 1e6:7.1f} us per call")
+            mine = names == name
+            print(f"  {name:16s} {n / n_updates:6.1f} per update {spent[name] * 1e3:8.1f} ms  "
+                  f"{spent[name] / n * 1e6:7.1f} us  {waiting[mine].sum() * 1e3:7.1f} ms  "
+                  f"{after[mine].sum() * 1e3:8.1f} ms ({after[mine].mean() * 1e6:5.1f} us per call)")
+        print(f"  all: waiting {waiting.sum() / wall:.1%} of learn(), after the last arrival {after.sum() / wall:.1%}")
         print(f"  bare allreduce of {buf.size} float64: {bare * 1e6:.1f} us")
     agent.close()
 
