@@ -2,10 +2,12 @@
 
     python benchmarks/core_steadiness.py                  # one process alone, then 2 at once
     python benchmarks/core_steadiness.py --procs 1 2 4 --steps 6000
+    python benchmarks/core_steadiness.py --work python      # the same with a plain Python loop
 
 The work is fixed: the forward and backward pass of one PPO minibatch at RL Zoo's CartPole-v1 sizes
 (256 observations of 4, two 64-64 tanh networks, float32, one BLAS thread), the same arrays every
-step.  For each process: the step time's 10th, 50th and 90th percentiles; "slow" = the share of
+step; ``--work python`` times a loop of 10,000 Python integer additions instead (no NumPy).  For
+each process: the step time's 10th, 50th and 90th percentiles; "slow" = the share of
 steps taking more than 1.3x the process's 10th percentile, and P(slow | slow) the chance that the
 step after a slow one is slow too (runs of slow steps, not isolated ones).  With several processes
 at once (started together, timed on the same monotonic clock): "any slow" = the share of the
@@ -37,8 +39,8 @@ import numpy as np  # noqa: E402
 SLOW = 1.3  # a step is slow above this multiple of the process's 10th percentile
 
 
-def worker(steps: int, start_at: float) -> None:
-    """Time ``steps`` identical gradient steps; print the (start, end) of each as JSON."""
+def _gradient_step():
+    """One PPO minibatch's forward and backward pass, on the same arrays every call."""
     import gymnasium as gym
 
     from refrl.policy import ActorCritic
@@ -50,13 +52,36 @@ def worker(steps: int, start_at: float) -> None:
     actions = rng.integers(0, 2, 256)
     dlogp = rng.standard_normal(256).astype(np.float32) / 256
     dvalues = rng.standard_normal(256).astype(np.float32) / 256
+
+    def step() -> None:
+        _, _, _, cache = policy.evaluate(obs, actions)
+        policy.backward(cache, dlogp=dlogp, dvalues=dvalues, accumulate=False)
+
+    return step
+
+
+def _python_loop():
+    """A loop of plain Python integer additions (no NumPy, no vector instructions)."""
+    def step() -> None:
+        total = 0
+        for i in range(10_000):
+            total += i
+
+    return step
+
+
+WORK = {"gradient": _gradient_step, "python": _python_loop}
+
+
+def worker(work: str, steps: int, start_at: float) -> None:
+    """Time ``steps`` identical steps of ``work``; print the (start, end) of each as JSON."""
+    step = WORK[work]()
     while time.time() < start_at:  # every process starts on the same second
         time.sleep(0.001)
     t = np.empty((steps, 2))
     for i in range(steps):
         t[i, 0] = time.monotonic()
-        _, _, _, cache = policy.evaluate(obs, actions)
-        policy.backward(cache, dlogp=dlogp, dvalues=dvalues, accumulate=False)
+        step()
         t[i, 1] = time.monotonic()
     print(json.dumps(t.tolist()))
 
@@ -108,16 +133,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--work", choices=sorted(WORK), default="gradient",
+                   help="gradient: one PPO minibatch step (default); python: a plain Python loop")
     p.add_argument("--worker", type=float, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker is not None:
-        worker(args.steps, args.worker)
+        worker(args.work, args.steps, args.worker)
         return
-    print(f"{os.cpu_count()} cores; {args.steps} identical PPO gradient steps per process (CartPole-v1 zoo sizes)")
+    what = "PPO gradient steps (CartPole-v1 zoo sizes)" if args.work == "gradient" else "Python loops"
+    print(f"{os.cpu_count()} cores; {args.steps} identical {what} per process")
     alone_p50 = None
     for k in args.procs:
         start_at = time.time() + 2.0
-        cmd = [sys.executable, os.path.abspath(__file__), "--steps", str(args.steps), "--worker", str(start_at)]
+        cmd = [sys.executable, os.path.abspath(__file__), "--steps", str(args.steps), "--work", args.work,
+               "--worker", str(start_at)]
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
         times = [np.array(json.loads(proc.communicate()[0])) for proc in procs]
         print(f"  {k} process{'es' if k > 1 else ''} at once")
