@@ -229,13 +229,12 @@ def main() -> None:
         runs: dict[str, list[dict]] = {}
         for _ in range(args.repeats):  # alternate the configurations
             for k in args.ranks:
-                cmd = [_mpirun(), "-np", str(k), *(["--oversubscribe"] if k > cores else []), *me,
-                       "--worker", "mpi", env_id, str(k)]
-                res = _launch(cmd, env)
+                launcher = [_mpirun(), "-np", str(k), *(["--oversubscribe"] if k > cores else []), *me, "--worker"]
+                res = _launch([*launcher, "mpi", env_id, str(k)], env)
                 if res:
                     runs.setdefault(f"mpi {k}", []).append(res)
                 if args.ceiling and k > 1:  # K independent learners under the same launcher
-                    res = _launch([*cmd[:-3], "alone", env_id, str(k)], dict(env, REFRL_DISTRIBUTED="0"))
+                    res = _launch([*launcher, "alone", env_id, str(k)], dict(env, REFRL_DISTRIBUTED="0"))
                     if res:
                         runs.setdefault(f"alone {k}", []).append(res)
                 if args.baselines and k > 1:
@@ -257,7 +256,8 @@ def main() -> None:
         for name, rs in runs.items():
             sps = statistics.median(r["sps"] for r in rs)
             comm = statistics.median(r["comm_s"] / r["wall"] for r in rs)
-            unequal = statistics.median(r.get("unequal", 1.0) for r in rs)
+            unequals = [r["unequal"] for r in rs if "unequal" in r]  # (not measured for one process)
+            unequal = f"{statistics.median(unequals):.2f}" if unequals else "-"
             evals = [r["eval"] for r in rs if r["eval"] is not None]
             ev = f"{statistics.median(evals):.1f}" if evals else "-"
             k = int(name.split()[-1].split("x")[-1]) if name != "mpi 1" else 1
@@ -266,7 +266,7 @@ def main() -> None:
             pairs = ""
             if base and name != "mpi 1":  # the runs alternate: repeat i of this row follows repeat i of "mpi 1"
                 pairs = "   " + " ".join(f"{r['sps'] / r1['sps']:.2f}" for r, r1 in zip(rs, runs["mpi 1"]))
-            print(f"  {name:<16}{sps:>9.0f}{ratio:>10}{eff:>12}{comm:>8.1%}{unequal:>9.2f}{ev:>10}{pairs}")
+            print(f"  {name:<16}{sps:>9.0f}{ratio:>10}{eff:>12}{comm:>8.1%}{unequal:>9}{ev:>10}{pairs}")
 
 
 if __name__ == "__main__":
