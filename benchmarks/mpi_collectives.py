@@ -12,7 +12,6 @@ gradient size (2,000 back to back, after a barrier).
 
 from __future__ import annotations
 
-import collections
 import os
 import sys
 import time
@@ -35,7 +34,6 @@ def main() -> None:
     comm = agent.comm
     if not comm.is_distributed:
         raise SystemExit("run under mpirun with 2 or more ranks")
-    calls, spent = collections.Counter(), collections.Counter()
     order: list[str] = []  # the collectives in call order, with their (entry, exit) times
     times: list[tuple[float, float]] = []
     for name in COLLECTIVES:
@@ -48,11 +46,8 @@ def main() -> None:
             try:
                 return _fn(*args, **kwargs)
             finally:
-                t1 = time.monotonic()
-                calls[_name] += 1
-                spent[_name] += t1 - t0
                 order.append(_name)
-                times.append((t0, t1))
+                times.append((t0, time.monotonic()))
 
         setattr(comm, name, timed)
     t0 = time.perf_counter()
@@ -71,17 +66,19 @@ def main() -> None:
     bare = (time.perf_counter() - t1) / 2000
     if comm.rank == 0:
         print(f"{env}, {comm.size} ranks: {n_updates} updates, learn() {wall:.2f} s, "
-              f"{sum(calls.values()) / n_updates:.1f} collectives per update")
+              f"{len(order) / n_updates:.1f} collectives per update")
         t = np.stack(every)
         last = t[:, :, 0].max(axis=0)  # the last rank's entry, per call
         waiting = (last - t[:, :, 0]).mean(axis=0)
         after = (t[:, :, 1] - last).clip(min=0).mean(axis=0)
-        names = np.array(order)
+        inside = t[0, :, 1] - t[0, :, 0]  # rank 0's time in each call
+        names, counts = np.unique(order, return_counts=True)
         print(f"  {'':16s} {'calls':>15s} {'inside':>11s} {'per call':>13s} {'waiting':>10s} {'after last arrival':>19s}")
-        for name, n in calls.most_common():
-            mine = names == name
-            print(f"  {name:16s} {n / n_updates:6.1f} per update {spent[name] * 1e3:8.1f} ms  "
-                  f"{spent[name] / n * 1e6:7.1f} us  {waiting[mine].sum() * 1e3:7.1f} ms  "
+        for name, n in sorted(zip(names, counts), key=lambda nc: -nc[1]):
+            mine = np.array(order) == name
+            spent = inside[mine].sum()
+            print(f"  {name:16s} {n / n_updates:6.1f} per update {spent * 1e3:8.1f} ms  "
+                  f"{spent / n * 1e6:7.1f} us  {waiting[mine].sum() * 1e3:7.1f} ms  "
                   f"{after[mine].sum() * 1e3:8.1f} ms ({after[mine].mean() * 1e6:5.1f} us per call)")
         print(f"  all: waiting {waiting.sum() / wall:.1%} of learn(), after the last arrival {after.sum() / wall:.1%}")
         print(f"  bare allreduce of {buf.size} float64: {bare * 1e6:.1f} us")

@@ -100,12 +100,14 @@ def worker(env_id: str, steps: int, seed: int, mode: str) -> None:
     agent.learn(steps)
     wall = time.perf_counter() - t0
     # each rank's time outside the collectives: the same work, so their ratio is how unequal the cores ran
-    busy = agent.comm.comm.gather(wall - spent["s"], root=0) if agent.comm.is_distributed else [wall]
+    busy = agent.comm.comm.gather(wall - spent["s"], root=0) if agent.comm.is_distributed else None
     if agent.comm.is_root:
         ev = float(np.mean(evaluate_policy(agent, n_episodes=10, seed=10_000)))
-        print("RESULT " + json.dumps({"sps": agent.num_timesteps / wall, "wall": wall, "comm_s": spent["s"],
-                                      "calls": spent["calls"], "eval": ev, "steps": agent.num_timesteps,
-                                      "unequal": max(busy) / min(busy)}), flush=True)
+        res = {"sps": agent.num_timesteps / wall, "wall": wall, "comm_s": spent["s"], "calls": spent["calls"],
+               "eval": ev, "steps": agent.num_timesteps}
+        if busy is not None:
+            res["unequal"] = max(busy) / min(busy)
+        print("RESULT " + json.dumps(res), flush=True)
     agent.close()
 
 
